@@ -1,0 +1,3 @@
+from meshopt_cli.cli import main
+
+main()
