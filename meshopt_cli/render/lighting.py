@@ -1,0 +1,47 @@
+"""Flat per-face lighting: ambient + one directional light, multiplied into the texture cubes."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from meshopt_cli.render.camera import VectorLike, _batched_vector
+
+
+def face_normals(faces: torch.Tensor) -> torch.Tensor:
+    """Unit normals n = normalize((v0 - v1) x (v2 - v1)) of ``faces [B, F, 3, 3]`` -> ``[B, F, 3]``."""
+    v10 = faces[:, :, 0] - faces[:, :, 1]
+    v12 = faces[:, :, 2] - faces[:, :, 1]
+    return F.normalize(torch.cross(v10, v12, dim=-1), dim=-1, eps=1e-5)
+
+
+def lighting(
+    faces: torch.Tensor,
+    textures: torch.Tensor,
+    intensity_ambient: float = 0.5,
+    intensity_directional: float = 0.5,
+    color_ambient: VectorLike = (1, 1, 1),
+    color_directional: VectorLike = (1, 1, 1),
+    direction: VectorLike = (0, 1, 0),
+) -> torch.Tensor:
+    """Light per-face texture cubes.
+
+    light = I_amb c_amb + I_dir c_dir max(0, n . d), constant over a face.
+
+    Args:
+        faces: ``[B, F, 3, 3]`` world-space vertex positions of each face.
+        textures: ``[B, F, T, T, T, 3]`` colours in [0, 1].
+        color_ambient, color_directional, direction: ``[3]`` or ``[B, 3]``.
+    Returns:
+        ``[B, F, T, T, T, 3]`` lit textures (a new tensor; the input is not modified).
+    """
+    batch_size, num_faces = faces.shape[:2]
+    light = torch.zeros(batch_size, num_faces, 3, dtype=faces.dtype, device=faces.device)
+    if intensity_ambient != 0:
+        ambient = _batched_vector(color_ambient, batch_size, faces, "light_color_ambient")
+        light = light + intensity_ambient * ambient[:, None, :]
+    if intensity_directional != 0:
+        directional = _batched_vector(color_directional, batch_size, faces, "light_color_directional")
+        direction_t = _batched_vector(direction, batch_size, faces, "light_direction")
+        cosine = torch.relu(torch.sum(face_normals(faces) * direction_t[:, None, :], dim=-1))
+        light = light + intensity_directional * directional[:, None, :] * cosine[:, :, None]
+    return textures * light[:, :, None, None, None, :]

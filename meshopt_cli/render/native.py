@@ -1,0 +1,146 @@
+"""Builds and loads the native kernels (``kernels/``) with ``torch.utils.cpp_extension``.
+
+The CPU extension is built on first use into torch's extension cache (a one-line status on
+stderr while it builds); the CUDA extension likewise, the first time a CUDA tensor is rendered.
+When a build fails, :func:`backend_for` warns once and returns None so that the caller falls
+back to the reference backend.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import platform
+import shutil
+import sys
+import warnings
+from types import SimpleNamespace
+
+import torch
+
+_PACKAGE_DIR = pathlib.Path(__file__).resolve().parent.parent
+_CANDIDATE_KERNEL_DIRS = (_PACKAGE_DIR.parent / "kernels", _PACKAGE_DIR / "_kernels")
+
+CPU_SOURCES = ("rasterize_cpu.cpp",)
+CUDA_SOURCES = ("rasterize_cuda.cu",)
+HEADERS = ("rasterizer_math.h",)
+# No FMA contraction: the forward pass must round exactly like the reference backend.
+CPU_FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp-simd", "-march=native"]
+CUDA_FLAGS = ["-O3", "--fmad=false"]
+
+_loaded: dict = {}
+
+
+def kernel_dir() -> pathlib.Path:
+    """Where the kernel sources are: the repository's ``kernels/`` or the wheel's copy."""
+    for candidate in _CANDIDATE_KERNEL_DIRS:
+        if (candidate / CPU_SOURCES[0]).is_file():
+            return candidate
+    raise FileNotFoundError("meshopt kernel sources not found (looked in " + ", ".join(map(str, _CANDIDATE_KERNEL_DIRS)) + ")")
+
+
+def _cpu_signature() -> str:
+    """Tells machines apart for -march=native builds that share a cache directory."""
+    flags = ""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line
+                break
+    except OSError:
+        pass
+    return platform.machine() + flags
+
+
+def extension_name(kind: str) -> str:
+    """A name that changes whenever the sources, flags, torch version or CPU change."""
+    sources = CPU_SOURCES if kind == "cpu" else CUDA_SOURCES
+    digest = hashlib.sha256()
+    directory = kernel_dir()
+    for name in sources + HEADERS:
+        digest.update((directory / name).read_bytes())
+    flags = CPU_FLAGS if kind == "cpu" else CUDA_FLAGS
+    digest.update(" ".join(flags).encode())
+    digest.update(torch.__version__.encode())
+    digest.update(_cpu_signature().encode())
+    return f"meshopt_{kind}_{digest.hexdigest()[:12]}"
+
+
+def _ensure_cuda_home() -> None:
+    """torch looks for CUDA_HOME; derive it from the nvcc on PATH when it is not set."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        home = pathlib.Path(os.path.realpath(nvcc)).parent.parent
+        os.environ["CUDA_HOME"] = str(home)
+        if "torch.utils.cpp_extension" in sys.modules:
+            sys.modules["torch.utils.cpp_extension"].CUDA_HOME = str(home)
+
+
+def load(kind: str = "cpu", verbose: bool = False):
+    """Build (first time only) and import the ``cpu`` or ``cuda`` extension module."""
+    if kind in _loaded:
+        return _loaded[kind]
+    _ensure_cuda_home()  # before cpp_extension's import, which otherwise logs a guess
+    from torch.utils import cpp_extension
+
+    name = extension_name(kind)
+    directory = kernel_dir()
+    build_dir = pathlib.Path(cpp_extension._get_build_directory(name, verbose=False))
+    if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
+        print(f"meshopt: building {kind.upper()} kernels (first run only, about a minute)...", file=sys.stderr, flush=True)
+    sources = [str(directory / s) for s in (CPU_SOURCES if kind == "cpu" else CUDA_SOURCES)]
+    module = cpp_extension.load(
+        name=name,
+        sources=sources,
+        extra_cflags=CPU_FLAGS if kind == "cpu" else ["-O3"],
+        extra_cuda_cflags=CUDA_FLAGS if kind == "cuda" else None,
+        extra_include_paths=[str(directory)],
+        verbose=verbose,
+    )
+    _loaded[kind] = module
+    return module
+
+
+def backend_for(device: torch.device):
+    """A backend object (reference.py's contract) on ``device``, or None when it cannot be built."""
+    kind = "cuda" if torch.device(device).type == "cuda" else "cpu"
+    key = "backend:" + kind
+    if key in _loaded:
+        return _loaded[key]
+    try:
+        backend = _wrap(load(kind))
+    except Exception as error:  # a missing or broken compiler must never stop a render
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        warnings.warn(
+            f"meshopt: native {kind.upper()} kernels unavailable ({reason}); using the slower reference backend",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        backend = None
+    _loaded[key] = backend
+    return backend
+
+
+def _wrap(module) -> SimpleNamespace:
+    """Adapt the extension to reference.py's function signatures."""
+
+    def forward(faces, textures, image_size, near, far, eps, background):
+        need_rgb = textures is not None
+        tex = textures.contiguous() if need_rgb else faces.new_empty(0)
+        return tuple(module.forward(faces.contiguous(), tex, int(image_size), float(near), float(far), float(eps),
+                                    background.contiguous(), need_rgb))
+
+    def backward_xy(faces, face_index, image, grad_image, eps):
+        return module.backward_xy(faces.contiguous(), face_index.contiguous(), image.contiguous(), grad_image.contiguous(), float(eps))
+
+    def backward_depth(faces, face_index, grad_depth):
+        return module.backward_depth(faces.contiguous(), face_index.contiguous(), grad_depth.contiguous())
+
+    def backward_textures(faces, face_index, weights, depth, grad_rgb, texture_size, eps):
+        return module.backward_textures(faces.contiguous(), face_index.contiguous(), weights.contiguous(), depth.contiguous(),
+                                        grad_rgb.contiguous(), int(texture_size), float(eps))
+
+    return SimpleNamespace(name="native", forward=forward, backward_xy=backward_xy,
+                           backward_depth=backward_depth, backward_textures=backward_textures)

@@ -1,0 +1,221 @@
+"""Differentiable rasterization of screen-space faces: the autograd Function and its public API.
+
+The forward pass is a z-buffer rasterizer; the backward pass is the approximate gradient of
+the Neural 3D Mesh Renderer for rgb and alpha, the exact gradient for depth and the trilinear
+gradient for textures. The work is done by a backend (``native`` kernels or the pure-PyTorch
+``reference``), picked per device by :func:`get_backend`.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from meshopt_cli.render import reference
+
+DEFAULT_IMAGE_SIZE = 256
+DEFAULT_ANTI_ALIASING = True
+DEFAULT_NEAR = 0.1
+DEFAULT_FAR = 100
+DEFAULT_EPS = 1e-4
+DEFAULT_BACKGROUND_COLOR = (0, 0, 0)
+
+ColorLike = Union[torch.Tensor, Sequence[float]]
+
+
+def get_backend(device: torch.device):
+    """The backend module for ``device``: ``native`` unless ``MESHOPT_BACKEND=reference`` or the
+    kernels cannot be built (then ``reference``, with a one-line warning)."""
+    choice = os.environ.get("MESHOPT_BACKEND", "native").strip().lower()
+    if choice == "reference":
+        return reference
+    if choice != "native":
+        raise ValueError(f"MESHOPT_BACKEND must be 'native' or 'reference', got {choice!r}")
+    from meshopt_cli.render import native
+
+    return native.backend_for(device) or reference
+
+
+class RasterizeFunction(torch.autograd.Function):
+    """faces ``[B, F, 9]`` (+ textures) -> unflipped maps rgb ``[B, S, S, 3]``, alpha, depth ``[B, S, S]``."""
+
+    @staticmethod
+    def forward(ctx, faces, textures, image_size, near, far, eps, background, return_rgb, return_alpha, return_depth):
+        backend = get_backend(faces.device)
+        face_index, weights, depth, rgb, alpha = backend.forward(
+            faces, textures if return_rgb else None, image_size, near, far, eps, background
+        )
+        ctx.backend = backend
+        ctx.set_materialize_grads(False)
+        ctx.settings = (image_size, near, far, eps, return_rgb, return_alpha, return_depth)
+        ctx.texture_size = textures.shape[2] if return_rgb else 0
+        ctx.save_for_backward(faces, face_index, weights, depth, rgb, alpha)
+        empty = faces.new_empty(0)
+        return (rgb if return_rgb else empty, alpha if return_alpha else empty, depth if return_depth else empty)
+
+    @staticmethod
+    def backward(ctx, grad_rgb, grad_alpha, grad_depth):
+        faces, face_index, weights, depth, rgb, alpha = ctx.saved_tensors
+        image_size, near, far, eps, return_rgb, return_alpha, return_depth = ctx.settings
+        backend = ctx.backend
+        grad_faces = grad_textures = None
+
+        if ctx.needs_input_grad[0]:
+            grad_faces = torch.zeros_like(faces)
+            # the rendered channels and their gradients, alpha first (DESIGN.md: one summed delta)
+            rendered = [(alpha[..., None], grad_alpha[..., None] if grad_alpha is not None else None)] if return_alpha else []
+            if return_rgb:
+                rendered.append((rgb, grad_rgb))
+            if any(grad is not None for _, grad in rendered):
+                image = torch.cat([channel for channel, _ in rendered], dim=-1).contiguous()
+                grad_image = torch.cat(
+                    [grad if grad is not None else torch.zeros_like(channel) for channel, grad in rendered], dim=-1
+                ).contiguous()
+                grad_faces = grad_faces + backend.backward_xy(faces, face_index, image, grad_image, eps)
+            if return_depth and grad_depth is not None:
+                grad_faces = grad_faces + backend.backward_depth(faces, face_index, grad_depth.contiguous())
+
+        if ctx.needs_input_grad[1] and return_rgb and grad_rgb is not None:
+            grad_textures = backend.backward_textures(
+                faces, face_index, weights, depth, grad_rgb.contiguous(), ctx.texture_size, eps
+            )
+        return grad_faces, grad_textures, None, None, None, None, None, None, None, None
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def check_image_size(image_size) -> int:
+    """A positive int, or a square (h, w) pair; anything else is a ValueError."""
+    if isinstance(image_size, (tuple, list)):
+        if len(image_size) != 2 or image_size[0] != image_size[1]:
+            raise ValueError(f"image_size must be one int (square images), got {tuple(image_size)}")
+        image_size = image_size[0]
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    return image_size
+
+
+def check_float_tensor(name: str, value, shape_text: str, ndim: int, last: Sequence[int] = ()) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape {shape_text}, got {type(value).__name__}")
+    if value.ndim != ndim or tuple(value.shape[ndim - len(last):]) != tuple(last):
+        raise ValueError(f"{name} must have shape {shape_text}, got {list(value.shape)}")
+    if value.dtype != torch.float32:
+        raise ValueError(f"{name} must be float32, got {str(value.dtype).replace('torch.', '')} (call .float())")
+    return value
+
+
+def check_textures(textures: torch.Tensor, faces_shape, device) -> torch.Tensor:
+    check_float_tensor("textures", textures, "[B, F, T, T, T, 3]", 6, (3,))
+    T = textures.shape[2]
+    if textures.shape[3] != T or textures.shape[4] != T:
+        raise ValueError(f"textures must be cubes [B, F, T, T, T, 3], got {list(textures.shape)}")
+    if tuple(textures.shape[:2]) != tuple(faces_shape[:2]):
+        raise ValueError(f"textures must have one cube per face: expected [{faces_shape[0]}, {faces_shape[1]}, T, T, T, 3], got {list(textures.shape)}")
+    if textures.device != device:
+        raise ValueError(f"textures is on {textures.device} but the faces are on {device}")
+    return textures
+
+
+def background_tensor(background_color: ColorLike, batch_size: int, like: torch.Tensor) -> torch.Tensor:
+    """``[3]`` or ``[B, 3]`` colour -> ``[B, 3]`` on ``like``'s device."""
+    color = torch.as_tensor(background_color, dtype=torch.float32, device=like.device).detach()
+    if color.ndim == 1:
+        color = color[None]
+    if color.ndim != 2 or color.shape[1] != 3 or color.shape[0] not in (1, batch_size):
+        raise ValueError(f"background_color must have shape [3] or [{batch_size}, 3], got {list(color.shape)}")
+    return color.expand(batch_size, 3).contiguous()
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def rasterize_rgbad(
+    faces: torch.Tensor,
+    textures: torch.Tensor | None = None,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    anti_aliasing: bool = DEFAULT_ANTI_ALIASING,
+    near: float = DEFAULT_NEAR,
+    far: float = DEFAULT_FAR,
+    eps: float = DEFAULT_EPS,
+    background_color: ColorLike = DEFAULT_BACKGROUND_COLOR,
+    return_rgb: bool = True,
+    return_alpha: bool = True,
+    return_depth: bool = True,
+    _checked: bool = False,
+) -> dict:
+    """Rasterize faces already in screen space.
+
+    Args:
+        faces: ``[B, F, 3, 3]`` float32; x, y in NDC ([-1, 1] spans the image, y up), z depth.
+        textures: ``[B, F, T, T, T, 3]`` float32 (needed for rgb).
+        image_size: output width = height in pixels (rendered at 2x with anti-aliasing).
+        eps: the approximate gradient's epsilon (NDC units) and the texture-index margin.
+        background_color: ``[3]`` or ``[B, 3]``.
+    Returns:
+        dict with ``rgb [B, 3, S, S]``, ``alpha [B, S, S]``, ``depth [B, S, S]`` (None when not
+        asked for); row 0 is the top of the image.
+    """
+    image_size = check_image_size(image_size)
+    if not _checked:
+        check_float_tensor("faces", faces, "[B, F, 3, 3]", 4, (3, 3))
+        if torch.isnan(faces).any():
+            raise ValueError("faces contains NaN coordinates")
+        if return_rgb:
+            if textures is None:
+                raise ValueError("textures [B, F, T, T, T, 3] are needed to render rgb")
+            check_textures(textures, faces.shape, faces.device)
+    if not (return_rgb or return_alpha or return_depth):
+        raise ValueError("nothing to render: return_rgb, return_alpha and return_depth are all False")
+
+    batch_size, num_faces = faces.shape[:2]
+    internal_size = image_size * 2 if anti_aliasing else image_size
+    background = background_tensor(background_color, batch_size, faces)
+    flat_faces = faces.reshape(batch_size, num_faces, 9).contiguous()
+    if return_rgb:
+        textures = textures.contiguous()
+    else:
+        textures = faces.new_zeros(batch_size, num_faces, 1, 1, 1, 3)
+    rgb, alpha, depth = RasterizeFunction.apply(
+        flat_faces, textures, internal_size, float(near), float(far), float(eps), background,
+        return_rgb, return_alpha, return_depth,
+    )
+    # unflipped frame (row 0 at y = -1) -> images (row 0 at the top)
+    result = {"rgb": None, "alpha": None, "depth": None}
+    if return_rgb:
+        result["rgb"] = rgb.permute(0, 3, 1, 2).flip(2)
+    if return_alpha:
+        result["alpha"] = alpha.flip(1)
+    if return_depth:
+        result["depth"] = depth.flip(1)
+    if anti_aliasing:
+        if return_rgb:
+            result["rgb"] = F.avg_pool2d(result["rgb"], kernel_size=2)
+        for key in ("alpha", "depth"):
+            if result[key] is not None:
+                result[key] = F.avg_pool2d(result[key][:, None], kernel_size=2)[:, 0]
+    return result
+
+
+def rasterize(faces, textures, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
+              near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=1e-3, background_color=DEFAULT_BACKGROUND_COLOR):
+    """RGB images ``[B, 3, S, S]`` of screen-space faces (see :func:`rasterize_rgbad`)."""
+    return rasterize_rgbad(faces, textures, image_size, anti_aliasing, near, far, eps, background_color,
+                           True, False, False)["rgb"]
+
+
+def rasterize_silhouettes(faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
+                          near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS):
+    """Alpha masks ``[B, S, S]`` of screen-space faces (see :func:`rasterize_rgbad`)."""
+    return rasterize_rgbad(faces, None, image_size, anti_aliasing, near, far, eps, DEFAULT_BACKGROUND_COLOR,
+                           False, True, False)["alpha"]
+
+
+def rasterize_depth(faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
+                    near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS):
+    """Depth maps ``[B, S, S]`` of screen-space faces, ``far`` on background."""
+    return rasterize_rgbad(faces, None, image_size, anti_aliasing, near, far, eps, DEFAULT_BACKGROUND_COLOR,
+                           False, False, True)["depth"]
