@@ -91,16 +91,32 @@ Bins bin_faces(const FaceSet& set, int S) {
 
 }  // namespace
 
+// Faces of fill-back renders: faces [Ft, 2 Ft) are reversed copies reading cube f - Ft transposed.
+struct CubeOf {
+  int64_t Ft;
+  bool fill_back;
+  int64_t source(int64_t f) const { return fill_back && f >= Ft ? f - Ft : f; }
+  bool reversed(int64_t f) const { return fill_back && f >= Ft; }
+};
+
+void check_textures(const at::Tensor& textures, const at::Tensor& light, int64_t B, int64_t F, bool fill_back) {
+  TORCH_CHECK(textures.scalar_type() == at::kFloat && textures.is_contiguous(), "textures must be contiguous float32");
+  TORCH_CHECK(textures.dim() == 6 && textures.size(0) == B && textures.size(1) * (fill_back ? 2 : 1) == F,
+              "textures must be [B, F, T, T, T, 3] ([B, F / 2, ...] with fill_back)");
+  if (light.numel())
+    TORCH_CHECK(light.scalar_type() == at::kFloat && light.is_contiguous() && light.numel() == B * F * 3,
+                "light must be contiguous float32 [B, F, 3]");
+}
+
 std::vector<at::Tensor> forward(at::Tensor faces, at::Tensor textures, int64_t image_size, double near, double far,
-                                double eps, at::Tensor background, bool need_rgb) {
+                                double eps, at::Tensor background, at::Tensor light, bool fill_back, bool need_rgb) {
   check_faces(faces);
   const int S = (int)image_size;
   const int64_t B = faces.size(0), F = faces.size(1);
   const int T = need_rgb ? (int)textures.size(2) : 0;
-  if (need_rgb) {
-    TORCH_CHECK(textures.scalar_type() == at::kFloat && textures.is_contiguous(), "textures must be contiguous float32");
-    TORCH_CHECK(textures.dim() == 6 && textures.size(0) == B && textures.size(1) == F, "textures must be [B, F, T, T, T, 3]");
-  }
+  if (need_rgb) check_textures(textures, light, B, F, fill_back);
+  const CubeOf cube_of{need_rgb ? textures.size(1) : F, fill_back};
+  const float* light_p = need_rgb && light.numel() ? light.data_ptr<float>() : nullptr;
   auto opts = faces.options();
   auto face_index = at::full({B, S, S}, -1, opts.dtype(at::kInt));
   auto weights = at::zeros({B, S, S, 3}, opts);
@@ -173,11 +189,14 @@ std::vector<at::Tensor> forward(at::Tensor faces, at::Tensor textures, int64_t i
             if (need_rgb) {
               int index[8];
               float corner_weight[8];
-              meshopt::texture_corners(best_w[local], best_depth[local], set.faces[f].z, T, upper, index, corner_weight);
-              const float* texture = tex_p + (b * F + f) * cube;
+              meshopt::texture_corners(best_w[local], best_depth[local], set.faces[f].z, T, upper, index, corner_weight,
+                                       cube_of.reversed(f));
+              const float* texture = tex_p + (b * cube_of.Ft + cube_of.source(f)) * cube;
               float color[3] = {0.f, 0.f, 0.f};
               for (int c = 0; c < 8; ++c)
                 for (int k = 0; k < 3; ++k) color[k] += corner_weight[c] * texture[3 * index[c] + k];
+              if (light_p)
+                for (int k = 0; k < 3; ++k) color[k] = light_p[(b * F + f) * 3 + k] * color[k];
               for (int k = 0; k < 3; ++k) rgb_p[3 * p + k] = color[k];
             }
           }
@@ -237,90 +256,131 @@ at::Tensor backward_depth(at::Tensor faces, at::Tensor face_index, at::Tensor gr
   return grad_faces;
 }
 
-at::Tensor backward_textures(at::Tensor faces, at::Tensor face_index, at::Tensor weights, at::Tensor depth,
-                             at::Tensor grad_rgb, int64_t texture_size, double eps) {
+std::vector<at::Tensor> backward_textures(at::Tensor faces, at::Tensor face_index, at::Tensor weights, at::Tensor depth,
+                                          at::Tensor grad_rgb, at::Tensor textures, at::Tensor light, bool fill_back,
+                                          double eps) {
   check_faces(faces);
   const int64_t B = faces.size(0), F = faces.size(1);
+  check_textures(textures, light, B, F, fill_back);
   const int S = (int)face_index.size(1);
-  const int T = (int)texture_size;
-  const int64_t cube = (int64_t)T * T * T * 3;
-  auto grad_textures = at::zeros({B, F, T, T, T, 3}, faces.options());
+  const int T = (int)textures.size(2);
+  const CubeOf cube_of{textures.size(1), fill_back};
+  const int64_t Ft = cube_of.Ft, cube = (int64_t)T * T * T * 3;
+  const bool has_light = light.numel() > 0;
+  auto grad_textures = at::zeros_like(textures);
+  auto grad_light = has_light ? at::zeros({B, F, 3}, faces.options()) : at::empty({0}, faces.options());
   const PixelsByFace groups = group_pixels(face_index, F);
   const float* faces_p = faces.data_ptr<float>();
   const float* w_p = weights.data_ptr<float>();
   const float* d_p = depth.data_ptr<float>();
   const float* g_p = grad_rgb.data_ptr<float>();
+  const float* tex_p = textures.data_ptr<float>();
+  const float* light_p = has_light ? light.data_ptr<float>() : nullptr;
   float* out = grad_textures.data_ptr<float>();
+  float* out_light = has_light ? grad_light.data_ptr<float>() : nullptr;
   const float upper = (float)(T - 1) - (float)eps;
-  at::parallel_for(0, B * F, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t bf = begin; bf < end; ++bf) {
-      if (groups.start[bf] == groups.start[bf + 1]) continue;
-      const float* f9 = faces_p + 9 * bf;
-      const float z[3] = {f9[2], f9[5], f9[8]};
-      float* grad_cube = out + bf * cube;
-      for (int64_t k = groups.start[bf]; k < groups.start[bf + 1]; ++k) {
-        const int64_t p = groups.pixel[k];
-        int index[8];
-        float corner_weight[8];
-        meshopt::texture_corners(w_p + 3 * p, d_p[p], z, T, upper, index, corner_weight);
-        for (int c = 0; c < 8; ++c)
-          for (int ch = 0; ch < 3; ++ch) grad_cube[3 * index[c] + ch] += corner_weight[c] * g_p[3 * p + ch];
+  // one task per cube, covering every rasterized face that reads it (the face and its reversed copy)
+  at::parallel_for(0, B * Ft, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t bs = begin; bs < end; ++bs) {
+      const int64_t b = bs / Ft, source = bs % Ft;
+      const float* texture = tex_p + bs * cube;
+      float* grad_cube = out + bs * cube;
+      for (int copy = 0; copy < (fill_back ? 2 : 1); ++copy) {
+        const int64_t f = source + copy * Ft, bf = b * F + f;
+        const float* f9 = faces_p + 9 * bf;
+        const float z[3] = {f9[2], f9[5], f9[8]};
+        float light_f[3] = {1.f, 1.f, 1.f}, grad_light_f[3] = {0.f, 0.f, 0.f};
+        if (has_light)
+          for (int ch = 0; ch < 3; ++ch) light_f[ch] = light_p[3 * bf + ch];
+        for (int64_t k = groups.start[bf]; k < groups.start[bf + 1]; ++k) {
+          const int64_t p = groups.pixel[k];
+          int index[8];
+          float corner_weight[8];
+          meshopt::texture_corners(w_p + 3 * p, d_p[p], z, T, upper, index, corner_weight, cube_of.reversed(f));
+          float color[3] = {0.f, 0.f, 0.f};
+          for (int c = 0; c < 8; ++c)
+            for (int ch = 0; ch < 3; ++ch) {
+              grad_cube[3 * index[c] + ch] += corner_weight[c] * (g_p[3 * p + ch] * light_f[ch]);
+              color[ch] += corner_weight[c] * texture[3 * index[c] + ch];
+            }
+          for (int ch = 0; ch < 3; ++ch) grad_light_f[ch] += g_p[3 * p + ch] * color[ch];
+        }
+        if (has_light)
+          for (int ch = 0; ch < 3; ++ch) out_light[3 * bf + ch] = grad_light_f[ch];
       }
     }
   });
-  return grad_textures;
+  return {grad_textures, grad_light};
 }
 
 namespace {
 
-// Image and gradient channels as lines: lines[axis][(b * S + u) * 2C * S + channel * S + v] holds
-// channel `channel` (image channels first, then gradient channels) of the pixel at scan line u,
-// position v. Axis 0 lines are columns, axis 1 lines are rows, so every walk reads contiguously.
-struct LineBuffers {
-  std::vector<float> lines[2];
-  std::vector<int32_t> face[2];  // face index, same layout with one channel
+// The pixels an OUT walk can gain from, per scan line, in increasing position. A pixel whose
+// gradient is zero in every channel contributes nothing, so it is left out; silhouettes (C = 1)
+// also keep a list of the only pixels that can contribute when the inside pixel has alpha 1
+// (always the case for the rasterizer's own alpha): (alpha - 1) G > 0. Losses that leave most of
+// the image alone (silhouette IoU near convergence, MSE on unchanged background) then walk only
+// the few pixels that matter instead of the whole line.
+struct SparseLines {
+  int S, C;
+  std::vector<int32_t> count;  // [lines]
+  std::vector<float> pos;      // [lines][S] positions v of the kept pixels
+  std::vector<float> data;     // [lines][2C][S] image channels then gradient channels
 };
 
-LineBuffers make_lines(const float* image, const float* grad, const int32_t* face_index, int64_t B, int S, int C) {
-  LineBuffers buf;
-  const int64_t stride = 2 * C * (int64_t)S;
-  for (int axis = 0; axis < 2; ++axis) {
-    buf.lines[axis].resize(B * S * stride);
-    buf.face[axis].resize(B * S * S);
-  }
+struct LineSet {
+  SparseLines any_gradient[2];  // per axis: 0 = columns, 1 = rows
+  SparseLines alpha_gain[2];    // C = 1 only
+};
+
+void build_lines(const float* image, const float* grad, int64_t B, int S, int C, int axis, bool alpha_gain,
+                 SparseLines& out) {
+  out.S = S;
+  out.C = C;
+  out.count.assign(B * S, 0);
+  out.pos.resize(B * S * (int64_t)S);
+  out.data.resize(B * S * (int64_t)S * 2 * C);
   at::parallel_for(0, B * S, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t bu = begin; bu < end; ++bu) {
-      const int64_t b = bu / S, u = bu % S;
+    for (int64_t line = begin; line < end; ++line) {
+      const int64_t b = line / S, u = line % S;
+      float* pos = out.pos.data() + line * S;
+      float* data = out.data.data() + line * S * 2 * C;
+      int n = 0;
       for (int v = 0; v < S; ++v) {
-        const int64_t row_pixel = (b * S + u) * S + v;  // row u, column v (axis 1)
-        const int64_t col_pixel = (b * S + v) * S + u;  // column u, row v (axis 0)
-        for (int c = 0; c < C; ++c) {
-          buf.lines[1][bu * stride + c * S + v] = image[row_pixel * C + c];
-          buf.lines[1][bu * stride + (C + c) * S + v] = grad[row_pixel * C + c];
-          buf.lines[0][bu * stride + c * S + v] = image[col_pixel * C + c];
-          buf.lines[0][bu * stride + (C + c) * S + v] = grad[col_pixel * C + c];
+        const int64_t pixel = axis == 1 ? (b * S + u) * S + v : (b * S + v) * S + u;
+        const float* I = image + pixel * C;
+        const float* G = grad + pixel * C;
+        bool keep = false;
+        if (alpha_gain)
+          keep = (I[0] - 1.f) * G[0] > 0.f;
+        else
+          for (int ch = 0; ch < C; ++ch) keep = keep || G[ch] != 0.f;
+        if (!keep) continue;
+        pos[n] = (float)v;
+        for (int ch = 0; ch < C; ++ch) {
+          data[ch * S + n] = I[ch];
+          data[(C + ch) * S + n] = G[ch];
         }
-        buf.face[1][bu * S + v] = face_index[row_pixel];
-        buf.face[0][bu * S + v] = face_index[col_pixel];
+        ++n;
       }
+      out.count[line] = n;
     }
   });
-  return buf;
 }
 
-// Sum over pixels v in [first, last] of the contributions of delta(v) = sum_c (I_c(v) - ref_c) G_c(v),
-// where positive, to vertices a and b. The hot loop of the backward pass.
+// Sum of the contributions of the kept pixels k in [first, last) of a line to vertices a and b, with
+// delta = sum_c (I_c - ref_c) G_c where positive. The hot loop of the backward pass.
 template <int C>
-void walk_out(const float* line, int S, int first, int last, const float* ref, const Crossing& c, float eps, float& sum_a,
-              float& sum_b) {
+void walk_out(const float* pos, const float* data, int S, int first, int last, const float* ref, const Crossing& c,
+              float eps, float& sum_a, float& sum_b) {
   float acc_a = 0.f, acc_b = 0.f;
   const float k_a = c.k_a, k_b = c.k_b, v_x = c.v_x;
 #pragma omp simd reduction(+ : acc_a, acc_b)
-  for (int v = first; v <= last; ++v) {
+  for (int k = first; k < last; ++k) {
     float delta = 0.f;
-    for (int ch = 0; ch < C; ++ch) delta += (line[ch * S + v] - ref[ch]) * line[(C + ch) * S + v];
+    for (int ch = 0; ch < C; ++ch) delta += (data[ch * S + k] - ref[ch]) * data[(C + ch) * S + k];
     delta = delta > 0.f ? delta : 0.f;
-    const float offset = (float)v - v_x;
+    const float offset = pos[k] - v_x;
     acc_a += meshopt::contribution(delta, k_a, offset, S, eps);
     acc_b += meshopt::contribution(delta, k_b, offset, S, eps);
   }
@@ -328,42 +388,65 @@ void walk_out(const float* line, int S, int first, int last, const float* ref, c
   sum_b += acc_b;
 }
 
+struct BackwardInputs {
+  const float* image;
+  const float* grad;
+  const int32_t* face_index;
+  const LineSet* lines;
+  int S;
+  float eps;
+};
+
 template <int C>
-void face_gradient(const Face& face, int32_t f, int64_t b, int S, const LineBuffers& buf, float eps, float g9[9]) {
-  const int64_t stride = 2 * C * (int64_t)S;
+void face_gradient(const Face& face, int32_t f, int64_t b, const BackwardInputs& in, float g9[9]) {
+  const int S = in.S;
   for (int edge = 0; edge < 3; ++edge)
     for (int axis = 0; axis < 2; ++axis) {
       ScanEdge e;
       if (!meshopt::scan_edge(face, edge, axis, e)) continue;
       int u_first, u_count;
       meshopt::pixel_range(fminf(e.ua, e.ub), fmaxf(e.ua, e.ub), S, u_first, u_count);
+      // pixel (u0, v) of this axis: axis 0 -> row v, column u0; axis 1 -> row u0, column v
+      const int64_t u_stride = axis == 0 ? 1 : S, v_stride = axis == 0 ? S : 1;
       float grad_a = 0.f, grad_b = 0.f;
       for (int u0 = u_first; u0 < u_first + u_count; ++u0) {
         Crossing c;
         if (!meshopt::cross(e, u0, S, c)) continue;
-        const float* line = buf.lines[axis].data() + (b * S + u0) * stride;
-        const int32_t* faces_on_line = buf.face[axis].data() + (b * S + u0) * S;
+        const int64_t line_origin = b * S * S + u0 * u_stride;
+        const int64_t pixel_in = line_origin + c.v_in * v_stride, pixel_out = line_origin + c.v_out * v_stride;
         float sum_a = 0.f, sum_b = 0.f;
         // OUT: the face grows over the pixels beyond the edge, up to the image border
-        if (faces_on_line[c.v_in] == f) {
-          float ref[C];
-          for (int ch = 0; ch < C; ++ch) ref[ch] = line[ch * S + c.v_in];
-          const int first = e.direction > 0 ? c.v_out : 0, last = e.direction > 0 ? S - 1 : c.v_out;
-          walk_out<C>(line, S, first, last, ref, c, eps, sum_a, sum_b);
+        if (in.face_index[pixel_in] == f) {
+          const float* ref = in.image + pixel_in * C;
+          const bool alpha_gain = C == 1 && ref[0] == 1.f;
+          const SparseLines& lines = alpha_gain ? in.lines->alpha_gain[axis] : in.lines->any_gradient[axis];
+          const int64_t line = b * S + u0;
+          const float* pos = lines.pos.data() + line * S;
+          const int n = lines.count[line];
+          const float v_out = (float)c.v_out;
+          int first, last;
+          if (e.direction > 0) {
+            first = (int)(std::lower_bound(pos, pos + n, v_out) - pos);
+            last = n;
+          } else {
+            first = 0;
+            last = (int)(std::upper_bound(pos, pos + n, v_out) - pos);
+          }
+          walk_out<C>(pos, lines.data.data() + line * S * 2 * C, S, first, last, ref, c, in.eps, sum_a, sum_b);
         }
         // IN: the face shrinks and uncovers its own pixels, up to its opposite side
         int in_first, in_count;
         meshopt::inner_range(e, c, S, in_first, in_count);
-        float ref_out[C];
-        for (int ch = 0; ch < C; ++ch) ref_out[ch] = line[ch * S + c.v_out];
+        const float* ref_out = in.image + pixel_out * C;
         for (int v = in_first; v < in_first + in_count; ++v) {
-          if (faces_on_line[v] != f) continue;
+          const int64_t pixel = line_origin + v * v_stride;
+          if (in.face_index[pixel] != f) continue;
           float delta = 0.f;
-          for (int ch = 0; ch < C; ++ch) delta += (line[ch * S + v] - ref_out[ch]) * line[(C + ch) * S + v];
+          for (int ch = 0; ch < C; ++ch) delta += (in.image[pixel * C + ch] - ref_out[ch]) * in.grad[pixel * C + ch];
           if (!(delta > 0.f)) continue;
           const float offset = (float)v - c.v_x;
-          sum_a += meshopt::contribution(delta, c.k_a, offset, S, eps);
-          sum_b += meshopt::contribution(delta, c.k_b, offset, S, eps);
+          sum_a += meshopt::contribution(delta, c.k_a, offset, S, in.eps);
+          sum_b += meshopt::contribution(delta, c.k_b, offset, S, in.eps);
         }
         if (c.has_a) grad_a += sum_a;
         if (c.has_b) grad_b += sum_b;
@@ -374,16 +457,16 @@ void face_gradient(const Face& face, int32_t f, int64_t b, int S, const LineBuff
 }
 
 template <int C>
-void backward_xy_impl(const at::Tensor& faces, const LineBuffers& buf, int S, float eps, at::Tensor& grad_faces) {
+void backward_xy_impl(const at::Tensor& faces, const BackwardInputs& in, at::Tensor& grad_faces) {
   const int64_t B = faces.size(0), F = faces.size(1);
   const float* faces_p = faces.data_ptr<float>();
   float* out = grad_faces.data_ptr<float>();
   at::parallel_for(0, B * F, 64, [&](int64_t begin, int64_t end) {
     for (int64_t bf = begin; bf < end; ++bf) {
-      const Face face = meshopt::load_face(faces_p + 9 * bf, S);
+      const Face face = meshopt::load_face(faces_p + 9 * bf, in.S);
       if (!face.valid) continue;
       float g9[9] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-      face_gradient<C>(face, (int32_t)(bf % F), bf / F, S, buf, eps, g9);
+      face_gradient<C>(face, (int32_t)(bf % F), bf / F, in, g9);
       for (int k = 0; k < 9; ++k) out[9 * bf + k] = g9[k];
     }
   });
@@ -399,13 +482,19 @@ at::Tensor backward_xy(at::Tensor faces, at::Tensor face_index, at::Tensor image
   TORCH_CHECK(C == 1 || C == 3 || C == 4, "image must have 1, 3 or 4 channels");
   TORCH_CHECK(image.is_contiguous() && grad_image.is_contiguous() && face_index.is_contiguous(), "inputs must be contiguous");
   auto grad_faces = at::zeros_like(faces);
-  const LineBuffers buf = make_lines(image.data_ptr<float>(), grad_image.data_ptr<float>(), face_index.data_ptr<int32_t>(), B, S, C);
+  LineSet lines;
+  for (int axis = 0; axis < 2; ++axis) {
+    build_lines(image.data_ptr<float>(), grad_image.data_ptr<float>(), B, S, C, axis, false, lines.any_gradient[axis]);
+    if (C == 1) build_lines(image.data_ptr<float>(), grad_image.data_ptr<float>(), B, S, C, axis, true, lines.alpha_gain[axis]);
+  }
+  const BackwardInputs in{image.data_ptr<float>(), grad_image.data_ptr<float>(), face_index.data_ptr<int32_t>(), &lines, S,
+                          (float)eps};
   if (C == 1)
-    backward_xy_impl<1>(faces, buf, S, (float)eps, grad_faces);
+    backward_xy_impl<1>(faces, in, grad_faces);
   else if (C == 3)
-    backward_xy_impl<3>(faces, buf, S, (float)eps, grad_faces);
+    backward_xy_impl<3>(faces, in, grad_faces);
   else
-    backward_xy_impl<4>(faces, buf, S, (float)eps, grad_faces);
+    backward_xy_impl<4>(faces, in, grad_faces);
   return grad_faces;
 }
 

@@ -91,12 +91,15 @@ MESHOPT_HD bool shade_pixel(const Face& f, float qx, float qy, float near, float
 
 // Trilinear lookup into a T^3 cube: flat sample index and weight of the 8 corners. The corrected
 // weight w_k z / z_k times (T - 1) is clamped to [0, upper] with upper = (T - 1) - eps.
+// `reversed`: the face is a back-face copy (vertices 2, 1, 0) reading its original's cube, which is
+// the original cube transposed (axes k, j, i), so the axis strides run the other way.
 MESHOPT_HD void texture_corners(const float w[3], float depth, const float z[3], int T, float upper, int index[8],
-                                float weight[8]) {
+                                float weight[8], bool reversed = false) {
   int lo[3], hi[3];
   float frac[3];
   for (int k = 0; k < 3; ++k) {
     float position = w[k] * (float)(T - 1) * (depth / z[k]);
+    if (position != position) position = 0.f;  // 0/0 where a vertex sits at depth 0
     position = fmaxf(fminf(position, upper), 0.f);
     const float low = floorf(position);
     frac[k] = position - low;
@@ -106,12 +109,11 @@ MESHOPT_HD void texture_corners(const float w[3], float depth, const float z[3],
   for (int corner = 0; corner < 8; ++corner) {
     float wt = 1.f;
     int idx = 0;
-    int stride = T * T;
     for (int k = 0; k < 3; ++k) {
       const bool upper_k = (corner >> k) & 1;
+      const int stride = (reversed ? 2 - k : k) == 0 ? T * T : ((reversed ? 2 - k : k) == 1 ? T : 1);
       wt = wt * (upper_k ? frac[k] : 1.f - frac[k]);
       idx += stride * (upper_k ? hi[k] : lo[k]);
-      stride /= T;
     }
     index[corner] = idx;
     weight[corner] = wt;
@@ -119,9 +121,11 @@ MESHOPT_HD void texture_corners(const float w[3], float depth, const float z[3],
 }
 
 // Exact gradient of the depth at pixel centre (qx, qy) with respect to the face's 9 NDC
-// coordinates, times `grad_depth`, added to g9. Differentiates the clamp and renormalisation of
-// shade_pixel (a clamped weight passes gradient only while 0 <= raw <= 1).
-MESHOPT_HD void add_depth_gradient(const Face& f, float qx, float qy, float grad_depth, int S, float g9[9]) {
+// coordinates, times `grad_depth`, added to g9 unless some part of it is not finite (a vertex at
+// depth ~0). Differentiates the clamp and renormalisation of shade_pixel (a clamped weight passes
+// gradient only while 0 <= raw <= 1).
+MESHOPT_HD void add_depth_gradient(const Face& f, float qx, float qy, float grad_depth, int S, float g9_total[9]) {
+  float g9[9] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   float raw[3], w[3];
   for (int j = 0; j < 3; ++j) {
     const int a = (j + 1) % 3, b = (j + 2) % 3;
@@ -158,6 +162,10 @@ MESHOPT_HD void add_depth_gradient(const Face& f, float qx, float qy, float grad
     g9[3 * m] += gx[m] / f.area * pixels_per_ndc;
     g9[3 * m + 1] += gy[m] / f.area * pixels_per_ndc;
   }
+  bool finite = true;
+  for (int k = 0; k < 9; ++k) finite = finite && is_finite(g9[k]);
+  if (finite)
+    for (int k = 0; k < 9; ++k) g9_total[k] += g9[k];
 }
 
 // ----------------------------------------------------------------------------- approximate gradient

@@ -14,25 +14,21 @@ def face_normals(faces: torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.cross(v10, v12, dim=-1), dim=-1, eps=1e-5)
 
 
-def lighting(
+def face_light(
     faces: torch.Tensor,
-    textures: torch.Tensor,
     intensity_ambient: float = 0.5,
     intensity_directional: float = 0.5,
     color_ambient: VectorLike = (1, 1, 1),
     color_directional: VectorLike = (1, 1, 1),
     direction: VectorLike = (0, 1, 0),
 ) -> torch.Tensor:
-    """Light per-face texture cubes.
-
-    light = I_amb c_amb + I_dir c_dir max(0, n . d), constant over a face.
+    """Light of each face: I_amb c_amb + I_dir c_dir max(0, n . d).
 
     Args:
         faces: ``[B, F, 3, 3]`` world-space vertex positions of each face.
-        textures: ``[B, F, T, T, T, 3]`` colours in [0, 1].
         color_ambient, color_directional, direction: ``[3]`` or ``[B, 3]``.
     Returns:
-        ``[B, F, T, T, T, 3]`` lit textures (a new tensor; the input is not modified).
+        ``[B, F, 3]`` RGB multipliers (differentiable with respect to ``faces``).
     """
     batch_size, num_faces = faces.shape[:2]
     light = torch.zeros(batch_size, num_faces, 3, dtype=faces.dtype, device=faces.device)
@@ -44,4 +40,26 @@ def lighting(
         direction_t = _batched_vector(direction, batch_size, faces, "light_direction")
         cosine = torch.relu(torch.sum(face_normals(faces) * direction_t[:, None, :], dim=-1))
         light = light + intensity_directional * directional[:, None, :] * cosine[:, :, None]
+    return light
+
+
+def lighting(
+    faces: torch.Tensor,
+    textures: torch.Tensor,
+    intensity_ambient: float = 0.5,
+    intensity_directional: float = 0.5,
+    color_ambient: VectorLike = (1, 1, 1),
+    color_directional: VectorLike = (1, 1, 1),
+    direction: VectorLike = (0, 1, 0),
+) -> torch.Tensor:
+    """Light per-face texture cubes (the reference implementation's function).
+
+    Args:
+        faces: ``[B, F, 3, 3]`` world-space vertex positions of each face.
+        textures: ``[B, F, T, T, T, 3]`` colours in [0, 1].
+    Returns:
+        ``[B, F, T, T, T, 3]`` lit textures (a new tensor; the input is not modified). The
+        renderer itself passes :func:`face_light` to the rasterizer instead of copying the cubes.
+    """
+    light = face_light(faces, intensity_ambient, intensity_directional, color_ambient, color_directional, direction)
     return textures * light[:, :, None, None, None, :]

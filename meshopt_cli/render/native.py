@@ -8,6 +8,7 @@ back to the reference backend.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pathlib
 import platform
@@ -25,7 +26,8 @@ CPU_SOURCES = ("rasterize_cpu.cpp",)
 CUDA_SOURCES = ("rasterize_cuda.cu",)
 HEADERS = ("rasterizer_math.h",)
 # No FMA contraction: the forward pass must round exactly like the reference backend.
-CPU_FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp-simd", "-march=native"]
+# -fopenmp: at::parallel_for is a header template that runs serially unless OpenMP is on.
+CPU_FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp", "-march=native"]
 CUDA_FLAGS = ["-O3", "--fmad=false"]
 
 _loaded: dict = {}
@@ -67,15 +69,21 @@ def extension_name(kind: str) -> str:
 
 
 def _ensure_cuda_home() -> None:
-    """torch looks for CUDA_HOME; derive it from the nvcc on PATH when it is not set."""
+    """Point torch at the CUDA toolkit of the nvcc on PATH (which may be a wrapper script) and keep
+    cpp_extension's import from logging a guess on machines without a GPU."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
         return
+    candidates = [pathlib.Path("/usr/local/cuda")]
     nvcc = shutil.which("nvcc")
     if nvcc:
-        home = pathlib.Path(os.path.realpath(nvcc)).parent.parent
-        os.environ["CUDA_HOME"] = str(home)
-        if "torch.utils.cpp_extension" in sys.modules:
-            sys.modules["torch.utils.cpp_extension"].CUDA_HOME = str(home)
+        candidates.append(pathlib.Path(os.path.realpath(nvcc)).parent.parent)
+    for home in candidates:
+        if (home / "bin" / "nvcc").is_file() and (home / "include").is_dir():
+            os.environ["CUDA_HOME"] = str(home)
+            if "torch.utils.cpp_extension" in sys.modules:
+                sys.modules["torch.utils.cpp_extension"].CUDA_HOME = str(home)
+            return
 
 
 def load(kind: str = "cpu", verbose: bool = False):
@@ -97,6 +105,7 @@ def load(kind: str = "cpu", verbose: bool = False):
         extra_cflags=CPU_FLAGS if kind == "cpu" else ["-O3"],
         extra_cuda_cflags=CUDA_FLAGS if kind == "cuda" else None,
         extra_include_paths=[str(directory)],
+        extra_ldflags=["-fopenmp"] if kind == "cpu" else None,
         verbose=verbose,
     )
     _loaded[kind] = module
@@ -126,11 +135,12 @@ def backend_for(device: torch.device):
 def _wrap(module) -> SimpleNamespace:
     """Adapt the extension to reference.py's function signatures."""
 
-    def forward(faces, textures, image_size, near, far, eps, background):
+    def forward(faces, textures, image_size, near, far, eps, background, light=None, fill_back=False):
         need_rgb = textures is not None
-        tex = textures.contiguous() if need_rgb else faces.new_empty(0)
-        return tuple(module.forward(faces.contiguous(), tex, int(image_size), float(near), float(far), float(eps),
-                                    background.contiguous(), need_rgb))
+        empty = faces.new_empty(0)
+        return tuple(module.forward(faces.contiguous(), textures.contiguous() if need_rgb else empty, int(image_size),
+                                    float(near), float(far), float(eps), background.contiguous(),
+                                    light.contiguous() if light is not None else empty, bool(fill_back), need_rgb))
 
     def backward_xy(faces, face_index, image, grad_image, eps):
         return module.backward_xy(faces.contiguous(), face_index.contiguous(), image.contiguous(), grad_image.contiguous(), float(eps))
@@ -138,9 +148,12 @@ def _wrap(module) -> SimpleNamespace:
     def backward_depth(faces, face_index, grad_depth):
         return module.backward_depth(faces.contiguous(), face_index.contiguous(), grad_depth.contiguous())
 
-    def backward_textures(faces, face_index, weights, depth, grad_rgb, texture_size, eps):
-        return module.backward_textures(faces.contiguous(), face_index.contiguous(), weights.contiguous(), depth.contiguous(),
-                                        grad_rgb.contiguous(), int(texture_size), float(eps))
+    def backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back, eps):
+        empty = faces.new_empty(0)
+        grad_textures, grad_light = module.backward_textures(
+            faces.contiguous(), face_index.contiguous(), weights.contiguous(), depth.contiguous(), grad_rgb.contiguous(),
+            textures.contiguous(), light.contiguous() if light is not None else empty, bool(fill_back), float(eps))
+        return grad_textures, (grad_light if light is not None else None)
 
     return SimpleNamespace(name="native", forward=forward, backward_xy=backward_xy,
                            backward_depth=backward_depth, backward_textures=backward_textures)

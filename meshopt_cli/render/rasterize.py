@@ -39,28 +39,35 @@ def get_backend(device: torch.device):
 
 
 class RasterizeFunction(torch.autograd.Function):
-    """faces ``[B, F, 9]`` (+ textures) -> unflipped maps rgb ``[B, S, S, 3]``, alpha, depth ``[B, S, S]``."""
+    """faces ``[B, F, 9]`` (+ textures, light) -> unflipped maps rgb ``[B, S, S, 3]``, alpha, depth ``[B, S, S]``.
+
+    See ``reference.py`` for the contract, including ``light`` and ``fill_back``.
+    """
 
     @staticmethod
-    def forward(ctx, faces, textures, image_size, near, far, eps, background, return_rgb, return_alpha, return_depth):
+    def forward(ctx, faces, textures, light, image_size, near, far, eps, background, fill_back,
+                return_rgb, return_alpha, return_depth):
         backend = get_backend(faces.device)
         face_index, weights, depth, rgb, alpha = backend.forward(
-            faces, textures if return_rgb else None, image_size, near, far, eps, background
+            faces, textures if return_rgb else None, image_size, near, far, eps, background,
+            light if (return_rgb and light.numel()) else None, fill_back,
         )
         ctx.backend = backend
         ctx.set_materialize_grads(False)
-        ctx.settings = (image_size, near, far, eps, return_rgb, return_alpha, return_depth)
-        ctx.texture_size = textures.shape[2] if return_rgb else 0
-        ctx.save_for_backward(faces, face_index, weights, depth, rgb, alpha)
+        ctx.settings = (eps, fill_back, return_rgb, return_alpha, return_depth)
+        ctx.save_for_backward(faces, textures, light, face_index, weights, depth, rgb, alpha)
         empty = faces.new_empty(0)
         return (rgb if return_rgb else empty, alpha if return_alpha else empty, depth if return_depth else empty)
 
     @staticmethod
     def backward(ctx, grad_rgb, grad_alpha, grad_depth):
-        faces, face_index, weights, depth, rgb, alpha = ctx.saved_tensors
-        image_size, near, far, eps, return_rgb, return_alpha, return_depth = ctx.settings
+        faces, textures, light, face_index, weights, depth, rgb, alpha = ctx.saved_tensors
+        eps, fill_back, return_rgb, return_alpha, return_depth = ctx.settings
         backend = ctx.backend
-        grad_faces = grad_textures = None
+        grad_faces = grad_textures = grad_light = None
+        grad_rgb = grad_rgb if return_rgb else None
+        grad_alpha = grad_alpha if return_alpha else None
+        grad_depth = grad_depth if return_depth else None
 
         if ctx.needs_input_grad[0]:
             grad_faces = torch.zeros_like(faces)
@@ -74,14 +81,19 @@ class RasterizeFunction(torch.autograd.Function):
                     [grad if grad is not None else torch.zeros_like(channel) for channel, grad in rendered], dim=-1
                 ).contiguous()
                 grad_faces = grad_faces + backend.backward_xy(faces, face_index, image, grad_image, eps)
-            if return_depth and grad_depth is not None:
+            if grad_depth is not None:
                 grad_faces = grad_faces + backend.backward_depth(faces, face_index, grad_depth.contiguous())
 
-        if ctx.needs_input_grad[1] and return_rgb and grad_rgb is not None:
-            grad_textures = backend.backward_textures(
-                faces, face_index, weights, depth, grad_rgb.contiguous(), ctx.texture_size, eps
+        if grad_rgb is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
+            grad_textures, grad_light = backend.backward_textures(
+                faces, face_index, weights, depth, grad_rgb.contiguous(), textures,
+                light if light.numel() else None, fill_back, eps,
             )
-        return grad_faces, grad_textures, None, None, None, None, None, None, None, None
+        if not ctx.needs_input_grad[1]:
+            grad_textures = None
+        if not ctx.needs_input_grad[2]:
+            grad_light = None
+        return grad_faces, grad_textures, grad_light, None, None, None, None, None, None, None, None, None
 
 
 # ----------------------------------------------------------------------------- validation
@@ -145,6 +157,8 @@ def rasterize_rgbad(
     return_rgb: bool = True,
     return_alpha: bool = True,
     return_depth: bool = True,
+    face_light: torch.Tensor | None = None,
+    fill_back: bool = False,
     _checked: bool = False,
 ) -> dict:
     """Rasterize faces already in screen space.
@@ -155,11 +169,16 @@ def rasterize_rgbad(
         image_size: output width = height in pixels (rendered at 2x with anti-aliasing).
         eps: the approximate gradient's epsilon (NDC units) and the texture-index margin.
         background_color: ``[3]`` or ``[B, 3]``.
+        face_light: optional ``[B, F, 3]`` light multiplying each face's sampled colour (what
+            :func:`~meshopt_cli.render.lighting` folds into the textures, without copying them).
+        fill_back: faces ``[F/2, F)`` are reversed copies of faces ``[0, F/2)`` and ``textures``
+            holds the ``F/2`` original cubes (the copies read them transposed).
     Returns:
         dict with ``rgb [B, 3, S, S]``, ``alpha [B, S, S]``, ``depth [B, S, S]`` (None when not
         asked for); row 0 is the top of the image.
     """
     image_size = check_image_size(image_size)
+    num_faces = faces.shape[1] if isinstance(faces, torch.Tensor) and faces.ndim >= 2 else 0
     if not _checked:
         check_float_tensor("faces", faces, "[B, F, 3, 3]", 4, (3, 3))
         if torch.isnan(faces).any():
@@ -167,7 +186,10 @@ def rasterize_rgbad(
         if return_rgb:
             if textures is None:
                 raise ValueError("textures [B, F, T, T, T, 3] are needed to render rgb")
-            check_textures(textures, faces.shape, faces.device)
+            cube_count = num_faces // 2 if fill_back else num_faces
+            check_textures(textures, (faces.shape[0], cube_count), faces.device)
+    if not (0 < near < far):
+        raise ValueError(f"near and far must satisfy 0 < near < far, got near={near}, far={far}")
     if not (return_rgb or return_alpha or return_depth):
         raise ValueError("nothing to render: return_rgb, return_alpha and return_depth are all False")
 
@@ -179,9 +201,10 @@ def rasterize_rgbad(
         textures = textures.contiguous()
     else:
         textures = faces.new_zeros(batch_size, num_faces, 1, 1, 1, 3)
+    light = face_light.contiguous() if (return_rgb and face_light is not None) else faces.new_empty(0)
     rgb, alpha, depth = RasterizeFunction.apply(
-        flat_faces, textures, internal_size, float(near), float(far), float(eps), background,
-        return_rgb, return_alpha, return_depth,
+        flat_faces, textures, light, internal_size, float(near), float(far), float(eps), background,
+        bool(fill_back and return_rgb), return_rgb, return_alpha, return_depth,
     )
     # unflipped frame (row 0 at y = -1) -> images (row 0 at the top)
     result = {"rgb": None, "alpha": None, "depth": None}

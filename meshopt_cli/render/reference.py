@@ -6,24 +6,29 @@ on one device; floats are float32.
 Inputs
     faces      ``[B, F, 9]``: per face (x0, y0, z0, x1, y1, z1, x2, y2, z2); x, y in NDC
                ([-1, 1] spans the image), z the camera-space depth.
-    textures   ``[B, F, T, T, T, 3]`` per-face texture cubes, or None.
+    textures   ``[B, Ft, T, T, T, 3]`` per-face texture cubes, or None; Ft = F, or F / 2 with
+               ``fill_back``: then faces Ft.. are the reversed copies (vertices 2, 1, 0) of faces
+               0.. and read their original's cube transposed (``permute(0, 1, 4, 3, 2, 5)``).
+    light      ``[B, F, 3]`` per-face light multiplying the sampled colour, or None (unlit).
     image_size S, the size of the maps (the internal size: 2x the output with anti-aliasing).
 
 Maps (the "unflipped frame": row j holds y = (2j + 1 - S) / S, column i holds x = (2i + 1 - S) / S)
     face_index ``[B, S, S]`` int32, -1 on background
     weights    ``[B, S, S, 3]`` barycentric weights of the visible face (clamped, renormalised)
     depth      ``[B, S, S]`` perspective-correct depth, ``far`` on background
-    rgb        ``[B, S, S, 3]`` trilinear texture sample, background colour on background
+    rgb        ``[B, S, S, 3]`` light x trilinear texture sample, background colour on background
     alpha      ``[B, S, S]`` 1 on covered pixels, 0 elsewhere
 
 Functions
-    forward(faces, textures, S, near, far, eps, background) -> (face_index, weights, depth, rgb, alpha)
+    forward(faces, textures, S, near, far, eps, background, light, fill_back)
+        -> (face_index, weights, depth, rgb, alpha)
     backward_xy(faces, face_index, image, grad_image, eps) -> grad_faces ``[B, F, 9]``
         the approximate gradient of DESIGN.md; ``image``/``grad_image`` are ``[B, S, S, C]``
-        (the rendered channels: alpha, rgb or alpha + rgb); only x, y entries are non-zero.
+        (the rendered channels: alpha, rgb or alpha + rgb, alpha first); only x, y entries are
+        non-zero.
     backward_depth(faces, face_index, grad_depth) -> grad_faces ``[B, F, 9]`` (exact)
-    backward_textures(faces, face_index, weights, depth, grad_rgb, texture_size, eps)
-        -> grad_textures ``[B, F, T, T, T, 3]``
+    backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back, eps)
+        -> (grad_textures ``[B, Ft, T, T, T, 3]``, grad_light ``[B, F, 3]`` or None)
 
 The float operations below are written in the same order as in ``kernels/rasterizer_math.h``
 so that both backends pick the same visible face on every pixel, ties included.
@@ -31,6 +36,8 @@ so that both backends pick the same visible face on every pixel, ties included.
 from __future__ import annotations
 
 import torch
+
+name = "reference"
 
 # Bound on the (face, pixel) or (crossing, pixel) pairs materialised at once.
 _CHUNK_PAIRS = 1 << 22
@@ -83,7 +90,10 @@ def barycentric_depth(px, py, pz, qx, qy, near: float, far: float):
     e1 = edge_function(x2, y2, x0, y0, qx, qy)
     e2 = edge_function(x0, y0, x1, y1, qx, qy)
     covered = (e0 >= 0) & (e1 >= 0) & (e2 >= 0)
-    w = torch.stack((e0 / area, e1 / area, e2 / area), dim=-1).clamp(0, 1)
+    raw = torch.stack((e0 / area, e1 / area, e2 / area), dim=-1)
+    # clamp to [0, 1]; its gradient passes on the closed interval (pixel centres on an edge are
+    # covered), whatever convention torch.clamp's backward follows
+    w = torch.where((raw >= 0) & (raw <= 1), raw, raw.detach().clamp(0, 1))
     w_sum = w[:, 0] + w[:, 1] + w[:, 2]
     w = w / w_sum[:, None]
     inv_depth = w[:, 0] / pz[:, 0] + w[:, 1] / pz[:, 1] + w[:, 2] / pz[:, 2]
@@ -115,7 +125,15 @@ def chunks_by_total(count: torch.Tensor, budget: int = _CHUNK_PAIRS):
 # ----------------------------------------------------------------------------- forward
 
 
-def forward(faces, textures, image_size: int, near: float, far: float, eps: float, background):
+def full_cubes(textures, fill_back: bool):
+    """The cube of every rasterized face: with ``fill_back``, the reversed copies' transposed cubes."""
+    if not fill_back:
+        return textures
+    return torch.cat((textures, textures.permute(0, 1, 4, 3, 2, 5)), dim=1)
+
+
+def forward(faces, textures, image_size: int, near: float, far: float, eps: float, background, light=None,
+            fill_back: bool = False):
     """Rasterize: see the module docstring for shapes."""
     B, F = faces.shape[:2]
     S = image_size
@@ -165,9 +183,11 @@ def forward(faces, textures, image_size: int, near: float, far: float, eps: floa
 
     if textures is not None:
         rgb = background.to(faces.dtype)[:, None, :].expand(B, S * S, 3).reshape(-1, 3).clone()
+        cubes = full_cubes(textures, fill_back)
         index, corner_weight = texture_sampling(w, depth, pz.reshape(-1, 3)[face_id], textures.shape[2], eps)
-        texels = textures.reshape(B * F, -1, 3)[face_id[:, None], index]  # [N, 8, 3]
-        rgb[pixel] = (corner_weight[..., None] * texels).sum(1)
+        texels = cubes.reshape(B * F, -1, 3)[face_id[:, None], index]  # [N, 8, 3]
+        color = (corner_weight[..., None] * texels).sum(1)
+        rgb[pixel] = color if light is None else light.reshape(-1, 3)[face_id] * color
         rgb = rgb.reshape(B, S, S, 3)
     else:
         rgb = torch.empty(0, dtype=faces.dtype, device=device)
@@ -184,6 +204,7 @@ def texture_sampling(weights, depth, face_depth, texture_size: int, eps: float):
     T = texture_size
     upper = (torch.tensor(T - 1, dtype=torch.float32) - torch.tensor(eps, dtype=torch.float32)).item()
     position = weights * (T - 1) * (depth[:, None] / face_depth)
+    position = torch.nan_to_num(position, nan=0.0)  # 0/0 where a vertex sits at depth 0
     position = torch.clamp(torch.clamp(position, max=upper), min=0)
     low = torch.floor(position)
     frac = position - low
@@ -203,24 +224,40 @@ def texture_sampling(weights, depth, face_depth, texture_size: int, eps: float):
 # ----------------------------------------------------------------------------- backward
 
 
-def backward_textures(faces, face_index, weights, depth, grad_rgb, texture_size: int, eps: float):
-    """Gradient of the sampled rgb with respect to the texture cubes (trilinear weights)."""
+def backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back: bool, eps: float):
+    """Gradients of the sampled rgb with respect to the texture cubes and the per-face light."""
     B, F = faces.shape[:2]
-    T = texture_size
+    T = textures.shape[2]
     S = face_index.shape[1]
     flat_face = face_index.reshape(-1).long()
     pixel = torch.nonzero(flat_face >= 0).squeeze(1)
     face_id = (pixel // (S * S)) * F + flat_face[pixel]
     face_depth = faces[..., 2::3].reshape(-1, 3)[face_id]
     index, corner_weight = texture_sampling(weights.reshape(-1, 3)[pixel], depth.reshape(-1)[pixel], face_depth, T, eps)
-    contribution = corner_weight[..., None] * grad_rgb.reshape(-1, 3)[pixel][:, None, :]  # [N, 8, 3]
+    grad_color = grad_rgb.reshape(-1, 3)[pixel]
+    grad_light = None
+    if light is not None:
+        cubes = full_cubes(textures, fill_back)
+        color = (corner_weight[..., None] * cubes.reshape(B * F, -1, 3)[face_id[:, None], index]).sum(1)
+        grad_light = torch.zeros(B * F, 3, dtype=faces.dtype, device=faces.device)
+        grad_light.index_add_(0, face_id, grad_color * color)
+        grad_light = grad_light.reshape(B, F, 3)
+        grad_color = grad_color * light.reshape(-1, 3)[face_id]
+    contribution = corner_weight[..., None] * grad_color[:, None, :]  # [N, 8, 3]
     grad = torch.zeros(B * F * T * T * T, 3, dtype=faces.dtype, device=faces.device)
     grad.index_add_(0, (face_id[:, None] * T * T * T + index).reshape(-1), contribution.reshape(-1, 3))
-    return grad.reshape(B, F, T, T, T, 3)
+    grad = grad.reshape(B, F, T, T, T, 3)
+    if fill_back:  # fold the reversed copies' gradients back onto the original cubes
+        half = F // 2
+        grad = grad[:, :half] + grad[:, half:].permute(0, 1, 4, 3, 2, 5)
+    return grad, grad_light
 
 
-def backward_depth(faces, face_index, grad_depth, near: float = 0.0, far: float = float("inf")):
-    """Exact gradient of the depth map: autograd through z = 1 / sum(w_k / z_k) per pixel."""
+def backward_depth(faces, face_index, grad_depth):
+    """Exact gradient of the depth map: autograd through z = 1 / sum(w_k / z_k) per pixel.
+
+    A pixel whose gradient is not finite (a vertex at depth ~0) contributes nothing.
+    """
     B, F = faces.shape[:2]
     S = face_index.shape[1]
     flat_face = face_index.reshape(-1).long()
@@ -229,11 +266,14 @@ def backward_depth(faces, face_index, grad_depth, near: float = 0.0, far: float 
     qy = ((pixel // S) % S).to(faces.dtype)
     qx = (pixel % S).to(faces.dtype)
     with torch.enable_grad():
-        leaf = faces.detach().requires_grad_(True)
-        px, py, pz, _ = pixel_coordinates(leaf.reshape(-1, 9)[face_id], S)
-        _, _, depth = barycentric_depth(px, py, pz, qx, qy, near, far)
-        (grad,) = torch.autograd.grad((depth * grad_depth.reshape(-1)[pixel]).sum(), leaf)
-    return grad
+        per_pixel_face = faces.detach().reshape(-1, 9)[face_id].requires_grad_(True)
+        px, py, pz, _ = pixel_coordinates(per_pixel_face, S)
+        _, _, depth = barycentric_depth(px, py, pz, qx, qy, 0.0, float("inf"))
+        (per_pixel,) = torch.autograd.grad((depth * grad_depth.reshape(-1)[pixel]).sum(), per_pixel_face)
+    per_pixel = torch.where(torch.isfinite(per_pixel).all(-1, keepdim=True), per_pixel, torch.zeros_like(per_pixel))
+    grad = torch.zeros(B * F, 9, dtype=faces.dtype, device=faces.device)
+    grad.index_add_(0, face_id, per_pixel)
+    return grad.reshape(B, F, 9)
 
 
 def backward_xy(faces, face_index, image, grad_image, eps: float):

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from meshopt_cli.render import camera
-from meshopt_cli.render.geometry import fill_back, vertices_to_faces
-from meshopt_cli.render.lighting import lighting
+from meshopt_cli.render.geometry import vertices_to_faces
+from meshopt_cli.render.lighting import face_light
 from meshopt_cli.render.rasterize import (
     DEFAULT_EPS,
     check_float_tensor,
@@ -116,10 +116,11 @@ class Renderer(nn.Module):
                 textures = vertices.new_ones(vertices.shape[0], faces.shape[1], 1, 1, 1, 3)
             check_textures(textures, (vertices.shape[0], faces.shape[1]), vertices.device)
         if self.fill_back:
-            faces, textures = fill_back(faces, textures if rgb else None)
+            faces = torch.cat((faces, faces[:, :, [2, 1, 0]]), dim=1)  # the rasterizer reads the copies' cubes
+        light = None
         if rgb:
-            textures = lighting(
-                vertices_to_faces(vertices, faces), textures,
+            light = face_light(
+                vertices_to_faces(vertices, faces),
                 self.light_intensity_ambient, self.light_intensity_directional,
                 self.light_color_ambient, self.light_color_directional, self.light_direction,
             )
@@ -127,7 +128,8 @@ class Renderer(nn.Module):
         eps = self.rasterizer_eps if rgb else DEFAULT_EPS
         return rasterize_rgbad(
             screen_faces, textures, image_size, self.anti_aliasing, self.near, self.far, eps,
-            self.background_color, rgb, alpha, depth, _checked=True,
+            self.background_color, rgb, alpha, depth, face_light=light, fill_back=self.fill_back and rgb,
+            _checked=True,
         )
 
     def _to_screen(self, vertices, K, R, t, dist_coeffs, orig_size):
