@@ -1,0 +1,130 @@
+"""Turntables: N views around a mesh, written as an animated GIF, PNG frames or a contact sheet."""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from meshopt_cli.mesh.atomic import atomic_write_bytes
+from meshopt_cli.render import Renderer, get_points_from_angles
+
+COLORS = {
+    "white": (1.0, 1.0, 1.0),
+    "black": (0.0, 0.0, 0.0),
+    "grey": (0.5, 0.5, 0.5),
+    "gray": (0.5, 0.5, 0.5),
+}
+
+
+def parse_color(text: str) -> tuple[float, float, float]:
+    """``white``/``black``/``grey``, ``#rrggbb`` or ``r,g,b`` in [0, 1] -> an RGB triple in [0, 1]."""
+    value = text.strip().lower()
+    if value in COLORS:
+        return COLORS[value]
+    if value.startswith("#") and len(value) == 7:
+        try:
+            return tuple(int(value[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+        except ValueError:
+            pass
+    parts = value.split(",")
+    if len(parts) == 3:
+        try:
+            rgb = tuple(float(p) for p in parts)
+        except ValueError:
+            rgb = ()
+        if len(rgb) == 3 and all(0.0 <= c <= 1.0 for c in rgb):
+            return rgb  # type: ignore[return-value]
+    raise ValueError(f"unknown colour {text!r}: use white, black, grey, #rrggbb or r,g,b with values in [0, 1]")
+
+
+def render_views(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    textures: torch.Tensor | None = None,
+    frames: int = 90,
+    elevation: float = 30.0,
+    distance: float = 2.732,
+    start_azimuth: float = 0.0,
+    image_size: int = 256,
+    background: Sequence[float] = (1.0, 1.0, 1.0),
+    light_intensity_ambient: float = 0.5,
+    light_intensity_directional: float = 0.5,
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Render ``frames`` views evenly spaced in azimuth (degrees) around the origin.
+
+    Args:
+        vertices: ``[V, 3]`` float32. faces: ``[F, 3]``. textures: ``[F, T, T, T, 3]`` or None (grey).
+    Returns:
+        ``[frames, S, S, 3]`` uint8 images, row 0 at the top.
+    """
+    device = vertices.device
+    if textures is None:
+        textures = torch.full((faces.shape[0], 1, 1, 1, 3), 0.7, device=device)
+    renderer = Renderer(
+        image_size=image_size,
+        background_color=tuple(background),
+        light_intensity_ambient=light_intensity_ambient,
+        light_intensity_directional=light_intensity_directional,
+    )
+    out = np.empty((frames, image_size, image_size, 3), dtype=np.uint8)
+    azimuths = [start_azimuth + 360.0 * k / frames for k in range(frames)]
+    with torch.no_grad():
+        for first in range(0, frames, batch_size):
+            chunk = azimuths[first : first + batch_size]
+            n = len(chunk)
+            renderer.eye = get_points_from_angles(
+                torch.full((n,), float(distance)), torch.full((n,), float(elevation)), torch.tensor(chunk)
+            ).to(device)
+            rgb = renderer(
+                vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1),
+                textures[None].expand(n, *textures.shape), mode="rgb",
+            )
+            images = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            out[first : first + n] = images
+            if progress is not None:
+                progress(n)
+    return out
+
+
+def gif_bytes(frames: np.ndarray, fps: float = 12.0) -> bytes:
+    """An endlessly looping animated GIF of ``frames [N, H, W, 3]`` uint8."""
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    duration = max(int(round(1000.0 / fps)), 20)
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0, duration=duration, optimize=False, disposal=2)
+    return buffer.getvalue()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def contact_sheet(frames: np.ndarray, views: int = 8, columns: int = 4) -> np.ndarray:
+    """A grid of ``views`` frames picked evenly from ``frames`` -> ``[rows * H, columns * W, 3]``."""
+    views = max(1, min(views, len(frames)))
+    picks = [round(k * len(frames) / views) % len(frames) for k in range(views)]
+    columns = min(columns, views)
+    rows = math.ceil(views / columns)
+    h, w = frames.shape[1:3]
+    sheet = np.full((rows * h, columns * w, 3), 255, dtype=np.uint8)
+    for slot, index in enumerate(picks):
+        r, c = divmod(slot, columns)
+        sheet[r * h : (r + 1) * h, c * w : (c + 1) * w] = frames[index]
+    return sheet
+
+
+def write_gif(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> Path:
+    return atomic_write_bytes(path, gif_bytes(frames, fps))
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    return atomic_write_bytes(path, png_bytes(image))
