@@ -1,0 +1,46 @@
+"""Mesh data: OBJ/MTL I/O, texture cubes <-> UV images, other formats via trimesh, built-in shapes.
+
+Public API::
+
+    load_obj(path, normalization=True, texture_size=4, load_texture=False, texture_wrapping="repeat")
+        -> (vertices [V,3] float32, faces [F,3] int64[, textures [F,T,T,T,3] float32])   (torch)
+    load_mesh(path_or_builtin, *, textures=True) -> Mesh   # .obj .ply .stl .off .glb .gltf, builtin:NAME
+    Mesh.texture_cubes(texture_size=4, wrapping="repeat") -> [F,T,T,T,3] float32 numpy
+    Mesh.to_torch() -> (vertices, faces)
+    save_obj(path, vertices, faces, textures=None, *, uvs=None, image_size=None, base_image=None)
+        -> [written paths]                       # .obj (+ .mtl + .png) or .glb, atomic
+    save_mesh(path, mesh, textures=None, vertices=None)   # own UV layout when the mesh has one
+    builtin_shape("builtin:teapot") -> (vertices [V,3] float32, faces [F,3] int64)
+    MeshError                                   # ValueError, one line "<file>: <problem>"
+
+Modules: ``objparse`` (vectorised OBJ records), ``material`` (MTL + images), ``cubes`` (texture
+cube sampling rules), ``bake`` (cubes -> own UV layout / per-face atlas), ``mesh`` (``Mesh``,
+``load_mesh``), ``obj`` (``load_obj``), ``save`` (writers), ``foreign`` (trimesh formats),
+``builtins`` + ``teapot_data`` (shapes), ``topology`` (weld / winding checks), ``atomic``.
+"""
+from meshopt_cli.mesh.builtins import BUILTIN_NAMES, builtin_shape
+from meshopt_cli.mesh.cubes import WRAPPINGS, cube_weights
+from meshopt_cli.mesh.errors import MeshError
+from meshopt_cli.mesh.material import Material
+from meshopt_cli.mesh.mesh import SUPPORTED_SUFFIXES, Mesh, load_mesh
+from meshopt_cli.mesh.objparse import MAX_FACES
+from meshopt_cli.mesh.obj import load_obj, normalize_vertices
+from meshopt_cli.mesh.save import export_glb, save_mesh, save_obj
+
+__all__ = [
+    "BUILTIN_NAMES",
+    "MAX_FACES",
+    "SUPPORTED_SUFFIXES",
+    "WRAPPINGS",
+    "Material",
+    "Mesh",
+    "MeshError",
+    "builtin_shape",
+    "cube_weights",
+    "export_glb",
+    "load_mesh",
+    "load_obj",
+    "normalize_vertices",
+    "save_mesh",
+    "save_obj",
+]
