@@ -340,30 +340,40 @@ void build_lines(const float* image, const float* grad, int64_t B, int S, int C,
   out.count.assign(B * S, 0);
   out.pos.resize(B * S * (int64_t)S);
   out.data.resize(B * S * (int64_t)S * 2 * C);
-  at::parallel_for(0, B * S, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t line = begin; line < end; ++line) {
-      const int64_t b = line / S, u = line % S;
-      float* pos = out.pos.data() + line * S;
-      float* data = out.data.data() + line * S * 2 * C;
-      int n = 0;
-      for (int v = 0; v < S; ++v) {
-        const int64_t pixel = axis == 1 ? (b * S + u) * S + v : (b * S + v) * S + u;
-        const float* I = image + pixel * C;
-        const float* G = grad + pixel * C;
-        bool keep = false;
-        if (alpha_gain)
-          keep = (I[0] - 1.f) * G[0] > 0.f;
-        else
-          for (int ch = 0; ch < C; ++ch) keep = keep || G[ch] != 0.f;
-        if (!keep) continue;
-        pos[n] = (float)v;
-        for (int ch = 0; ch < C; ++ch) {
-          data[ch * S + n] = I[ch];
-          data[(C + ch) * S + n] = G[ch];
+  // Lines are filled a block at a time while reading the image row by row, so that columns
+  // (axis 0) are gathered from contiguous memory too.
+  constexpr int kBlock = 16;
+  const int blocks = (S + kBlock - 1) / kBlock;
+  at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / blocks;
+      const int first_line = (int)(task % blocks) * kBlock, last_line = std::min(first_line + kBlock, S);
+      // axis 1: the block's lines are rows, scanned one by one; axis 0: the block's lines are
+      // columns, filled together while walking down the rows
+      const int outer = axis == 1 ? last_line - first_line : S;
+      const int inner = axis == 1 ? S : last_line - first_line;
+      for (int i = 0; i < outer; ++i)
+        for (int j = 0; j < inner; ++j) {
+          const int u = axis == 1 ? first_line + i : first_line + j;  // the line
+          const int v = axis == 1 ? j : i;                            // the position along it
+          const int64_t pixel = axis == 1 ? (b * S + u) * S + v : (b * S + v) * S + u;
+          const float* I = image + pixel * C;
+          const float* G = grad + pixel * C;
+          bool keep = false;
+          if (alpha_gain)
+            keep = (I[0] - 1.f) * G[0] > 0.f;
+          else
+            for (int ch = 0; ch < C; ++ch) keep = keep || G[ch] != 0.f;
+          if (!keep) continue;
+          const int64_t line = b * S + u;
+          const int n = out.count[line]++;
+          out.pos[line * S + n] = (float)v;
+          float* data = out.data.data() + line * S * 2 * C;
+          for (int ch = 0; ch < C; ++ch) {
+            data[ch * S + n] = I[ch];
+            data[(C + ch) * S + n] = G[ch];
+          }
         }
-        ++n;
-      }
-      out.count[line] = n;
     }
   });
 }
