@@ -29,6 +29,9 @@ HEADERS = ("rasterizer_math.h",)
 # -fopenmp: at::parallel_for is a header template that runs serially unless OpenMP is on.
 CPU_FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp", "-march=native"]
 CUDA_FLAGS = ["-O3", "--fmad=false"]
+# GPU architectures of a CUDA build when TORCH_CUDA_ARCH_LIST is unset and no GPU is visible (with
+# a GPU, torch builds for the visible devices): Turing, Ampere, Hopper, and PTX for newer GPUs.
+DEFAULT_CUDA_ARCH_LIST = "7.5;8.0;9.0+PTX"
 
 _loaded: dict = {}
 
@@ -54,8 +57,24 @@ def _cpu_signature() -> str:
     return platform.machine() + flags
 
 
+def cuda_arch_list() -> str:
+    """The GPU architectures a CUDA build targets: TORCH_CUDA_ARCH_LIST, else the visible GPUs
+    (what torch picks), else DEFAULT_CUDA_ARCH_LIST."""
+    chosen = os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip()
+    if chosen and chosen != "native":
+        return chosen
+    count = _visible_gpus()
+    if count == 0:
+        return DEFAULT_CUDA_ARCH_LIST
+    return ";".join(sorted({"%d.%d" % torch.cuda.get_device_capability(i) for i in range(count)}))
+
+
+def _visible_gpus() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def extension_name(kind: str) -> str:
-    """A name that changes whenever the sources, flags, torch version or CPU change."""
+    """A name that changes whenever the sources, flags, torch version, CPU or GPU targets change."""
     sources = CPU_SOURCES if kind == "cpu" else CUDA_SOURCES
     digest = hashlib.sha256()
     directory = kernel_dir()
@@ -65,6 +84,8 @@ def extension_name(kind: str) -> str:
     digest.update(" ".join(flags).encode())
     digest.update(torch.__version__.encode())
     digest.update(_cpu_signature().encode())
+    if kind == "cuda":
+        digest.update(cuda_arch_list().encode())
     return f"meshopt_{kind}_{digest.hexdigest()[:12]}"
 
 
@@ -99,15 +120,23 @@ def load(kind: str = "cpu", verbose: bool = False):
     if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
         print(f"meshopt: building {kind.upper()} kernels (first run only, about a minute)...", file=sys.stderr, flush=True)
     sources = [str(directory / s) for s in (CPU_SOURCES if kind == "cpu" else CUDA_SOURCES)]
-    module = cpp_extension.load(
-        name=name,
-        sources=sources,
-        extra_cflags=CPU_FLAGS if kind == "cpu" else ["-O3"],
-        extra_cuda_cflags=CUDA_FLAGS if kind == "cuda" else None,
-        extra_include_paths=[str(directory)],
-        extra_ldflags=["-fopenmp"] if kind == "cpu" else None,
-        verbose=verbose,
-    )
+    # without a visible GPU torch cannot pick the architectures itself: name them for this build
+    default_arch = kind == "cuda" and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not _visible_gpus()
+    if default_arch:
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCH_LIST
+    try:
+        module = cpp_extension.load(
+            name=name,
+            sources=sources,
+            extra_cflags=CPU_FLAGS if kind == "cpu" else ["-O3"],
+            extra_cuda_cflags=CUDA_FLAGS if kind == "cuda" else None,
+            extra_include_paths=[str(directory)],
+            extra_ldflags=["-fopenmp"] if kind == "cpu" else None,
+            verbose=verbose,
+        )
+    finally:
+        if default_arch:
+            del os.environ["TORCH_CUDA_ARCH_LIST"]
     _loaded[kind] = module
     return module
 
