@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "rasterizer_math.h"
@@ -267,7 +268,7 @@ std::vector<at::Tensor> backward_textures(at::Tensor faces, at::Tensor face_inde
   const CubeOf cube_of{textures.size(1), fill_back};
   const int64_t Ft = cube_of.Ft, cube = (int64_t)T * T * T * 3;
   const bool has_light = light.numel() > 0;
-  auto grad_textures = at::zeros_like(textures);
+  auto grad_textures = at::empty_like(textures);  // every cube is zeroed by the task that owns it
   auto grad_light = has_light ? at::zeros({B, F, 3}, faces.options()) : at::empty({0}, faces.options());
   const PixelsByFace groups = group_pixels(face_index, F);
   const float* faces_p = faces.data_ptr<float>();
@@ -285,6 +286,7 @@ std::vector<at::Tensor> backward_textures(at::Tensor faces, at::Tensor face_inde
       const int64_t b = bs / Ft, source = bs % Ft;
       const float* texture = tex_p + bs * cube;
       float* grad_cube = out + bs * cube;
+      std::fill(grad_cube, grad_cube + cube, 0.f);
       for (int copy = 0; copy < (fill_back ? 2 : 1); ++copy) {
         const int64_t f = source + copy * Ft, bf = b * F + f;
         const float* f9 = faces_p + 9 * bf;
@@ -324,8 +326,8 @@ namespace {
 struct SparseLines {
   int S, C;
   std::vector<int32_t> count;  // [lines]
-  std::vector<float> pos;      // [lines][S] positions v of the kept pixels
-  std::vector<float> data;     // [lines][2C][S] image channels then gradient channels
+  std::vector<float> pos;      // [lines][S] positions v of the kept pixels (meaningful up to count)
+  std::vector<float> data;     // [lines][C + 1][S]: sum_c I_c G_c, then the gradient channels G_c
 };
 
 struct LineSet {
@@ -338,8 +340,9 @@ void build_lines(const float* image, const float* grad, int64_t B, int S, int C,
   out.S = S;
   out.C = C;
   out.count.assign(B * S, 0);
-  out.pos.resize(B * S * (int64_t)S);
-  out.data.resize(B * S * (int64_t)S * 2 * C);
+  // grown, never shrunk: the buffers are reused by the next backward pass of this thread
+  if (out.pos.size() < (size_t)(B * S * S)) out.pos.resize(B * S * (int64_t)S);
+  if (out.data.size() < (size_t)(B * S * S * (C + 1))) out.data.resize(B * S * (int64_t)S * (C + 1));
   // Lines are filled a block at a time while reading the image row by row, so that columns
   // (axis 0) are gathered from contiguous memory too.
   constexpr int kBlock = 16;
@@ -368,31 +371,43 @@ void build_lines(const float* image, const float* grad, int64_t B, int S, int C,
           const int64_t line = b * S + u;
           const int n = out.count[line]++;
           out.pos[line * S + n] = (float)v;
-          float* data = out.data.data() + line * S * 2 * C;
+          float* data = out.data.data() + line * S * (C + 1);
+          float image_dot_grad = 0.f;
           for (int ch = 0; ch < C; ++ch) {
-            data[ch * S + n] = I[ch];
-            data[(C + ch) * S + n] = G[ch];
+            image_dot_grad += I[ch] * G[ch];
+            data[(1 + ch) * S + n] = G[ch];
           }
+          data[n] = image_dot_grad;
         }
     }
   });
 }
 
 // Sum of the contributions of the kept pixels k in [first, last) of a line to vertices a and b, with
-// delta = sum_c (I_c - ref_c) G_c where positive. The hot loop of the backward pass.
+// delta = sum_c (I_c - ref_c) G_c = sum_c I_c G_c - sum_c ref_c G_c where positive. The hot loop of
+// the backward pass.
 template <int C>
 void walk_out(const float* pos, const float* data, int S, int first, int last, const float* ref, const Crossing& c,
-              float eps, float& sum_a, float& sum_b) {
-  float acc_a = 0.f, acc_b = 0.f;
+              int direction, float eps, float& sum_a, float& sum_b) {
+  // Along an OUT walk the offset v - v_x never changes sign (it has the walk's direction), so the
+  // side that eps is added on is fixed per vertex; one reciprocal serves both vertices. Same values
+  // as meshopt::contribution up to rounding.
   const float k_a = c.k_a, k_b = c.k_b, v_x = c.v_x;
+  const float eps_a = (k_a > 0.f) == (direction > 0) && k_a != 0.f ? eps : -eps;
+  const float eps_b = (k_b > 0.f) == (direction > 0) && k_b != 0.f ? eps : -eps;
+  float acc_a = 0.f, acc_b = 0.f;
 #pragma omp simd reduction(+ : acc_a, acc_b)
   for (int k = first; k < last; ++k) {
-    float delta = 0.f;
-    for (int ch = 0; ch < C; ++ch) delta += (data[ch * S + k] - ref[ch]) * data[(C + ch) * S + k];
+    float ref_dot_grad = 0.f;
+    for (int ch = 0; ch < C; ++ch) ref_dot_grad += ref[ch] * data[(1 + ch) * S + k];
+    float delta = data[k] - ref_dot_grad;
     delta = delta > 0.f ? delta : 0.f;
     const float offset = pos[k] - v_x;
-    acc_a += meshopt::contribution(delta, k_a, offset, S, eps);
-    acc_b += meshopt::contribution(delta, k_b, offset, S, eps);
+    const float distance_a = k_a * offset + eps_a, distance_b = k_b * offset + eps_b;
+    const float scale = -delta / (distance_a * distance_b);
+    const float value_a = scale * distance_b, value_b = scale * distance_a;
+    acc_a += meshopt::is_finite(value_a) ? value_a : 0.f;
+    acc_b += meshopt::is_finite(value_b) ? value_b : 0.f;
   }
   sum_a += acc_a;
   sum_b += acc_b;
@@ -442,7 +457,8 @@ void face_gradient(const Face& face, int32_t f, int64_t b, const BackwardInputs&
             first = 0;
             last = (int)(std::upper_bound(pos, pos + n, v_out) - pos);
           }
-          walk_out<C>(pos, lines.data.data() + line * S * 2 * C, S, first, last, ref, c, in.eps, sum_a, sum_b);
+          walk_out<C>(pos, lines.data.data() + line * S * (C + 1), S, first, last, ref, c, e.direction, in.eps, sum_a,
+                      sum_b);
         }
         // IN: the face shrinks and uncovers its own pixels, up to its opposite side
         int in_first, in_count;
@@ -455,8 +471,8 @@ void face_gradient(const Face& face, int32_t f, int64_t b, const BackwardInputs&
           for (int ch = 0; ch < C; ++ch) delta += (in.image[pixel * C + ch] - ref_out[ch]) * in.grad[pixel * C + ch];
           if (!(delta > 0.f)) continue;
           const float offset = (float)v - c.v_x;
-          sum_a += meshopt::contribution(delta, c.k_a, offset, S, in.eps);
-          sum_b += meshopt::contribution(delta, c.k_b, offset, S, in.eps);
+          sum_a += meshopt::contribution(delta, c.k_a, offset, in.eps);
+          sum_b += meshopt::contribution(delta, c.k_b, offset, in.eps);
         }
         if (c.has_a) grad_a += sum_a;
         if (c.has_b) grad_b += sum_b;
@@ -492,7 +508,9 @@ at::Tensor backward_xy(at::Tensor faces, at::Tensor face_index, at::Tensor image
   TORCH_CHECK(C == 1 || C == 3 || C == 4, "image must have 1, 3 or 4 channels");
   TORCH_CHECK(image.is_contiguous() && grad_image.is_contiguous() && face_index.is_contiguous(), "inputs must be contiguous");
   auto grad_faces = at::zeros_like(faces);
-  LineSet lines;
+  // Kept per calling thread: allocating (and page-faulting) tens of MB on every call costs more
+  // than the lists themselves at large image sizes.
+  thread_local LineSet lines;
   for (int axis = 0; axis < 2; ++axis) {
     build_lines(image.data_ptr<float>(), grad_image.data_ptr<float>(), B, S, C, axis, false, lines.any_gradient[axis]);
     if (C == 1) build_lines(image.data_ptr<float>(), grad_image.data_ptr<float>(), B, S, C, axis, true, lines.alpha_gain[axis]);

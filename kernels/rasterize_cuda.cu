@@ -570,8 +570,8 @@ __global__ void __launch_bounds__(kBlock)
         for (int ch = 0; ch < C; ++ch) delta += (image[pixel * C + ch] - ref[ch]) * grad_image[pixel * C + ch];
         if (!(delta > 0.f)) continue;  // CPU adds +-0 for these
         const float offset = (float)v - c.v_x;
-        sum_a += meshopt::contribution(delta, c.k_a, offset, S, eps);
-        sum_b += meshopt::contribution(delta, c.k_b, offset, S, eps);
+        sum_a += meshopt::contribution(delta, c.k_a, offset, eps);
+        sum_b += meshopt::contribution(delta, c.k_b, offset, eps);
       }
     }
     // IN: the face shrinks and uncovers its own pixels, up to its opposite side
@@ -587,8 +587,8 @@ __global__ void __launch_bounds__(kBlock)
       for (int ch = 0; ch < C; ++ch) delta += (image[pixel * C + ch] - ref_out[ch]) * grad_image[pixel * C + ch];
       if (!(delta > 0.f)) continue;
       const float offset = (float)v - c.v_x;
-      sum_a += meshopt::contribution(delta, c.k_a, offset, S, eps);
-      sum_b += meshopt::contribution(delta, c.k_b, offset, S, eps);
+      sum_a += meshopt::contribution(delta, c.k_a, offset, eps);
+      sum_b += meshopt::contribution(delta, c.k_b, offset, eps);
     }
     sum_a = warp_sum(sum_a);
     sum_b = warp_sum(sum_b);

@@ -201,8 +201,8 @@ MESHOPT_HD bool scan_edge(const Face& f, int edge, int axis, ScanEdge& e) {
 
 // Where scan line u0 crosses the edge, the pixel just inside (v_in) and just outside (v_out), the
 // crossing with the face's opposite side (v_x2), and the factors k that turn a pixel offset into
-// the distance vertex a (k_a) or b (k_b) must move; has_a / has_b are false when that vertex sits
-// on the scan line.
+// the distance (in NDC) vertex a (k_a) or b (k_b) must move; has_a / has_b are false when that
+// vertex sits on the scan line.
 struct Crossing {
   float v_x, v_x2, k_a, k_b;
   int v_in, v_out;
@@ -224,14 +224,15 @@ MESHOPT_HD bool cross(const ScanEdge& e, int u0_int, int S, Crossing& c) {
     c.v_x2 = e.ub == e.uc ? e.vc : (e.vb - e.vc) / (e.ub - e.uc) * (u0 - e.uc) + e.vc;
   c.has_a = e.ub != u0;
   c.has_b = e.ua != u0;
-  c.k_a = c.has_a ? (e.ub - e.ua) / (e.ub - u0) : 0.f;
-  c.k_b = c.has_b ? (e.ub - e.ua) / (u0 - e.ua) : 0.f;
+  c.k_a = c.has_a ? (e.ub - e.ua) / (e.ub - u0) * 2.f / (float)S : 0.f;
+  c.k_b = c.has_b ? (e.ub - e.ua) / (u0 - e.ua) * 2.f / (float)S : 0.f;
   return true;
 }
 
-// -delta / distance for a vertex with factor k and a pixel at offset v - v_x; 0 when not finite.
-MESHOPT_HD float contribution(float delta, float k, float offset, int S, float eps) {
-  float distance = k * offset * 2.f / (float)S;
+// -delta / distance for a vertex with factor k (NDC units per pixel of offset) and a pixel at
+// offset v - v_x; 0 when not finite.
+MESHOPT_HD float contribution(float delta, float k, float offset, float eps) {
+  float distance = k * offset;
   distance = distance > 0 ? distance + eps : distance - eps;
   const float value = -delta / distance;
   return is_finite(value) ? value : 0.f;

@@ -380,7 +380,7 @@ def _accumulate(grad, crossing, owner, v_pix, delta, v_axis, a, b, S, eps):
     offset = v_pix.to(delta.dtype) - crossing.v_x[owner]
     fid = crossing.fid[owner]
     for vertex, moves, denominator in ((a, ub != u0, ub - u0), (b, ua != u0, u0 - ua)):
-        distance = (ub - ua) / denominator * offset * 2 / S
+        distance = (ub - ua) / denominator * 2 / S * offset
         distance = torch.where(distance > 0, distance + eps, distance - eps)
         contribution = -delta / distance
         keep = moves & torch.isfinite(contribution)
