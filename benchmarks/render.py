@@ -8,6 +8,7 @@ optimization mid-way: the target pokes out of the current silhouette on one side
     python benchmarks/render.py                       # the issue's table on CPU, 2 threads
     python benchmarks/render.py --device cuda --backends native
     python benchmarks/render.py --meshes ico20480 --sizes 256 --backends native reference
+    python benchmarks/render.py --isolate       # one process per case: per-case peak memory
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -136,7 +139,7 @@ def run_case(backend: str, device: str, mesh: str, size: int, mode: str, repeats
         "mode": mode if mode == "silhouettes" else "rgb_T4",
         "forward_ms": round(forward_ms, 2),
         "forward_backward_ms": round(backward_ms, 2),
-        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),  # CPU: the process's peak RSS, torch included
         "silhouette_coverage": round(coverage, 3) if mode == "silhouettes" else None,
         "repeats": repeats,
         "machine": platform.processor() or platform.machine(),
@@ -153,6 +156,8 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["silhouettes", "rgb"], choices=["silhouettes", "rgb"])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--isolate", action="store_true",
+                        help="run every case in a fresh process, so that peak_memory_mb is that case's own peak")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -160,6 +165,12 @@ def main() -> None:
         for mesh in args.meshes:
             for size in args.sizes:
                 for mode in args.modes:
+                    if args.isolate:
+                        command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
+                                   "--backends", backend, "--meshes", mesh, "--sizes", str(size), "--modes", mode,
+                                   "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+                        print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip(), flush=True)
+                        continue
                     print(json.dumps(run_case(backend, args.device, mesh, size, mode, args.repeats, args.warmup)), flush=True)
 
 
