@@ -79,6 +79,56 @@ def render_command(
     _exit_with(lambda: render.run(meshes or ["builtin:teapot"], out, settings, device))
 
 
+@app.command("fit")
+def fit_command(
+    targets: Optional[List[str]] = typer.Argument(None, help="Target meshes (.obj .ply .stl .off .glb .gltf or builtin:NAME), '-' for paths on stdin; with --images: the images of one object."),
+    images: bool = typer.Option(False, "--images", help="The arguments are images of one object (mask: alpha channel, else the non-background pixels), seen by the cameras of --cameras."),
+    cameras: Optional[str] = typer.Option(None, "--cameras", help="JSON file: per image azimuth/elevation/distance or K/R/t (a list in the images' order, or keyed by file name)."),
+    azimuth: Optional[float] = typer.Option(None, help="Camera of a single image: azimuth in degrees (0)."),
+    elevation: Optional[float] = typer.Option(None, help="Camera of a single image: elevation in degrees (30)."),
+    distance: Optional[float] = typer.Option(None, help="Camera of a single image: distance (2.732)."),
+    holdout: int = typer.Option(0, help="With --images: keep N images out of the fit to measure the held-out IoU."),
+    init: Optional[str] = typer.Option(None, help="Template mesh (preset: builtin:sphere, 642 vertices; builtin:sphere:4 is finer)."),
+    preset: str = typer.Option("default", help="Settings preset: default, fast, paper (presets/fit/), or a .toml file."),
+    views: Optional[int] = typer.Option(None, help="Mesh targets: training views, azimuths every 360/N degrees at elevation 30 (default: from the preset)."),
+    heldout_views: Optional[int] = typer.Option(None, help="Mesh targets: held-out views at other azimuths and elevations (default: from the preset)."),
+    batch_views: Optional[int] = typer.Option(None, help="Views rendered per iteration (default: from the preset)."),
+    iterations: Optional[int] = typer.Option(None, help="Adam iterations on the vertices (default: from the preset)."),
+    affine_iterations: Optional[int] = typer.Option(None, help="Iterations of the first stage (global scale + translation), 0 to skip (default: from the preset)."),
+    image_size: Optional[int] = typer.Option(None, help="Silhouette size in pixels during the fit (default: from the preset)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate of the vertex offsets (default: from the preset)."),
+    loss: Optional[str] = typer.Option(None, help="Silhouette loss: iou (1 - IoU, the paper's) or mse (default: from the preset)."),
+    laplacian: Optional[float] = typer.Option(None, help="Weight of the uniform Laplacian smoothing (default: from the preset)."),
+    edge: Optional[float] = typer.Option(None, help="Weight of the edge-length (membrane) term (default: from the preset)."),
+    normal: Optional[float] = typer.Option(None, help="Weight of the normal-consistency term (default: from the preset)."),
+    flatten: Optional[float] = typer.Option(None, help="Weight of the paper's flatten (smoothness) loss (default: from the preset)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed of the view sampling (default: from the preset)."),
+    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; each input gets OUT/NAME/."),
+    name: Optional[str] = typer.Option(None, help="Folder name of the result of one input (default: the target's name)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing results."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or log lines."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object per input on stdout."),
+) -> None:
+    """Deform a template mesh until its silhouettes match a target's.
+
+    Writes OUT/NAME/fitted.obj, turntable.gif, compare.png and metrics.json.
+
+    Examples: meshopt fit builtin:teapot;
+    meshopt fit --images a.png b.png --cameras cams.json;
+    meshopt fit --images side.png --azimuth 90 --preset fast
+    """
+    from meshopt_cli.commands import fit
+
+    overrides = dict(init=init, views=views, heldout_views=heldout_views, batch_views=batch_views, iterations=iterations,
+                     affine_iterations=affine_iterations, image_size=image_size, learning_rate=lr, loss=loss,
+                     laplacian=laplacian, edge=edge, normal=normal, flatten=flatten, seed=seed)
+    options = fit.FitOptions(out=out, preset=preset, overrides=overrides, device=device, images=images, cameras=cameras,
+                             azimuth=azimuth, elevation=elevation, distance=distance, holdout=holdout, name=name,
+                             force=force, quiet=quiet, json=json_output)
+    _exit_with(lambda: fit.run(list(targets or []), options))
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,48 @@
+"""Figures of a fit: silhouette IoU on the training and held-out views, voxel IoU at 32³."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from meshopt_cli.optimize.losses import silhouette_iou
+from meshopt_cli.optimize.targets import MeshTarget, SilhouetteTarget
+from meshopt_cli.optimize.views import render_silhouettes
+from meshopt_cli.optimize.voxels import is_watertight, voxel_iou
+
+
+def view_ious(vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarget, which: str, size: int,
+              fill_back: bool = True) -> list[float]:
+    """IoU of the binary silhouettes (alpha > 0.5) of the mesh and of the target, per view."""
+    views = target.train if which == "train" else target.heldout
+    if views is None or len(views) == 0:
+        return []
+    with torch.no_grad():
+        fitted = render_silhouettes(vertices, faces, views, size, fill_back=fill_back)
+        return silhouette_iou(fitted, target.masks(which, size)).tolist()
+
+
+def evaluate(vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarget, size: int, fill_back: bool = True) -> dict:
+    """``{"train_iou", "heldout_iou", "train_ious", "heldout_ious", "voxel_iou", "voxel_iou_note"}``;
+    means are None where a set is empty; voxel IoU only for mesh targets when both meshes are closed."""
+    train = view_ious(vertices, faces, target, "train", size, fill_back)
+    heldout = view_ious(vertices, faces, target, "heldout", size, fill_back)
+    figures = {
+        "train_iou": float(np.mean(train)) if train else None,
+        "heldout_iou": float(np.mean(heldout)) if heldout else None,
+        "train_ious": [round(x, 4) for x in train],
+        "heldout_ious": [round(x, 4) for x in heldout],
+        "voxel_iou": None,
+        "voxel_iou_note": None,
+    }
+    if not isinstance(target, MeshTarget):
+        figures["voxel_iou_note"] = "no target mesh (image target)"
+        return figures
+    fitted_v, fitted_f = vertices.detach().cpu().numpy(), faces.cpu().numpy()
+    target_v, target_f = target.vertices.cpu().numpy(), target.faces.cpu().numpy()
+    if not is_watertight(target_v, target_f):
+        figures["voxel_iou_note"] = "target mesh is not watertight"
+    elif not is_watertight(fitted_v, fitted_f):
+        figures["voxel_iou_note"] = "fitted mesh is not watertight"
+    else:
+        figures["voxel_iou"] = voxel_iou(fitted_v, fitted_f, target_v, target_f, resolution=32)
+    return figures

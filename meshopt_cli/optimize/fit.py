@@ -1,0 +1,135 @@
+"""The fit loop: deform a template mesh until its silhouettes match a target's.
+
+Two stages, both Adam on silhouettes of ``batch_views`` cameras sampled per iteration:
+
+1. (optional, ``affine_iterations``) a per-axis scale and a translation of the whole template, the
+   learning rate decaying along a cosine from ``affine_learning_rate`` to a tenth of it;
+2. (``iterations``) an offset per vertex, with the silhouette term (``loss``: 1 - IoU or MSE) plus
+   weighted regularizers (uniform Laplacian, edge length (a membrane energy), normal consistency, the paper's
+   flatten loss); the learning rate decays along a cosine from ``learning_rate`` to
+   ``final_learning_rate``; optionally the first ``coarse_fraction`` of the iterations render at
+   ``coarse_image_size`` (coarse to fine).
+
+Ctrl-C stops the loop early and returns the current state (``FitResult.interrupted``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from meshopt_cli.optimize.losses import IMAGE_LOSSES, REGULARIZERS, MeshTopology
+from meshopt_cli.optimize.settings import FitSettings
+from meshopt_cli.optimize.targets import SilhouetteTarget
+from meshopt_cli.optimize.views import render_batch, silhouette_renderer
+
+AFFINE_DECAY = 0.1  # the first stage's final learning rate, as a fraction of its first
+
+
+@dataclass
+class FitResult:
+    vertices: torch.Tensor  # [V, 3] fitted, in the target's (normalised) frame
+    faces: torch.Tensor  # [F, 3]
+    affine_curve: list[float] = field(default_factory=list)  # silhouette loss per affine iteration
+    loss_curve: list[float] = field(default_factory=list)  # total loss per vertex iteration
+    silhouette_curve: list[float] = field(default_factory=list)  # its silhouette term
+    final_terms: dict = field(default_factory=dict)  # each term's last value (unweighted)
+    scale: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # of the affine stage
+    translation: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def cosine_lr(first: float, last: float, step: int, total: int) -> float:
+    """Learning rate at ``step`` of ``total``: ``first`` -> ``last`` along half a cosine."""
+    if total <= 1:
+        return first
+    return last + (first - last) * 0.5 * (1 + math.cos(math.pi * step / (total - 1)))
+
+
+def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarget, settings: FitSettings,
+        progress: Callable[[int], None] | None = None) -> FitResult:
+    """Fit ``template_vertices [V, 3]`` (faces ``[F, 3]``, on the target's device) to ``target``.
+
+    The template is used as given (the caller centres and scales it). Deterministic for a given
+    ``settings.seed`` on a given device.
+    """
+    start = time.perf_counter()
+    device = template_vertices.device
+    base = template_vertices.detach().float()
+    generator = torch.Generator().manual_seed(int(settings.seed))
+    image_loss = IMAGE_LOSSES[settings.loss]
+    count = len(target.train)
+    batch = min(settings.batch_views, count)
+    fill_back = settings.fill_back
+    renderers: dict[int, object] = {}
+
+    def silhouettes(vertices, index, size):
+        if size not in renderers:
+            renderers[size] = silhouette_renderer(size, fill_back, target.train)
+        return render_batch(renderers[size], vertices, faces, target.train.subset(index)), target.masks("train", size)[index.to(device)]
+
+    def sample():
+        return torch.randperm(count, generator=generator)[:batch]
+
+    result = FitResult(vertices=base.clone(), faces=faces)
+    try:
+        # stage 1: per-axis scale and translation
+        log_scale = torch.zeros(3, device=device, requires_grad=True)
+        shift = torch.zeros(3, device=device, requires_grad=True)
+        if settings.affine_iterations > 0:
+            optimizer = torch.optim.Adam([log_scale, shift], lr=settings.affine_learning_rate)
+            size = settings.coarse_image_size or settings.image_size
+            for step in range(settings.affine_iterations):
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_lr(settings.affine_learning_rate, settings.affine_learning_rate * AFFINE_DECAY,
+                                            step, settings.affine_iterations)
+                rendered, wanted = silhouettes(base * log_scale.exp() + shift, sample(), size)
+                loss = image_loss(rendered, wanted)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                result.affine_curve.append(loss.item())
+                if progress:
+                    progress(1)
+        with torch.no_grad():
+            result.scale = log_scale.exp().tolist()
+            result.translation = shift.tolist()
+            base = base * log_scale.exp() + shift
+            result.vertices = base.clone()
+
+        # stage 2: per-vertex offsets
+        topology = MeshTopology.from_faces(faces, len(base), device)
+        weights = {name: getattr(settings, name) for name in REGULARIZERS if getattr(settings, name) > 0}
+        offsets = torch.zeros_like(base, requires_grad=True)
+        optimizer = torch.optim.Adam([offsets], lr=settings.learning_rate)
+        coarse_steps = int(round(settings.iterations * settings.coarse_fraction)) if settings.coarse_image_size else 0
+        for step in range(settings.iterations):
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(settings.learning_rate, settings.final_learning_rate, step, settings.iterations)
+            size = settings.coarse_image_size if step < coarse_steps else settings.image_size
+            vertices = base + offsets
+            rendered, wanted = silhouettes(vertices, sample(), size)
+            silhouette = image_loss(rendered, wanted)
+            loss = silhouette
+            terms = {"silhouette": silhouette}
+            for name, weight in weights.items():
+                terms[name] = REGULARIZERS[name](vertices, topology)
+                loss = loss + weight * terms[name]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            result.loss_curve.append(loss.item())
+            result.silhouette_curve.append(silhouette.item())
+            result.final_terms = {name: value.item() for name, value in terms.items()}
+            result.vertices = (base + offsets).detach()
+            if progress:
+                progress(1)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    result.vertices = result.vertices.detach().clone()
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,115 @@
+"""`meshopt fit` end to end, in subprocesses as users run it: outputs, --force, --json, errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TINY = """
+description = "tiny settings for tests"
+views = 8
+heldout_views = 4
+batch_views = 4
+image_size = 32
+eval_image_size = 48
+iterations = 12
+affine_iterations = 6
+edge = 0.01
+init = "builtin:sphere:2"
+turntable_frames = 4
+turntable_size = 32
+"""
+
+
+def meshopt(*args, cwd, stdin=None):
+    return subprocess.run([sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, input=stdin)
+
+
+def error_lines(result):
+    return [line for line in result.stderr.splitlines() if line.startswith("meshopt: error:")]
+
+
+@pytest.fixture
+def work(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    disc = np.zeros((32, 32, 4), np.uint8)
+    yy, xx = np.mgrid[:32, :32]
+    disc[(yy - 15.5) ** 2 + (xx - 15.5) ** 2 < 100] = (200, 30, 30, 255)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(disc).save(tmp_path / name)
+    Image.fromarray(np.zeros((32, 32, 4), np.uint8)).save(tmp_path / "empty.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (tmp_path / "cams.json").write_text(json.dumps([{"azimuth": 0}, {"azimuth": 90, "elevation": 30, "distance": 2.732}]))
+    return tmp_path
+
+
+def test_fit_writes_its_folder_and_keeps_it_without_force(work):
+    result = meshopt("fit", "missing.obj", "builtin:cube", "--preset", "tiny.toml", "--json", "-o", "out", cwd=work)
+    assert result.returncode == 1, result.stderr  # one input failed, the other one was fitted
+    assert error_lines(result) == ["meshopt: error: missing.obj: no such file"] and "Traceback" not in result.stderr
+    failed, summary = (json.loads(line) for line in result.stdout.splitlines())  # one JSON object per input
+    assert failed == {"input": "missing.obj", "error": "missing.obj: no such file"}
+    folder = work / "out" / "cube"
+    assert sorted(p.name for p in folder.iterdir()) == ["compare.png", "fitted.obj", "metrics.json", "turntable.gif"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for key in ("loss_curve", "iou", "voxel_iou", "seconds", "device", "backend", "settings"):
+        assert key in metrics, key
+    assert len(metrics["loss_curve"]) == 12 and metrics["settings"]["image_size"] == 32
+    assert metrics["views"] == {**metrics["views"], "train": 8, "heldout": 4}
+    assert 0 < metrics["iou"]["heldout"] <= 1 and 0 < metrics["voxel_iou"] <= 1
+    assert metrics["device"] == "cpu" and metrics["backend"] in ("native", "reference")
+    assert summary["folder"] == str(Path("out") / "cube") and summary["heldout_iou"] == metrics["iou"]["heldout"]
+    last = result.stderr.strip().splitlines()[-1]
+    assert "held-out IoU" in last and str(Path("out") / "cube") in last
+    assert Image.open(folder / "turntable.gif").n_frames == 4
+    obj = (folder / "fitted.obj").read_text()
+    assert obj.count("\nv ") + obj.startswith("v ") == 162
+    assert not [p for p in (work / "out").iterdir() if p.name.startswith(".")]  # no staging left
+
+    before = (folder / "metrics.json").read_bytes()
+    again = meshopt("fit", "builtin:cube", "--preset", "tiny.toml", "-o", "out", cwd=work)
+    assert again.returncode == 1 and error_lines(again) == [f"meshopt: error: {Path('out') / 'cube'} exists (use --force to overwrite)"]
+    assert (folder / "metrics.json").read_bytes() == before
+
+
+def test_fit_images_with_cameras(work):
+    result = meshopt("fit", "--images", "-", "--cameras", "cams.json", "--preset", "tiny.toml",  # image paths on stdin
+                     "--holdout", "1", "--iterations", "4", "-o", "out", cwd=work, stdin="a.png\nb.png\n")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((work / "out" / "cams" / "metrics.json").read_text())
+    assert metrics["target"]["kind"] == "images" and metrics["views"]["train"] == 1 and metrics["views"]["heldout"] == 1
+    assert metrics["voxel_iou"] is None and metrics["iterations"]["vertices"] == 4
+    assert metrics["target"]["images"] == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--images", "a.png", "b.png", "--cameras", "bad.json"], "bad.json: not valid JSON (line 1, column 3"),
+    (["--images", "a.png", "b.png", "--cameras", "one.json"], "one.json: 1 camera for 2 images"),
+    (["--images", "a.png", "empty.png", "--cameras", "cams.json"], "empty.png: empty mask (alpha is 0 everywhere)"),
+    (["--images", "broken.png", "--azimuth", "30"], "broken.png: cannot be read as an image"),
+    (["missing.obj"], "missing.obj: no such file"),
+])
+def test_bad_inputs_are_one_line_errors(work, args, message):
+    (work / "bad.json").write_text("[{azimuth: 1}]")
+    (work / "one.json").write_text('[{"azimuth": 0}]')
+    result = meshopt("fit", *args, "--preset", "tiny.toml", "-o", "out", cwd=work)
+    assert result.returncode == 1, result.stderr
+    assert len(error_lines(result)) == 1 and message in error_lines(result)[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (work / "out").exists() or not any((work / "out").iterdir())
+
+
+def test_usage_errors_exit_2(work):
+    for args, message in ((["builtin:cube", "--preset", "nope"], "unknown preset 'nope' for fit (valid: default, fast, paper"),
+                          (["builtin:cube", "--preset", "tiny.toml", "--init", "nothing.obj"], "--init: nothing.obj: no such file"),
+                          (["builtin:cube", "--cameras", "cams.json"], "--cameras goes with --images"),
+                          (["--images", "a.png", "--cameras", "cams.json", "--azimuth", "3"], "not both"),
+                          (["builtin:cube", "--loss", "l1"], "loss must be one of iou, mse")):
+        result = meshopt("fit", *args, "-o", "out", cwd=work)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(error_lines(result)) == 1 and message in error_lines(result)[0], (args, result.stderr)
+        assert "Traceback" not in result.stderr and not (work / "out").exists()
