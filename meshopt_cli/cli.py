@@ -129,6 +129,35 @@ def fit_command(
     _exit_with(lambda: fit.run(list(targets or []), options))
 
 
+presets_app = typer.Typer(help="List the settings presets, or show one as TOML.", invoke_without_command=True,
+                          no_args_is_help=False)
+app.add_typer(presets_app, name="presets")
+
+
+@presets_app.callback()
+def presets_list(context: typer.Context) -> None:
+    """List every command's presets with their descriptions.
+
+    Example: meshopt presets
+    """
+    if context.invoked_subcommand is not None:
+        return
+    from meshopt_cli.commands import presets
+
+    _exit_with(presets.list_presets)
+
+
+@presets_app.command("show")
+def presets_show(name: str = typer.Argument(..., help="COMMAND/NAME (e.g. fit/fast), or NAME when only one command has it.")) -> None:
+    """Print one preset as TOML (usable with --preset FILE.toml after editing).
+
+    Example: meshopt presets show fit/fast > mine.toml
+    """
+    from meshopt_cli.commands import presets
+
+    _exit_with(lambda: presets.show_preset(name))
+
+
 def main() -> None:
     app()
 

@@ -1,23 +1,18 @@
 """Settings of ``meshopt fit``: a dataclass, TOML presets (``presets/fit/*.toml``) and overrides.
 
 A preset is a flat TOML file whose keys are the field names of :class:`FitSettings` (plus an
-optional ``description``). Presets are looked up in the repository's ``presets/`` folder first, else
-in the installed package's ``_presets/`` copy (as ``render/native.py`` finds ``kernels/``). A path
-to a ``.toml`` file is accepted as a preset too. Command-line flags override preset values.
+optional ``description``); ``meshopt_cli.presets`` finds the files. Command-line flags override
+preset values.
 """
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-import tomllib
 from dataclasses import dataclass
 
-_PACKAGE_DIR = pathlib.Path(__file__).resolve().parent.parent
-_CANDIDATE_PRESET_DIRS = (_PACKAGE_DIR.parent / "presets", _PACKAGE_DIR / "_presets")
+from meshopt_cli import presets
 
-
-class SettingsError(ValueError):
-    """A preset or a setting cannot be used (one line)."""
+# One error class for every bad preset or setting (one line each).
+SettingsError = presets.PresetError
 
 
 @dataclass
@@ -60,41 +55,14 @@ FIELDS = {f.name: f for f in dataclasses.fields(FitSettings)}
 LOSSES = ("iou", "mse")
 
 
-def preset_dir(command: str = "fit") -> pathlib.Path:
-    """The folder of ``command``'s presets: the repository's ``presets/<command>`` or the package's copy."""
-    for candidate in _CANDIDATE_PRESET_DIRS:
-        if (candidate / command).is_dir():
-            return candidate / command
-    raise SettingsError("meshopt presets not found (looked in " + ", ".join(str(c / command) for c in _CANDIDATE_PRESET_DIRS) + ")")
-
-
 def preset_names(command: str = "fit") -> list[str]:
-    return sorted(p.stem for p in preset_dir(command).glob("*.toml"))
-
-
-def preset_path(name: str, command: str = "fit") -> pathlib.Path:
-    """The file of preset ``name`` (or ``name`` itself when it is a path to a ``.toml`` file)."""
-    if name.endswith(".toml"):
-        path = pathlib.Path(name).expanduser()
-        if not path.is_file():
-            raise SettingsError(f"--preset {name}: no such file")
-        return path
-    path = preset_dir(command) / f"{name}.toml"
-    if not path.is_file():
-        raise SettingsError(f"unknown preset '{name}' for {command} (valid: {', '.join(preset_names(command))})")
-    return path
+    return presets.preset_names(command)
 
 
 def load_preset(name: str = "default", command: str = "fit") -> tuple[dict, str]:
     """The values of preset ``name`` (checked against :class:`FitSettings`) and its description."""
-    path = preset_path(name, command)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot be read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: not valid TOML ({exc})") from None
-    description = str(data.pop("description", ""))
+    path = presets.preset_path(name, command)
+    data, description = presets.read_preset(path)
     for key, value in data.items():
         if key not in FIELDS:
             raise SettingsError(f"{path}: unknown setting '{key}' (valid: {', '.join(FIELDS)})")

@@ -1,0 +1,42 @@
+"""`meshopt presets` lists and shows the preset files."""
+import subprocess
+import sys
+import tomllib
+
+from meshopt_cli.presets import PresetError, find_preset
+
+
+def meshopt(*args):
+    return subprocess.run([sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_list_names_every_fit_preset_with_its_description():
+    result = meshopt("presets")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split("\t", 1) for line in result.stdout.splitlines())
+    assert {"fit/default", "fit/fast", "fit/paper"} <= set(lines)
+    assert all(description.strip() for description in lines.values())
+
+
+def test_show_prints_loadable_toml():
+    result = meshopt("presets", "show", "fit/fast")
+    assert result.returncode == 0
+    values = tomllib.loads(result.stdout)
+    assert values["image_size"] == 48 and "description" in values
+    assert meshopt("presets", "show", "fast").stdout == result.stdout  # unambiguous short name
+
+
+def test_unknown_preset_is_a_usage_error_listing_the_valid_ones():
+    result = meshopt("presets", "show", "nope")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "meshopt: error: unknown preset 'nope' (valid: fit/default, fit/fast, fit/paper)"
+    assert result.stdout == ""
+
+
+def test_find_preset_rejects_an_unknown_command():
+    try:
+        find_preset("style/paper")
+    except PresetError as problem:
+        assert "no presets for 'style'" in str(problem)
+    else:
+        raise AssertionError("expected PresetError")
