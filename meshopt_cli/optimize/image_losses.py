@@ -1,0 +1,139 @@
+"""Image-space losses of ``style`` (Gram-matrix style, content, total variation) and ``dream``
+(DeepDream activation, edge-length regularizer).
+
+Shapes: features ``[B, C, H, W]`` (one per backbone layer, e.g. from
+:class:`~meshopt_cli.optimize.backbones.VGG16Features`), images ``[B, 3, S, S]``, silhouettes /
+masks ``[B, S, S]`` or ``[B, 1, S, S]`` in [0, 1], vertices ``[V, 3]`` or ``[B, V, 3]``, faces
+``[F, 3]`` (integer). Every loss returns a scalar tensor. Batch convention: style, TV and edge terms
+are **means over the batch** (views) so that their weights do not depend on the number of views;
+the content term is a plain sum (it has no batch of views).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+Features = Union[Sequence[torch.Tensor], Mapping[str, torch.Tensor]]
+
+
+def _as_list(features: Features) -> list[torch.Tensor]:
+    return list(features.values()) if isinstance(features, Mapping) else list(features)
+
+
+def pool_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A silhouette ``[B, H, W]`` or ``[B, 1, H, W]`` -> ``[B, 1, h, w]`` by area (average)
+    pooling: each feature cell gets the fraction of its image area that is covered. Differentiable
+    in the mask."""
+    if mask.ndim == 3:
+        mask = mask[:, None]
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"expected a mask [B, H, W] or [B, 1, H, W], got {tuple(mask.shape)}")
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    return F.interpolate(mask, size=size, mode="area")
+
+
+def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Gram matrices ``[B, C, C]`` of features ``[B, C, H, W]``:
+    ``G[b, i, j] = Σ_{y,x} f[b, i, y, x] · f[b, j, y, x] / (C · H · W)`` — normalised by
+    C·H·W of the feature map (not by the covered area), with ``f`` the features multiplied by the
+    silhouette ``mask`` area-pooled to H×W (:func:`pool_mask`) when one is given."""
+    if features.ndim != 4:
+        raise ValueError(f"expected features [B, C, H, W], got {tuple(features.shape)}")
+    b, c, h, w = features.shape
+    if mask is not None:
+        features = features * pool_mask(mask.to(features.dtype), (h, w))
+    flat = features.reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def gram_matrices(features: Features, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """:func:`gram_matrix` of every layer (a list, or a dict's values in order)."""
+    return [gram_matrix(f, mask) for f in _as_list(features)]
+
+
+def style_loss(features: Features, style_grams: Sequence[torch.Tensor],
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Style loss of rendered views against a style image:
+
+    ``L = mean_b Σ_layers ‖G_l(render_b · mask_b) − G_l(style)‖²_F``
+
+    ``features``: per layer ``[B, C_l, H_l, W_l]`` of the rendered views; ``style_grams``: per
+    layer ``[C_l, C_l]``, ``[1, C_l, C_l]`` or ``[B, C_l, C_l]`` (the style image's, from
+    :func:`gram_matrices`, unmasked); ``mask``: the rendered silhouettes ``[B, S, S]`` /
+    ``[B, 1, S, S]``, pooled to each layer's size (gradient flows through it)."""
+    feats = _as_list(features)
+    if len(feats) != len(style_grams):
+        raise ValueError(f"{len(feats)} feature layers but {len(style_grams)} style Gram matrices")
+    total = None
+    for f, target in zip(feats, style_grams):
+        g = gram_matrix(f, mask)
+        target = target.to(g.dtype)
+        if target.ndim == 2:
+            target = target[None]
+        term = ((g - target) ** 2).sum(dim=(1, 2)).mean()
+        total = term if total is None else total + term
+    return total
+
+
+def content_loss(vertices: torch.Tensor, initial_vertices: torch.Tensor) -> torch.Tensor:
+    """Sum of squared vertex displacements ``Σ ‖v − v₀‖²`` (any matching shapes, e.g.
+    ``[V, 3]``); ``initial_vertices`` is treated as a constant."""
+    return ((vertices - initial_vertices.detach()) ** 2).sum()
+
+
+def total_variation(images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared total variation inside the silhouette, mean over the batch:
+
+    ``TV = mean_b Σ_{c,y,x} m(y,x)·m(y+1,x)·(I[c,y+1,x] − I[c,y,x])²
+                          + m(y,x)·m(y,x+1)·(I[c,y,x+1] − I[c,y,x])²``
+
+    for images ``[B, C, H, W]`` and a silhouette ``mask`` ``[B, H, W]`` / ``[B, 1, H, W]`` at the
+    image's size (all ones if None). A difference counts only where both pixels are inside, so the
+    silhouette's border against the background costs nothing. The mask is detached: TV smooths the
+    colours, it must not shrink the silhouette."""
+    if images.ndim != 4:
+        raise ValueError(f"expected images [B, C, H, W], got {tuple(images.shape)}")
+    dy = (images[:, :, 1:, :] - images[:, :, :-1, :]) ** 2
+    dx = (images[:, :, :, 1:] - images[:, :, :, :-1]) ** 2
+    if mask is not None:
+        m = mask.detach().to(images.dtype)
+        if m.ndim == 3:
+            m = m[:, None]
+        if tuple(m.shape[-2:]) != tuple(images.shape[-2:]):
+            raise ValueError(f"mask {tuple(mask.shape)} does not match images {tuple(images.shape)}")
+        dy = dy * (m[:, :, 1:, :] * m[:, :, :-1, :])
+        dx = dx * (m[:, :, :, 1:] * m[:, :, :, :-1])
+    return (dy.flatten(1).sum(1) + dx.flatten(1).sum(1)).mean()
+
+
+def dream_loss(activation: torch.Tensor) -> torch.Tensor:
+    """DeepDream loss ``−mean(activation²)`` over all elements of ``activation`` ``[B, C, H, W]``
+    (minimising it makes the layer's activations grow)."""
+    return -(activation ** 2).mean()
+
+
+def unique_edges(faces: torch.Tensor) -> torch.Tensor:
+    """Undirected edges ``[E, 2]`` (i < j, each once) of triangles ``faces`` ``[F, 3]``."""
+    f = faces.long()
+    pairs = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]], dim=0)
+    return torch.unique(torch.sort(pairs, dim=1).values, dim=0)
+
+
+def edge_length_variance(vertices: torch.Tensor, faces: torch.Tensor,
+                         edges: torch.Tensor | None = None) -> torch.Tensor:
+    """The dream's triangle-evenness term: ``Var(edge lengths) × F``.
+
+    Lengths ``‖v_i − v_j‖`` over the unique undirected edges of ``faces`` ``[F, 3]`` (pass
+    ``edges`` ``[E, 2]`` from :func:`unique_edges` to compute them once); population variance
+    (divided by E); multiplied by the number of faces F. ``vertices`` ``[V, 3]`` or
+    ``[B, V, 3]`` (then the mean over the batch)."""
+    if edges is None:
+        edges = unique_edges(faces)
+    v = vertices if vertices.ndim == 3 else vertices[None]
+    # sqrt of a clamped square: a zero-length edge gives a finite gradient, not NaN
+    lengths = ((v[:, edges[:, 0]] - v[:, edges[:, 1]]) ** 2).sum(-1).clamp_min(1e-20).sqrt()  # [B, E]
+    variance = lengths.var(dim=1, unbiased=False)
+    return variance.mean() * faces.shape[-2]
