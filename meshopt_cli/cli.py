@@ -129,6 +129,52 @@ def fit_command(
     _exit_with(lambda: fit.run(list(targets or []), options))
 
 
+@app.command("style")
+def style_command(
+    mesh: str = typer.Argument(..., help="Mesh file (.obj .ply .stl .off .glb .gltf) or builtin:NAME."),
+    image: str = typer.Argument(..., help="Style image (PNG, JPEG, ...; grey, palette and RGBA work)."),
+    preset: str = typer.Option("fast", help="Settings preset: fast, paper, texture-only (presets/style/), or a .toml file."),
+    weights: str = typer.Option("imagenet", help="VGG16 weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE."),
+    iterations: Optional[int] = typer.Option(None, help="Adam steps (default: from the preset)."),
+    batch_views: Optional[int] = typer.Option(None, help="Random views rendered per step (default: from the preset)."),
+    image_size: Optional[int] = typer.Option(None, help="Rendered view size in pixels (default: from the preset)."),
+    texture_size: Optional[int] = typer.Option(None, help="Texture cube size T per face (default: from the preset)."),
+    style_weight: Optional[float] = typer.Option(None, help="Weight of the Gram style term (default: from the preset)."),
+    content_weight: Optional[float] = typer.Option(None, help="Weight of the vertex-displacement term (default: from the preset)."),
+    tv_weight: Optional[float] = typer.Option(None, help="Weight of the total variation term (default: from the preset)."),
+    vertex_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the vertices (default: from the preset)."),
+    texture_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the texture logits (default: from the preset)."),
+    no_shape: bool = typer.Option(False, "--no-shape", help="Freeze the vertices: change the texture only."),
+    seed: Optional[int] = typer.Option(None, help="Random seed of the views and lights (default: from the preset)."),
+    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; the result goes to OUT/NAME/."),
+    name: Optional[str] = typer.Option(None, help="Folder name of the result (default: MESH-IMAGE)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or log lines."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    checkpoint_every: int = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on Ctrl-C); 0: never."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/NAME.checkpoint.pt (same mesh, image and settings; replaces the interrupted result)."),
+) -> None:
+    """Transfer the style of an image to a mesh's texture and shape (2D-to-3D style transfer).
+
+    Writes OUT/NAME/stylized.obj (+ .mtl, .png), turntable.gif, before-after.png and metrics.json.
+
+    Examples: meshopt style bunny.obj painting.jpg;
+    meshopt style builtin:teapot starry.png --preset paper --device cuda;
+    meshopt style bunny.obj painting.jpg --no-shape
+    """
+    from meshopt_cli.commands import style
+
+    overrides = dict(iterations=iterations, batch_views=batch_views, image_size=image_size, texture_size=texture_size,
+                     style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
+                     vertex_lr=vertex_lr, texture_lr=texture_lr, seed=seed,
+                     optimize_vertices=False if no_shape else None)
+    options = style.StyleOptions(out=out, preset=preset, overrides=overrides, weights=weights, device=device,
+                                 name=name, force=force, quiet=quiet, json=json_output,
+                                 checkpoint_every=checkpoint_every, resume=resume)
+    _exit_with(lambda: style.run(mesh, image, options))
+
+
 presets_app = typer.Typer(help="List the settings presets, or show one as TOML.", invoke_without_command=True,
                           no_args_is_help=False)
 app.add_typer(presets_app, name="presets")

@@ -23,20 +23,23 @@ def test_show_prints_loadable_toml():
     assert result.returncode == 0
     values = tomllib.loads(result.stdout)
     assert values["image_size"] == 48 and "description" in values
-    assert meshopt("presets", "show", "fast").stdout == result.stdout  # unambiguous short name
+    assert meshopt("presets", "show", "default").stdout == meshopt("presets", "show", "fit/default").stdout  # unambiguous short name
+    both = meshopt("presets", "show", "fast")  # fit/fast and style/fast: say which
+    assert both.returncode == 2 and "fit/fast" in both.stderr and "style/fast" in both.stderr
 
 
 def test_unknown_preset_is_a_usage_error_listing_the_valid_ones():
     result = meshopt("presets", "show", "nope")
     assert result.returncode == 2
-    assert result.stderr.strip() == "meshopt: error: unknown preset 'nope' (valid: fit/default, fit/fast, fit/paper)"
+    assert result.stderr.strip() == ("meshopt: error: unknown preset 'nope' (valid: fit/default, fit/fast, fit/paper, "
+                                     "style/fast, style/paper, style/texture-only)")
     assert result.stdout == ""
 
 
 def test_find_preset_rejects_an_unknown_command():
     try:
-        find_preset("style/paper")
+        find_preset("dream/paper")
     except PresetError as problem:
-        assert "no presets for 'style'" in str(problem)
+        assert "no presets for 'dream'" in str(problem)
     else:
         raise AssertionError("expected PresetError")

@@ -1,0 +1,276 @@
+"""``meshopt style MESH IMAGE``: the mesh's texture and shape take on the style of an image.
+
+Writes ``OUT/NAME/`` (NAME: ``<mesh>-<image>`` or ``--name``), complete or not at all:
+``stylized.obj`` + ``.mtl`` + ``.png`` (baked into the input's own UV layout when it has one, else a
+per-face atlas), ``turntable.gif`` (elevation 30, white), ``before-after.png`` (a row of views of
+the input, a row of the result) and ``metrics.json``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from meshopt_cli import __version__, console
+
+SHEET_AZIMUTHS = (0.0, 90.0, 180.0, 270.0)
+SHEET_ELEVATION = 30.0
+
+
+@dataclass
+class StyleOptions:
+    out: Path = Path("meshopt-out")
+    preset: str = "fast"
+    overrides: dict = field(default_factory=dict)
+    weights: str = "imagenet"
+    device: str = "auto"
+    name: str | None = None
+    force: bool = False
+    quiet: bool = False
+    json: bool = False
+    checkpoint_every: int = 0
+    resume: bool = False
+
+
+def checkpoint_path(out: Path, name: str) -> Path:
+    """Where ``--checkpoint-every`` saves and ``--resume`` reads: ``OUT/NAME.checkpoint.pt``."""
+    return out / f"{name}.checkpoint.pt"
+
+
+def _comparable(settings) -> dict:
+    values = settings.as_dict()
+    for key in ("iterations", "turntable_frames", "turntable_size", "sheet_size"):
+        values.pop(key)
+    return values
+
+
+def save_checkpoint(path: Path, state: dict, meta: dict) -> None:
+    """``torch.save`` of the loop's state plus ``meta``, atomically (temp file + rename)."""
+    import os
+    import tempfile
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save({"meta": meta, "state": state}, temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, meta: dict) -> dict:
+    """The loop state saved at ``path``; a one-line ValueError when missing or from another run."""
+    import torch
+
+    if not path.is_file():
+        raise ValueError(f"{path}: no checkpoint to resume from (run with --checkpoint-every N first)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved_meta, state = saved["meta"], saved["state"]
+    except Exception as problem:  # noqa: BLE001 - any unreadable file is one line
+        raise ValueError(f"{path}: not a readable checkpoint ({problem})") from None
+    for key, value in meta.items():
+        if saved_meta.get(key) != value:
+            raise ValueError(f"{path}: made with a different {key} ({saved_meta.get(key)!r}, now {value!r}); "
+                             "resume with the same mesh, image and settings")
+    return state
+
+
+def normalization(vertices):
+    """(centre [3], scale) of the paper's normalisation: the bounding box into [-1, 1] (longest side)."""
+    import numpy as np
+
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    extent = float((hi - lo).max())
+    return (lo + hi) / 2.0, (2.0 / extent if extent > 0 else 1.0)
+
+
+def run(mesh_source: str, image_path: str, options: StyleOptions) -> int:
+    """Stylize one mesh; exit status 0, 1 (the input, the image or the weights cannot be used)."""
+    from meshopt_cli.devices import resolve_device
+    from meshopt_cli.optimize.style import SettingsError, resolve_settings
+
+    try:
+        settings = resolve_settings(options.preset, options.overrides)
+    except SettingsError as problem:
+        raise console.UsageError(str(problem)) from None
+    if options.name is not None and (not options.name or "/" in options.name or options.name in (".", "..")):
+        raise console.UsageError(f"--name must be a plain folder name, got {options.name!r}")
+    if options.checkpoint_every < 0:
+        raise console.UsageError("--checkpoint-every must not be negative")
+    device = resolve_device(options.device)
+    from meshopt_cli.commands.fit import source_name
+
+    name = options.name or f"{source_name(mesh_source)}-{Path(image_path).stem or 'style'}"
+    try:
+        summary = style_one(mesh_source, image_path, name, options, settings, device)
+    except (ValueError, OSError) as problem:  # MeshError, StyleImageError, WeightsError, OutputExists
+        message = str(problem) if isinstance(problem, ValueError) else f"{options.out / name}: cannot write the result ({problem})"
+        console.error(message)
+        if options.json:
+            print(json.dumps({"input": mesh_source, "image": image_path, "error": message}), flush=True)
+        return 1
+    if options.json:
+        print(json.dumps(summary), flush=True)
+    if summary["interrupted"]:
+        raise KeyboardInterrupt
+    return 0
+
+
+def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0)):
+    """Views at :data:`SHEET_AZIMUTHS`, elevation 30: ``(rgb [N, 3, S, S], alpha [N, S, S])``."""
+    import torch
+
+    from meshopt_cli.render import Renderer, get_points_from_angles
+
+    n = len(SHEET_AZIMUTHS)
+    renderer = Renderer(image_size=size, background_color=tuple(background))
+    renderer.eye = get_points_from_angles(torch.full((n,), 2.732), torch.full((n,), SHEET_ELEVATION),
+                                          torch.tensor(SHEET_AZIMUTHS)).to(vertices.device)
+    with torch.no_grad():
+        rgb, _, alpha = renderer(vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1),
+                                 textures[None].expand(n, *textures.shape), mode=None)
+    return rgb.clamp(0, 1), alpha
+
+
+def colour_stats(rgb, alpha) -> dict:
+    """Mean and standard deviation of the colours inside the silhouettes (alpha > 0.5)."""
+    inside = alpha > 0.5
+    pixels = rgb.permute(0, 2, 3, 1)[inside]
+    if len(pixels) == 0:
+        return {"mean": [0.0, 0.0, 0.0], "std": [0.0, 0.0, 0.0]}
+    return {"mean": [round(float(x), 5) for x in pixels.mean(0)], "std": [round(float(x), 5) for x in pixels.std(0, unbiased=False)]}
+
+
+def style_one(mesh_source, image_path, name, options, settings, device) -> dict:
+    import numpy as np
+    import torch
+
+    from meshopt_cli.export import check_writable, staged_folder, write_json
+    from meshopt_cli.mesh import load_mesh, save_mesh
+    from meshopt_cli.optimize.backbones import VGG16Features
+    from meshopt_cli.optimize.style import StyleLoss, load_style_image, style_tensor
+    from meshopt_cli.optimize.textured import optimize_textured
+    from meshopt_cli.render import get_backend
+    from meshopt_cli.turntable import render_views, write_gif, write_png
+
+    started = time.perf_counter()
+    folder = options.out / name
+    force = options.force or options.resume  # resuming replaces the interrupted run's result
+    check_writable(folder, force)
+    mesh = load_mesh(mesh_source)
+    style_image = load_style_image(image_path)
+    torch.manual_seed(settings.seed)
+    network = VGG16Features(weights=options.weights, seed=settings.seed, progress=not options.quiet).to(device)
+
+    centre, scale = normalization(np.asarray(mesh.vertices, np.float64))
+    vertices = torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device)
+    faces = torch.tensor(np.asarray(mesh.faces, np.int64), device=device)
+    textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=device)
+    background = [float(c) for c in style_image.reshape(-1, 3).mean(0)]
+    loss = StyleLoss(network, style_tensor(style_image, settings.image_size, device), vertices, settings)
+    saved_at = checkpoint_path(options.out, name)
+    meta = {"input": mesh_source, "image": str(Path(image_path).resolve()), "faces": int(mesh.num_faces),
+            "vertices": int(mesh.num_vertices), "weights": str(options.weights), "settings": _comparable(settings)}
+    resume = load_checkpoint(saved_at, meta) if options.resume else None
+    keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
+
+    with console.progress_bar(not options.quiet) as bar:
+        task = bar.add_task(f"style {name}", total=settings.iterations)
+        if resume is not None:
+            bar.advance(task, resume["step"])
+
+        def progress(step, terms):
+            text = " ".join(f"{k} {v:.3g}" for k, v in terms.items())
+            bar.update(task, advance=1, description=f"style {name} {text}") if hasattr(bar, "update") else bar.advance(task, 1)
+
+        result = optimize_textured(vertices, faces, textures, settings.loop_settings(), loss, background, progress,
+                                   checkpoint_every=options.checkpoint_every, on_checkpoint=keep, resume=resume)
+
+    moved = (result.vertices - vertices).norm(dim=1)
+    moved = {"max": float(moved.max()) if len(moved) else 0.0, "mean": float(moved.mean()) if len(moved) else 0.0,
+             "sum_of_squares": float((moved ** 2).sum())}
+    before = render_fixed(vertices, faces, textures, settings.sheet_size)
+    after = render_fixed(result.vertices, faces, result.textures, settings.sheet_size)
+    with staged_folder(folder, force) as staging:
+        out_vertices = result.vertices.cpu().numpy().astype(np.float64) / scale + centre
+        written = save_mesh(staging / "stylized.obj", mesh, textures=result.textures.cpu().numpy(),
+                            vertices=out_vertices.astype(np.float32))
+        frames = render_views(result.vertices, faces, result.textures, frames=settings.turntable_frames,
+                              elevation=30.0, image_size=settings.turntable_size)
+        write_gif(staging / "turntable.gif", frames)
+        write_png(staging / "before-after.png", sheet([before, after]))
+        files = sorted({Path(p).name for p in written} | {"turntable.gif", "before-after.png", "metrics.json"})
+        seconds = time.perf_counter() - started
+        metrics = build_metrics(mesh_source, image_path, name, options, settings, result, network, device,
+                                get_backend(device).name, background, before, after, scale, seconds, files, mesh,
+                                moved)
+        write_json(staging / "metrics.json", metrics)
+    if result.interrupted:
+        hint = f"; continue with --resume (checkpoint {saved_at})" if keep else ""
+        console.info(f"interrupted: saved the state after {result.steps} of {settings.iterations} steps{hint}", options.quiet)
+    elif keep or resume is not None:
+        saved_at.unlink(missing_ok=True)  # finished: the checkpoint has served
+    console.info(f"{name}: style loss {metrics['final_loss_terms'].get('style', float('nan')):.4g} "
+                 f"({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); files in {folder}", options.quiet)
+    return {"input": mesh_source, "image": image_path, "name": name, "folder": str(folder),
+            "seconds": round(seconds, 2), "steps": result.steps, "interrupted": result.interrupted}
+
+
+def sheet(rows) -> "np.ndarray":
+    """Rows of views ``[(rgb [N, 3, S, S], alpha [N, S, S]), ...]`` on white -> ``[R S, N S, 3]`` uint8."""
+    import numpy as np
+
+    out = []
+    for rgb, alpha in rows:
+        a = alpha[:, None]
+        img = rgb * a + (1 - a)  # composite on white
+        img = (img.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+        out.append(np.concatenate(list(img), axis=1))
+    return np.concatenate(out, axis=0)
+
+
+def build_metrics(mesh_source, image_path, name, options, settings, result, network, device, backend, background,
+                  before, after, scale, seconds, files, mesh, moved) -> dict:
+    import torch
+
+    def mean(xs):
+        return round(sum(xs) / len(xs), 5) if xs else None
+
+    return {
+        "meshopt": __version__,
+        "input": mesh_source,
+        "image": image_path,
+        "name": name,
+        "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces), "uv_layout": bool(mesh.has_uv_layout),
+                 "normalization_scale": scale},
+        "weights": getattr(network, "weights_source", options.weights),
+        "steps": result.steps,
+        "planned_steps": settings.iterations,
+        "loss_curves": {k: [round(v, 6) for v in vs] for k, vs in result.curves.items()},
+        "final_loss_terms": {k: vs[-1] for k, vs in result.curves.items()},
+        "weighted_final_terms": {k: result.curves[k][-1] * w for k, w in
+                                 (("style", settings.style_weight), ("content", settings.content_weight), ("tv", settings.tv_weight))
+                                 if k in result.curves},
+        "vertex_displacement": dict(moved, frame="normalised ([-1, 1] bounding box)"),
+        "background": background,
+        "colours": {"before": colour_stats(*before), "after": colour_stats(*after)},
+        "seconds": {"total": round(seconds, 3), "optimize": round(result.seconds, 3),
+                    "per_step": mean(result.step_seconds) or 0.0,
+                    "renderer_forward_per_step": mean(result.render_seconds),
+                    "vgg_forward_per_step": mean(result.loss_seconds),
+                    "backward_and_adam_per_step": mean(result.backward_seconds),
+                    "note": "the backward pass goes through VGG and the renderer together; autograd does not split it"},
+        "device": str(device),
+        "backend": backend,
+        "threads": torch.get_num_threads(),
+        "preset": options.preset,
+        "settings": settings.as_dict(),
+        "interrupted": result.interrupted,
+        "files": files,
+    }
