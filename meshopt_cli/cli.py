@@ -175,6 +175,51 @@ def style_command(
     _exit_with(lambda: style.run(mesh, image, options))
 
 
+@app.command("dream")
+def dream_command(
+    mesh: str = typer.Argument("builtin:teapot", help="Mesh file (.obj .ply .stl .off .glb .gltf) or builtin:NAME (default: builtin:teapot)."),
+    preset: str = typer.Option("fast", help="Settings preset: fast, paper, texture-only (presets/dream/), or a .toml file."),
+    layer: Optional[str] = typer.Option(None, help="GoogLeNet inception block whose activations grow: inception_3a ... inception_5b (default: from the preset, inception_4c)."),
+    weights: str = typer.Option("imagenet", help="GoogLeNet weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE."),
+    iterations: Optional[int] = typer.Option(None, help="Adam steps (default: from the preset)."),
+    batch_views: Optional[int] = typer.Option(None, help="Random views rendered per step (default: from the preset)."),
+    image_size: Optional[int] = typer.Option(None, help="Rendered view size in pixels (default: from the preset)."),
+    texture_size: Optional[int] = typer.Option(None, help="Texture cube size T per face (default: from the preset)."),
+    length_weight: Optional[float] = typer.Option(None, help="Weight of the edge-length variance term (default: from the preset)."),
+    init_bias: Optional[str] = typer.Option(None, help="R,G,B added to the initial textures, e.g. 0,0.5,0.5 (default: from the preset, 0,0,0)."),
+    vertex_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the vertices (default: from the preset)."),
+    texture_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the texture logits (default: from the preset)."),
+    no_shape: bool = typer.Option(False, "--no-shape", help="Freeze the vertices: change the texture only."),
+    seed: Optional[int] = typer.Option(None, help="Random seed of the views and backgrounds (default: from the preset)."),
+    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; the result goes to OUT/NAME/."),
+    name: Optional[str] = typer.Option(None, help="Folder name of the result (default: MESH-LAYER)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or log lines."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    checkpoint_every: int = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on Ctrl-C); 0: never."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/NAME.checkpoint.pt (same mesh and settings; replaces the interrupted result)."),
+) -> None:
+    """Grow the patterns a GoogLeNet layer sees onto a mesh's texture and shape (3D DeepDream).
+
+    Writes OUT/NAME/dream.obj (+ .mtl, .png), turntable.gif, before-after.png and metrics.json.
+
+    Examples: meshopt dream;
+    meshopt dream bunny.obj --layer inception_4d --init-bias 0,0.5,0.5;
+    meshopt dream builtin:teapot --preset paper --device cuda
+    """
+    from meshopt_cli.commands import dream
+
+    overrides = dict(layer=layer, iterations=iterations, batch_views=batch_views, image_size=image_size,
+                     texture_size=texture_size, length_weight=length_weight, init_bias=init_bias,
+                     vertex_lr=vertex_lr, texture_lr=texture_lr, seed=seed,
+                     optimize_vertices=False if no_shape else None)
+    options = dream.DreamOptions(out=out, preset=preset, overrides=overrides, weights=weights, device=device,
+                                 name=name, force=force, quiet=quiet, json=json_output,
+                                 checkpoint_every=checkpoint_every, resume=resume)
+    _exit_with(lambda: dream.run(mesh, options))
+
+
 presets_app = typer.Typer(help="List the settings presets, or show one as TOML.", invoke_without_command=True,
                           no_args_is_help=False)
 app.add_typer(presets_app, name="presets")

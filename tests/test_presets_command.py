@@ -31,15 +31,15 @@ def test_show_prints_loadable_toml():
 def test_unknown_preset_is_a_usage_error_listing_the_valid_ones():
     result = meshopt("presets", "show", "nope")
     assert result.returncode == 2
-    assert result.stderr.strip() == ("meshopt: error: unknown preset 'nope' (valid: fit/default, fit/fast, fit/paper, "
-                                     "style/fast, style/paper, style/texture-only)")
+    assert result.stderr.strip() == ("meshopt: error: unknown preset 'nope' (valid: dream/fast, dream/paper, dream/texture-only, "
+                                     "fit/default, fit/fast, fit/paper, style/fast, style/paper, style/texture-only)")
     assert result.stdout == ""
 
 
 def test_find_preset_rejects_an_unknown_command():
     try:
-        find_preset("dream/paper")
+        find_preset("nope/paper")
     except PresetError as problem:
-        assert "no presets for 'dream'" in str(problem)
+        assert "no presets for 'nope'" in str(problem)
     else:
         raise AssertionError("expected PresetError")

@@ -122,14 +122,17 @@ def run(mesh_source: str, image_path: str, options: StyleOptions) -> int:
     return 0
 
 
-def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0)):
-    """Views at :data:`SHEET_AZIMUTHS`, elevation 30: ``(rgb [N, 3, S, S], alpha [N, S, S])``."""
+def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None):
+    """Views at :data:`SHEET_AZIMUTHS`, elevation 30: ``(rgb [N, 3, S, S], alpha [N, S, S])``.
+    ``light_intensity``: (ambient, directional); default the renderer's own."""
     import torch
 
     from meshopt_cli.render import Renderer, get_points_from_angles
 
     n = len(SHEET_AZIMUTHS)
     renderer = Renderer(image_size=size, background_color=tuple(background))
+    if light_intensity is not None:
+        renderer.light_intensity_ambient, renderer.light_intensity_directional = (float(x) for x in light_intensity)
     renderer.eye = get_points_from_angles(torch.full((n,), 2.732), torch.full((n,), SHEET_ELEVATION),
                                           torch.tensor(SHEET_AZIMUTHS)).to(vertices.device)
     with torch.no_grad():
@@ -152,12 +155,11 @@ def style_one(mesh_source, image_path, name, options, settings, device) -> dict:
     import torch
 
     from meshopt_cli.export import check_writable, staged_folder, write_json
-    from meshopt_cli.mesh import load_mesh, save_mesh
+    from meshopt_cli.mesh import load_mesh
     from meshopt_cli.optimize.backbones import VGG16Features
     from meshopt_cli.optimize.style import StyleLoss, load_style_image, style_tensor
     from meshopt_cli.optimize.textured import optimize_textured
     from meshopt_cli.render import get_backend
-    from meshopt_cli.turntable import render_views, write_gif, write_png
 
     started = time.perf_counter()
     folder = options.out / name
@@ -198,14 +200,7 @@ def style_one(mesh_source, image_path, name, options, settings, device) -> dict:
     before = render_fixed(vertices, faces, textures, settings.sheet_size)
     after = render_fixed(result.vertices, faces, result.textures, settings.sheet_size)
     with staged_folder(folder, force) as staging:
-        out_vertices = result.vertices.cpu().numpy().astype(np.float64) / scale + centre
-        written = save_mesh(staging / "stylized.obj", mesh, textures=result.textures.cpu().numpy(),
-                            vertices=out_vertices.astype(np.float32))
-        frames = render_views(result.vertices, faces, result.textures, frames=settings.turntable_frames,
-                              elevation=30.0, image_size=settings.turntable_size)
-        write_gif(staging / "turntable.gif", frames)
-        write_png(staging / "before-after.png", sheet([before, after]))
-        files = sorted({Path(p).name for p in written} | {"turntable.gif", "before-after.png", "metrics.json"})
+        files = write_result(staging, "stylized", mesh, result, faces, centre, scale, settings, before, after)
         seconds = time.perf_counter() - started
         metrics = build_metrics(mesh_source, image_path, name, options, settings, result, network, device,
                                 get_backend(device).name, background, before, after, scale, seconds, files, mesh,
@@ -220,6 +215,27 @@ def style_one(mesh_source, image_path, name, options, settings, device) -> dict:
                  f"({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); files in {folder}", options.quiet)
     return {"input": mesh_source, "image": image_path, "name": name, "folder": str(folder),
             "seconds": round(seconds, 2), "steps": result.steps, "interrupted": result.interrupted}
+
+
+def write_result(staging: Path, stem: str, mesh, result, faces, centre, scale, settings, before, after) -> list[str]:
+    """Write one optimized mesh into ``staging`` (shared by ``style`` and ``dream``): ``STEM.obj`` + ``.mtl``
+    + ``.png`` (the input's UV layout kept by :func:`~meshopt_cli.mesh.save_mesh`; vertices back in the
+    input's frame through ``centre`` and ``scale``), ``turntable.gif`` (elevation 30, white) and
+    ``before-after.png`` (``before``/``after``: :func:`render_fixed` views). Returns the sorted file
+    names of the folder, ``metrics.json`` included (the caller writes that one)."""
+    import numpy as np
+
+    from meshopt_cli.mesh import save_mesh
+    from meshopt_cli.turntable import render_views, write_gif, write_png
+
+    out_vertices = result.vertices.cpu().numpy().astype(np.float64) / scale + centre
+    written = save_mesh(staging / f"{stem}.obj", mesh, textures=result.textures.cpu().numpy(),
+                        vertices=out_vertices.astype(np.float32))
+    frames = render_views(result.vertices, faces, result.textures, frames=settings.turntable_frames,
+                          elevation=30.0, image_size=settings.turntable_size)
+    write_gif(staging / "turntable.gif", frames)
+    write_png(staging / "before-after.png", sheet([before, after]))
+    return sorted({Path(p).name for p in written} | {"turntable.gif", "before-after.png", "metrics.json"})
 
 
 def sheet(rows) -> "np.ndarray":

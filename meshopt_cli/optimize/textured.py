@@ -92,12 +92,16 @@ def _sync(device: torch.device) -> None:
 def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: torch.Tensor, settings: TexturedSettings,
                       loss_fn: LossFn, background=(1.0, 1.0, 1.0),
                       progress: Callable[[int, dict], None] | None = None, *, checkpoint_every: int = 0,
-                      on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> TexturedResult:
+                      on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None,
+                      light_intensity: tuple[float, float] | None = None,
+                      random_background: bool = False) -> TexturedResult:
     """Optimize ``vertices [V, 3]`` and ``textures [F, T, T, T, 3]`` (in [0, 1]; faces ``[F, 3]``, all on
     one device) for ``loss_fn``. ``background``: RGB in [0, 1] of the rendered views.
     ``progress(step, terms)`` is called after every step. Deterministic for one seed on one device.
     ``on_checkpoint(state)`` is called every ``checkpoint_every`` steps and on Ctrl-C; ``resume``: such
-    a state (the loop then starts at its step)."""
+    a state (the loop then starts at its step). ``light_intensity``: (ambient, directional) of the
+    renderer (default: the renderer's own 0.5, 0.5). ``random_background``: every step one grey level
+    uniform in [0, 1] (drawn from the seeded view sampler, after the cameras) replaces ``background``."""
     start = time.perf_counter()
     device = vertices.device
     base = vertices.detach().float()
@@ -110,6 +114,8 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
     optimizer = torch.optim.Adam(groups)
     renderer = Renderer(image_size=settings.image_size, background_color=tuple(float(c) for c in background),
                         fill_back=True)
+    if light_intensity is not None:
+        renderer.light_intensity_ambient, renderer.light_intensity_directional = (float(x) for x in light_intensity)
     b = settings.batch_views
     batch_faces = faces[None].expand(b, -1, -1)
     result = TexturedResult(vertices=base.clone(), textures=torch.sigmoid(logits).detach())
@@ -140,6 +146,9 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
             renderer.eye = eyes.to(device)
             if light is not None:
                 renderer.light_direction = light.to(device)
+            if random_background:
+                grey = float(torch.rand(1, generator=generator))
+                renderer.background_color = (grey, grey, grey)
             current = base + offsets
             tex = torch.sigmoid(logits)
             rgb, _, alpha = renderer(current[None].expand(b, -1, -1), batch_faces,
