@@ -67,3 +67,21 @@ def _umask() -> int:
 def write_json(path: str | os.PathLike, data) -> Path:
     """``data`` as indented JSON (UTF-8, trailing newline), atomically."""
     return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def run_record(device, preset: str, settings, interrupted: bool, files) -> dict:
+    """The part of every command's metrics.json that says how the run was made: device, renderer
+    backend, threads, preset and the resolved settings (enough to repeat it), and its files."""
+    import torch
+
+    from meshopt_cli.render import get_backend
+
+    return {
+        "device": str(device),
+        "backend": get_backend(device).name,
+        "threads": torch.get_num_threads(),
+        "preset": preset,
+        "settings": settings.as_dict(),
+        "interrupted": interrupted,
+        "files": files,
+    }

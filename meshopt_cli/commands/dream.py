@@ -9,29 +9,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from meshopt_cli import __version__, console
-from meshopt_cli.commands.style import (checkpoint_path, colour_stats, load_checkpoint, normalization, render_fixed,
+from meshopt_cli.commands.style import (StyleOptions, checkpoint_path, colour_stats, load_checkpoint, normalization, render_fixed,
                                         save_checkpoint, write_result)
 
 DEFAULT_MESH = "builtin:teapot"
 
 
-@dataclass
-class DreamOptions:
-    out: Path = Path("meshopt-out")
-    preset: str = "fast"
-    overrides: dict = field(default_factory=dict)
-    weights: str = "imagenet"
-    device: str = "auto"
-    name: str | None = None
-    force: bool = False
-    quiet: bool = False
-    json: bool = False
-    checkpoint_every: int = 0
-    resume: bool = False
+# the same options as style (output folder, preset, overrides, weights, device, checkpoints)
+DreamOptions = StyleOptions
 
 
 def _comparable(settings) -> dict:
@@ -77,13 +64,12 @@ def dream_one(mesh_source, name, options, settings, device) -> dict:
     import numpy as np
     import torch
 
-    from meshopt_cli.export import check_writable, staged_folder, write_json
+    from meshopt_cli.export import check_writable, run_record, staged_folder, write_json
     from meshopt_cli.mesh import load_mesh
     from meshopt_cli.optimize.backbones import GoogLeNetFeatures
     from meshopt_cli.optimize.dream import DreamLoss, initial_textures
     from meshopt_cli.optimize.image_losses import edge_length_variance
     from meshopt_cli.optimize.textured import optimize_textured
-    from meshopt_cli.render import get_backend
 
     started = time.perf_counter()
     folder = options.out / name
@@ -163,13 +149,7 @@ def dream_one(mesh_source, name, options, settings, device) -> dict:
                         "googlenet_forward_per_step": mean(result.loss_seconds),
                         "backward_and_adam_per_step": mean(result.backward_seconds),
                         "note": "the backward pass goes through GoogLeNet and the renderer together; autograd does not split it"},
-            "device": str(device),
-            "backend": get_backend(device).name,
-            "threads": torch.get_num_threads(),
-            "preset": options.preset,
-            "settings": settings.as_dict(),
-            "interrupted": result.interrupted,
-            "files": files,
+            **run_record(device, options.preset, settings, result.interrupted, files),
         }
         write_json(staging / "metrics.json", metrics)
     if result.interrupted:

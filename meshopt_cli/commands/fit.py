@@ -289,11 +289,9 @@ def comparison_sheet(target, result, size: int, per_set: int = SHEET_VIEWS):
 
 
 def build_metrics(job, options, target, result, figures, settings, device, seconds, cpu_seconds, files, closed) -> dict:
-    import torch
-
+    from meshopt_cli.export import run_record
     from meshopt_cli.optimize.targets import MeshTarget
     from meshopt_cli.optimize.views import DISTANCE, ELEVATION
-    from meshopt_cli.render import get_backend
 
     is_mesh = isinstance(target, MeshTarget)
     target_info = {"kind": "mesh", "source": job.source,
@@ -329,11 +327,5 @@ def build_metrics(job, options, target, result, figures, settings, device, secon
         "voxel_resolution": 32,
         "seconds": {"total": round(seconds, 3), "fit": round(result.seconds, 3)},
         "cpu_seconds": round(cpu_seconds, 3),
-        "device": str(device),
-        "backend": get_backend(device).name,
-        "threads": torch.get_num_threads(),
-        "preset": options.preset,
-        "settings": settings.as_dict(),
-        "interrupted": result.interrupted,
-        "files": files,
+        **run_record(device, options.preset, settings, result.interrupted, files),
     }

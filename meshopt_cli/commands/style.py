@@ -253,7 +253,7 @@ def sheet(rows) -> "np.ndarray":
 
 def build_metrics(mesh_source, image_path, name, options, settings, result, network, device, backend, background,
                   before, after, scale, seconds, files, mesh, moved) -> dict:
-    import torch
+    from meshopt_cli.export import run_record
 
     def mean(xs):
         return round(sum(xs) / len(xs), 5) if xs else None
@@ -282,11 +282,5 @@ def build_metrics(mesh_source, image_path, name, options, settings, result, netw
                     "vgg_forward_per_step": mean(result.loss_seconds),
                     "backward_and_adam_per_step": mean(result.backward_seconds),
                     "note": "the backward pass goes through VGG and the renderer together; autograd does not split it"},
-        "device": str(device),
-        "backend": backend,
-        "threads": torch.get_num_threads(),
-        "preset": options.preset,
-        "settings": settings.as_dict(),
-        "interrupted": result.interrupted,
-        "files": files,
+        **run_record(device, options.preset, settings, result.interrupted, files),
     }
