@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from meshopt_cli import presets
+from meshopt_cli import settings as shared
 from meshopt_cli.optimize.backbones import GOOGLENET_DEFAULT_LAYER, GOOGLENET_LAYERS, _googlenet_attr
 from meshopt_cli.optimize.image_losses import dream_loss, edge_length_variance, unique_edges
 from meshopt_cli.optimize.textured import RenderedViews, TexturedSettings
@@ -56,6 +57,7 @@ class DreamSettings(TexturedSettings):
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DreamSettings)}
+DEFAULT_PRESET = "fast"
 
 
 def parse_bias(value, where: str = "command line") -> tuple:
@@ -72,29 +74,6 @@ def parse_bias(value, where: str = "command line") -> tuple:
     return bias
 
 
-def _coerce(key: str, value, where: str):
-    kind = str(FIELDS[key].type)
-    if key == "init_bias":
-        return parse_bias(value, where)
-    if key == "layer":
-        if not isinstance(value, str):
-            raise SettingsError(f"{where}: setting 'layer' must be a string, got {value!r}")
-        return value
-    if key == "light_angle":
-        if isinstance(value, str) and value.lower() == "none":
-            return None
-        kind = "float"
-    if kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok:
-        raise SettingsError(f"{where}: setting '{key}' must be {'true or false' if kind == 'bool' else 'a number'}, got {value!r}")
-    return float(value) if kind == "float" else value
-
-
 def check_layer(layer: str) -> str:
     """The paper spelling of ``layer`` (``inception_4c``); a one-line SettingsError listing the valid ones."""
     try:
@@ -103,18 +82,27 @@ def check_layer(layer: str) -> str:
         raise SettingsError(f"unknown layer {layer!r} (valid: {', '.join(GOOGLENET_LAYERS)})") from None
 
 
-def resolve_settings(preset: str = "fast", overrides: dict | None = None) -> DreamSettings:
-    """Preset ``presets/dream/<preset>.toml`` (or a .toml path), then every override that is not None."""
-    path = presets.preset_path(preset, "dream")
-    data, _ = presets.read_preset(path)
-    settings = DreamSettings()
-    for key, value in data.items():
-        if key not in FIELDS:
-            raise SettingsError(f"{path}: unknown setting '{key}' (valid: {', '.join(FIELDS)})")
-        setattr(settings, key, _coerce(key, value, str(path)))
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            setattr(settings, key, _coerce(key, value, "command line"))
+def resolve_named(preset: str | None = None, overrides: dict | None = None, config=None) -> tuple[DreamSettings, str]:
+    """Preset ``presets/dream/<preset>.toml`` (or a .toml path) < ``config`` file < every override
+    that is not None; validated. Returns the settings and the name of the preset used."""
+    settings, chosen = shared.resolve(DreamSettings, "dream", preset, DEFAULT_PRESET, config, overrides,
+                                      special={"init_bias": parse_bias, "layer": _layer_text})
+    validate(settings)
+    return settings, chosen
+
+
+def resolve_settings(preset: str | None = DEFAULT_PRESET, overrides: dict | None = None, config=None) -> DreamSettings:
+    """:func:`resolve_named` without the preset's name."""
+    return resolve_named(preset, overrides, config)[0]
+
+
+def _layer_text(value, where: str) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"{where}: setting 'layer' must be a string, got {value!r}")
+    return value
+
+
+def validate(settings: DreamSettings) -> None:
     settings.layer = check_layer(settings.layer)
     problems = [f"{k.replace('_', '-')} must be at least 1" for k in
                 ("batch_views", "image_size", "texture_size", "turntable_frames", "turntable_size", "sheet_size")
@@ -126,7 +114,6 @@ def resolve_settings(preset: str = "fast", overrides: dict | None = None) -> Dre
         problems.append("image-size must be at least 32 (GoogLeNet downsamples 16 times before inception_4*)")
     if problems:
         raise SettingsError("; ".join(problems))
-    return settings
 
 
 def initial_textures(textures: torch.Tensor, bias) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Settings of ``meshopt fit``: a dataclass, TOML presets (``presets/fit/*.toml``) and overrides.
 
 A preset is a flat TOML file whose keys are the field names of :class:`FitSettings` (plus an
-optional ``description``); ``meshopt_cli.presets`` finds the files. Command-line flags override
-preset values.
+optional ``description``); ``meshopt_cli.presets`` finds the files and :mod:`meshopt_cli.settings`
+applies preset < ``--config`` file < command-line flags.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from meshopt_cli import presets
+from meshopt_cli import settings as shared
 
 # One error class for every bad preset or setting (one line each).
 SettingsError = presets.PresetError
@@ -53,46 +54,36 @@ class FitSettings:
 
 FIELDS = {f.name: f for f in dataclasses.fields(FitSettings)}
 LOSSES = ("iou", "mse")
+DEFAULT_PRESET = "default"
 
 
 def preset_names(command: str = "fit") -> list[str]:
     return presets.preset_names(command)
 
 
-def load_preset(name: str = "default", command: str = "fit") -> tuple[dict, str]:
+def load_preset(name: str = DEFAULT_PRESET, command: str = "fit") -> tuple[dict, str]:
     """The values of preset ``name`` (checked against :class:`FitSettings`) and its description."""
     path = presets.preset_path(name, command)
     data, description = presets.read_preset(path)
+    types = shared.field_types(FitSettings)
     for key, value in data.items():
-        if key not in FIELDS:
+        if key not in types:
             raise SettingsError(f"{path}: unknown setting '{key}' (valid: {', '.join(FIELDS)})")
-        data[key] = _coerce(key, value, str(path))
+        data[key] = shared.coerce(types[key], key, value, str(path))
     return data, description
 
 
-def _coerce(key: str, value, where: str):
-    kind = FIELDS[key].type
-    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-          "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-          "bool": isinstance(value, bool), "str": isinstance(value, str)}[kind]
-    if not ok:
-        wanted = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[kind]
-        raise SettingsError(f"{where}: setting '{key}' must be {wanted}, got {value!r}")
-    return float(value) if kind == "float" else value
-
-
-def resolve(preset: str = "default", overrides: dict | None = None) -> FitSettings:
-    """Preset values, then every override that is not None; validated."""
-    values, _ = load_preset(preset)
-    settings = FitSettings(**values)
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key not in FIELDS:
-            raise SettingsError(f"unknown setting '{key}'")
-        setattr(settings, key, _coerce(key, value, "command line"))
+def resolve_named(preset: str | None = None, overrides: dict | None = None, config=None) -> tuple[FitSettings, str]:
+    """Preset < ``config`` file < every override that is not None; validated. Returns the settings
+    and the name of the preset used."""
+    settings, chosen = shared.resolve(FitSettings, "fit", preset, DEFAULT_PRESET, config, overrides)
     validate(settings)
-    return settings
+    return settings, chosen
+
+
+def resolve(preset: str | None = DEFAULT_PRESET, overrides: dict | None = None, config=None) -> FitSettings:
+    """:func:`resolve_named` without the preset's name."""
+    return resolve_named(preset, overrides, config)[0]
 
 
 def validate(s: FitSettings) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from meshopt_cli import presets
+from meshopt_cli import settings as shared
 from meshopt_cli.optimize.image_losses import content_loss, gram_matrices, style_loss, total_variation
 from meshopt_cli.optimize.textured import RenderedViews, TexturedSettings
 
@@ -43,37 +44,23 @@ class StyleSettings(TexturedSettings):
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(StyleSettings)}
+DEFAULT_PRESET = "fast"
 
 
-def _coerce(key: str, value, where: str):
-    kind = str(FIELDS[key].type)
-    if key == "light_angle":
-        if isinstance(value, str) and value.lower() == "none":
-            return None
-        kind = "float"
-    if kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok:
-        raise SettingsError(f"{where}: setting '{key}' must be {'true or false' if kind == 'bool' else 'a number'}, got {value!r}")
-    return float(value) if kind == "float" else value
+def resolve_named(preset: str | None = None, overrides: dict | None = None, config=None) -> tuple[StyleSettings, str]:
+    """Preset ``presets/style/<preset>.toml`` (or a .toml path) < ``config`` file < every override
+    that is not None; validated. Returns the settings and the name of the preset used."""
+    settings, chosen = shared.resolve(StyleSettings, "style", preset, DEFAULT_PRESET, config, overrides)
+    validate(settings)
+    return settings, chosen
 
 
-def resolve_settings(preset: str = "fast", overrides: dict | None = None) -> StyleSettings:
-    """Preset ``presets/style/<preset>.toml`` (or a .toml path), then every override that is not None."""
-    path = presets.preset_path(preset, "style")
-    data, _ = presets.read_preset(path)
-    settings = StyleSettings()
-    for key, value in data.items():
-        if key not in FIELDS:
-            raise SettingsError(f"{path}: unknown setting '{key}' (valid: {', '.join(FIELDS)})")
-        setattr(settings, key, _coerce(key, value, str(path)))
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            setattr(settings, key, _coerce(key, value, "command line"))
+def resolve_settings(preset: str | None = DEFAULT_PRESET, overrides: dict | None = None, config=None) -> StyleSettings:
+    """:func:`resolve_named` without the preset's name."""
+    return resolve_named(preset, overrides, config)[0]
+
+
+def validate(settings: StyleSettings) -> None:
     problems = [f"{k.replace('_', '-')} must be at least 1" for k in
                 ("batch_views", "image_size", "texture_size", "turntable_frames", "turntable_size", "sheet_size")
                 if getattr(settings, k) < 1]
@@ -84,7 +71,6 @@ def resolve_settings(preset: str = "fast", overrides: dict | None = None) -> Sty
         problems.append("image-size must be at least 16 (VGG pools 3 times)")
     if problems:
         raise SettingsError("; ".join(problems))
-    return settings
 
 
 class StyleImageError(ValueError):
