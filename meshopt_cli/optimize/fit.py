@@ -10,7 +10,9 @@ Two stages, both Adam on silhouettes of ``batch_views`` cameras sampled per iter
    ``final_learning_rate``; optionally the first ``coarse_fraction`` of the iterations render at
    ``coarse_image_size`` (coarse to fine).
 
-Ctrl-C stops the loop early and returns the current state (``FitResult.interrupted``).
+A stop request (Ctrl-C or SIGTERM, :mod:`meshopt_cli.stop`) ends the loop after the current iteration
+and returns the current state (``FitResult.interrupted``). A loss or a parameter that is not finite
+ends it too, returning the last finite state (``FitResult.failure`` says what happened).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from meshopt_cli import stop
 from meshopt_cli.optimize.losses import IMAGE_LOSSES, REGULARIZERS, MeshTopology
 from meshopt_cli.optimize.settings import FitSettings
 from meshopt_cli.optimize.targets import SilhouetteTarget
@@ -41,6 +44,24 @@ class FitResult:
     translation: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     seconds: float = 0.0
     interrupted: bool = False
+    failure: str | None = None  # why the loop stopped early on a non-finite value, else None
+
+
+class _Stopped(Exception):
+    """Ends both stages at once (a stop request or a non-finite value)."""
+
+
+def _check_finite(loss: torch.Tensor, parameters: list[torch.Tensor], stage: str, step: int) -> None:
+    """Raise :class:`_Stopped` with ``result.failure``'s text when the loss or a parameter is not finite."""
+    if not torch.isfinite(loss).all():
+        raise _Stopped(f"the loss became {loss.item()} at {stage} iteration {step + 1}")
+    if not all(torch.isfinite(p).all() for p in parameters):
+        raise _Stopped(f"the vertices became non-finite at {stage} iteration {step + 1}")
+
+
+def _poll_stop() -> None:
+    if stop.requested():
+        raise KeyboardInterrupt
 
 
 def cosine_lr(first: float, last: float, step: int, total: int) -> float:
@@ -89,12 +110,20 @@ def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: Silhouette
                                             step, settings.affine_iterations)
                 rendered, wanted = silhouettes(base * log_scale.exp() + shift, sample(), size)
                 loss = image_loss(rendered, wanted)
+                _check_finite(loss, [], "affine", step)
+                saved = log_scale.detach().clone(), shift.detach().clone()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                if not (torch.isfinite(log_scale).all() and torch.isfinite(shift).all()):
+                    with torch.no_grad():
+                        log_scale.copy_(saved[0])
+                        shift.copy_(saved[1])
+                    raise _Stopped(f"the scale or translation became non-finite at affine iteration {step + 1}")
                 result.affine_curve.append(loss.item())
                 if progress:
                     progress(1)
+                _poll_stop()
         with torch.no_grad():
             result.scale = log_scale.exp().tolist()
             result.translation = shift.tolist()
@@ -119,17 +148,22 @@ def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: Silhouette
             for name, weight in weights.items():
                 terms[name] = REGULARIZERS[name](vertices, topology)
                 loss = loss + weight * terms[name]
+            _check_finite(loss, [], "vertex", step)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            _check_finite(loss, [offsets], "vertex", step)
             result.loss_curve.append(loss.item())
             result.silhouette_curve.append(silhouette.item())
             result.final_terms = {name: value.item() for name, value in terms.items()}
             result.vertices = (base + offsets).detach()
             if progress:
                 progress(1)
+            _poll_stop()
     except KeyboardInterrupt:
         result.interrupted = True
+    except _Stopped as problem:
+        result.failure = str(problem)
     result.vertices = result.vertices.detach().clone()
     result.seconds = time.perf_counter() - start
     return result

@@ -8,7 +8,9 @@ elevation uniform in ``[elevation_min, elevation_max]``, any azimuth; optionally
 ``loss_fn(views, vertices) -> (loss scalar, {name: float})`` where ``views`` is a
 :class:`RenderedViews`.
 
-Ctrl-C stops the loop and returns the current state with ``interrupted=True``. Checkpoints
+A stop request (Ctrl-C or SIGTERM, :mod:`meshopt_cli.stop`) ends the loop after the current step and
+returns the current state with ``interrupted=True``; a loss or a parameter that is not finite ends
+it with the last finite state and ``failure`` saying what happened. Checkpoints
 (``checkpoint_every``, ``on_checkpoint``) are plain dicts (:func:`optimize_textured`'s ``resume``
 takes one back): step, offsets, logits, Adam's state, the view sampler's RNG state, curves and
 timings, so that a resumed run continues exactly where the saved one stopped. Every step records
@@ -24,6 +26,7 @@ from typing import Callable
 
 import torch
 
+from meshopt_cli import stop
 from meshopt_cli.render import Renderer, get_points_from_angles
 
 
@@ -63,6 +66,7 @@ class TexturedResult:
     seconds: float = 0.0
     steps: int = 0
     interrupted: bool = False
+    failure: str | None = None  # why the loop stopped early on a non-finite value, else None
 
 
 LossFn = Callable[[RenderedViews, torch.Tensor], "tuple[torch.Tensor, dict[str, float]]"]
@@ -158,10 +162,16 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
             loss, terms = loss_fn(RenderedViews(rgb=rgb, alpha=alpha), current)
             _sync(device)
             t2 = time.perf_counter()
+            if not torch.isfinite(loss).all():
+                result.failure = f"the loss became {loss.item()} at step {step + 1}"
+                break
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             _sync(device)
+            if not (torch.isfinite(offsets).all() and torch.isfinite(logits).all()):  # result keeps the last finite state
+                result.failure = f"the vertices or textures became non-finite at step {step + 1}"
+                break
             t3 = time.perf_counter()
             terms = dict(terms, total=float(loss.item()))
             for name, value in terms.items():
@@ -178,6 +188,8 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
                 progress(step, terms)
             if on_checkpoint is not None and checkpoint_every > 0 and result.steps % checkpoint_every == 0:
                 on_checkpoint(state())
+            if stop.requested():
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         result.interrupted = True
         if on_checkpoint is not None:
