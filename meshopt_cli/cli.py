@@ -50,33 +50,62 @@ def _exit_with(status_of) -> None:
     raise typer.Exit(status)
 
 
+# Options every command shares (see meshopt_cli/batch.py).
+_OUT_HELP = "Output folder; each input gets OUT/NAME/ (repeated names get -2, -3, ...)."
+_FORCE = typer.Option(False, "--force", help="Overwrite existing results.")
+_SKIP = typer.Option(False, "--skip-existing", help="Skip inputs whose result is complete (resume a batch; partial results are redone).")
+_JSON = typer.Option(False, "--json", help="Print one JSON object per input on stdout (input, status, files, metrics, seconds, error); nothing else goes there.")
+_QUIET = typer.Option(False, "--quiet", "-q", help="No progress or log lines (errors still go to stderr).")
+_JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes running inputs in parallel, spread over the visible GPUs or splitting the CPU threads.")
+_DEVICE = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
+_CONFIG = typer.Option(None, "--config", help="TOML file of settings: overrides the preset, flags override it (may name its preset and hold [COMMAND] tables).")
+
+
+def _batch_options(out: Path, force: bool, skip_existing: bool, json_output: bool, quiet: bool, jobs: int, device: str):
+    from meshopt_cli.batch import BatchOptions
+
+    return BatchOptions(out=out, force=force, skip_existing=skip_existing, json=json_output, quiet=quiet, jobs=jobs,
+                        device=device)
+
+
 @app.command("render")
 def render_command(
-    meshes: Optional[List[str]] = typer.Argument(None, help="Mesh files (.obj .ply .stl .off .glb .gltf) or builtin:NAME. Default: builtin:teapot."),
-    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder, or a .gif path for a single mesh."),
-    frames: int = typer.Option(90, help="Number of views around the mesh."),
-    elevation: float = typer.Option(30.0, help="Camera elevation in degrees."),
-    distance: float = typer.Option(2.732, help="Camera distance (the mesh is normalised to [-1, 1])."),
-    size: int = typer.Option(256, help="Image width and height in pixels."),
-    background: str = typer.Option("white", help="white, black, grey, #rrggbb or r,g,b in [0, 1]."),
-    texture_size: int = typer.Option(4, help="Texture cube size T sampled from the mesh's texture."),
-    fps: float = typer.Option(12.0, help="GIF frame rate."),
-    png: bool = typer.Option(False, "--png", help="Also write every frame as PNG into NAME-frames/."),
-    sheet: bool = typer.Option(False, "--sheet", help="Also write a contact sheet NAME-sheet.png."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or log lines."),
+    meshes: Optional[List[str]] = typer.Argument(None, help="Mesh files (.obj .ply .stl .off .glb .gltf), builtin:NAME, or '-' for paths on stdin. Default: builtin:teapot."),
+    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help=_OUT_HELP + " A .gif path for a single mesh writes only that GIF."),
+    preset: Optional[str] = typer.Option(None, help="Settings preset: default, preview, hq (presets/render/), or a .toml file."),
+    config: Optional[Path] = _CONFIG,
+    frames: Optional[int] = typer.Option(None, help="Number of views around the mesh (preset: 90)."),
+    elevation: Optional[float] = typer.Option(None, help="Camera elevation in degrees (preset: 30)."),
+    distance: Optional[float] = typer.Option(None, help="Camera distance; the mesh is normalised to [-1, 1] (preset: 2.732)."),
+    size: Optional[int] = typer.Option(None, help="Image width and height in pixels (preset: 256)."),
+    background: Optional[str] = typer.Option(None, help="white, black, grey, #rrggbb or r,g,b in [0, 1] (preset: white)."),
+    texture_size: Optional[int] = typer.Option(None, help="Texture cube size T sampled from the mesh's texture (preset: 4)."),
+    fps: Optional[float] = typer.Option(None, help="GIF frame rate (preset: 12)."),
+    png: bool = typer.Option(False, "--png", help="Also write every frame as PNG (OUT/NAME/frames/)."),
+    sheet: bool = typer.Option(False, "--sheet", help="Also write a contact sheet (OUT/NAME/sheet.png)."),
+    force: bool = _FORCE,
+    skip_existing: bool = _SKIP,
+    json_output: bool = _JSON,
+    jobs: int = _JOBS,
+    device: str = _DEVICE,
+    quiet: bool = _QUIET,
 ) -> None:
-    """Write a turntable GIF of each mesh.
+    """Write a turntable GIF of each mesh: OUT/NAME/turntable.gif and metrics.json.
 
-    Example: meshopt render bunny.obj --frames 36 --size 128 -o bunny.gif
+    Examples: meshopt render bunny.obj chair.ply;
+    meshopt render bunny.obj --frames 36 --size 128 -o bunny.gif;
+    find scans -name '*.obj' | meshopt render - --preset preview --jobs 2 --json
     """
-    from meshopt_cli.commands import render
+    def body():
+        from meshopt_cli.commands import render
 
-    settings = render.RenderSettings(frames=frames, elevation=elevation, distance=distance, size=size,
-                                     background=background, texture_size=texture_size, fps=fps, png=png,
-                                     sheet=sheet, force=force, quiet=quiet)
-    _exit_with(lambda: render.run(meshes or ["builtin:teapot"], out, settings, device))
+        overrides = dict(frames=frames, elevation=elevation, distance=distance, size=size, background=background,
+                         texture_size=texture_size, fps=fps)
+        settings, chosen = render.resolve_named(preset, overrides, config)
+        payload = render.RenderPayload(settings=settings, preset=chosen, png=png, sheet=sheet)
+        return render.run(list(meshes or []), _batch_options(out, force, skip_existing, json_output, quiet, jobs, device), payload)
+
+    _exit_with(body)
 
 
 @app.command("fit")
@@ -89,7 +118,8 @@ def fit_command(
     distance: Optional[float] = typer.Option(None, help="Camera of a single image: distance (2.732)."),
     holdout: int = typer.Option(0, help="With --images: keep N images out of the fit to measure the held-out IoU."),
     init: Optional[str] = typer.Option(None, help="Template mesh (preset: builtin:sphere, 642 vertices; builtin:sphere:4 is finer)."),
-    preset: str = typer.Option("default", help="Settings preset: default, fast, paper (presets/fit/), or a .toml file."),
+    preset: Optional[str] = typer.Option(None, help="Settings preset: default, fast, paper (presets/fit/), or a .toml file."),
+    config: Optional[Path] = _CONFIG,
     views: Optional[int] = typer.Option(None, help="Mesh targets: training views, azimuths every 360/N degrees at elevation 30 (default: from the preset)."),
     heldout_views: Optional[int] = typer.Option(None, help="Mesh targets: held-out views at other azimuths and elevations (default: from the preset)."),
     batch_views: Optional[int] = typer.Option(None, help="Views rendered per iteration (default: from the preset)."),
@@ -103,12 +133,14 @@ def fit_command(
     normal: Optional[float] = typer.Option(None, help="Weight of the normal-consistency term (default: from the preset)."),
     flatten: Optional[float] = typer.Option(None, help="Weight of the paper's flatten (smoothness) loss (default: from the preset)."),
     seed: Optional[int] = typer.Option(None, help="Random seed of the view sampling (default: from the preset)."),
-    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; each input gets OUT/NAME/."),
+    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help=_OUT_HELP),
     name: Optional[str] = typer.Option(None, help="Folder name of the result of one input (default: the target's name)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing results."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or log lines."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object per input on stdout."),
+    force: bool = _FORCE,
+    skip_existing: bool = _SKIP,
+    json_output: bool = _JSON,
+    jobs: int = _JOBS,
+    device: str = _DEVICE,
+    quiet: bool = _QUIET,
 ) -> None:
     """Deform a template mesh until its silhouettes match a target's.
 
@@ -116,24 +148,26 @@ def fit_command(
 
     Examples: meshopt fit builtin:teapot;
     meshopt fit --images a.png b.png --cameras cams.json;
-    meshopt fit --images side.png --azimuth 90 --preset fast
+    meshopt fit scans/*.obj --preset fast --jobs 2 --skip-existing
     """
-    from meshopt_cli.commands import fit
+    def body():
+        from meshopt_cli.commands import fit
 
-    overrides = dict(init=init, views=views, heldout_views=heldout_views, batch_views=batch_views, iterations=iterations,
-                     affine_iterations=affine_iterations, image_size=image_size, learning_rate=lr, loss=loss,
-                     laplacian=laplacian, edge=edge, normal=normal, flatten=flatten, seed=seed)
-    options = fit.FitOptions(out=out, preset=preset, overrides=overrides, device=device, images=images, cameras=cameras,
-                             azimuth=azimuth, elevation=elevation, distance=distance, holdout=holdout, name=name,
-                             force=force, quiet=quiet, json=json_output)
-    _exit_with(lambda: fit.run(list(targets or []), options))
+        overrides = dict(init=init, views=views, heldout_views=heldout_views, batch_views=batch_views, iterations=iterations,
+                         affine_iterations=affine_iterations, image_size=image_size, learning_rate=lr, loss=loss,
+                         laplacian=laplacian, edge=edge, normal=normal, flatten=flatten, seed=seed)
+        options = fit.FitOptions(preset=preset, config=config, overrides=overrides, images=images, cameras=cameras,
+                                 azimuth=azimuth, elevation=elevation, distance=distance, holdout=holdout, name=name)
+        return fit.run(list(targets or []), _batch_options(out, force, skip_existing, json_output, quiet, jobs, device), options)
+
+    _exit_with(body)
 
 
 @app.command("style")
 def style_command(
-    mesh: str = typer.Argument(..., help="Mesh file (.obj .ply .stl .off .glb .gltf) or builtin:NAME."),
-    image: str = typer.Argument(..., help="Style image (PNG, JPEG, ...; grey, palette and RGBA work)."),
-    preset: str = typer.Option("fast", help="Settings preset: fast, paper, texture-only (presets/style/), or a .toml file."),
+    arguments: List[str] = typer.Argument(..., metavar="MESH... IMAGE", help="Mesh files (.obj .ply .stl .off .glb .gltf), builtin:NAME or '-' for paths on stdin, then the style image (PNG, JPEG, ...)."),
+    preset: Optional[str] = typer.Option(None, help="Settings preset: fast, paper, texture-only (presets/style/), or a .toml file (default: fast)."),
+    config: Optional[Path] = _CONFIG,
     weights: str = typer.Option("imagenet", help="VGG16 weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE."),
     iterations: Optional[int] = typer.Option(None, help="Adam steps (default: from the preset)."),
     batch_views: Optional[int] = typer.Option(None, help="Random views rendered per step (default: from the preset)."),
@@ -146,39 +180,44 @@ def style_command(
     texture_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the texture logits (default: from the preset)."),
     no_shape: bool = typer.Option(False, "--no-shape", help="Freeze the vertices: change the texture only."),
     seed: Optional[int] = typer.Option(None, help="Random seed of the views and lights (default: from the preset)."),
-    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; the result goes to OUT/NAME/."),
-    name: Optional[str] = typer.Option(None, help="Folder name of the result (default: MESH-IMAGE)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or log lines."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    checkpoint_every: int = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on Ctrl-C); 0: never."),
+    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; each mesh gets OUT/MESH-IMAGE/ (repeated names get -2, -3, ...)."),
+    name: Optional[str] = typer.Option(None, help="Folder name of the result of one mesh (default: MESH-IMAGE)."),
+    force: bool = _FORCE,
+    skip_existing: bool = _SKIP,
+    json_output: bool = _JSON,
+    jobs: int = _JOBS,
+    device: str = _DEVICE,
+    quiet: bool = _QUIET,
+    checkpoint_every: int = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on a stop); 0: never."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/NAME.checkpoint.pt (same mesh, image and settings; replaces the interrupted result)."),
 ) -> None:
-    """Transfer the style of an image to a mesh's texture and shape (2D-to-3D style transfer).
+    """Transfer the style of an image to meshes' texture and shape (2D-to-3D style transfer).
 
     Writes OUT/NAME/stylized.obj (+ .mtl, .png), turntable.gif, before-after.png and metrics.json.
 
     Examples: meshopt style bunny.obj painting.jpg;
     meshopt style builtin:teapot starry.png --preset paper --device cuda;
-    meshopt style bunny.obj painting.jpg --no-shape
+    find . -name '*.obj' | meshopt style - painting.jpg --json
     """
-    from meshopt_cli.commands import style
+    def body():
+        from meshopt_cli.commands import style
 
-    overrides = dict(iterations=iterations, batch_views=batch_views, image_size=image_size, texture_size=texture_size,
-                     style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
-                     vertex_lr=vertex_lr, texture_lr=texture_lr, seed=seed,
-                     optimize_vertices=False if no_shape else None)
-    options = style.StyleOptions(out=out, preset=preset, overrides=overrides, weights=weights, device=device,
-                                 name=name, force=force, quiet=quiet, json=json_output,
-                                 checkpoint_every=checkpoint_every, resume=resume)
-    _exit_with(lambda: style.run(mesh, image, options))
+        overrides = dict(iterations=iterations, batch_views=batch_views, image_size=image_size, texture_size=texture_size,
+                         style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
+                         vertex_lr=vertex_lr, texture_lr=texture_lr, seed=seed,
+                         optimize_vertices=False if no_shape else None)
+        options = style.StyleOptions(preset=preset, config=config, overrides=overrides, weights=weights, name=name,
+                                     checkpoint_every=checkpoint_every, resume=resume)
+        return style.run(list(arguments), _batch_options(out, force, skip_existing, json_output, quiet, jobs, device), options)
+
+    _exit_with(body)
 
 
 @app.command("dream")
 def dream_command(
-    mesh: str = typer.Argument("builtin:teapot", help="Mesh file (.obj .ply .stl .off .glb .gltf) or builtin:NAME (default: builtin:teapot)."),
-    preset: str = typer.Option("fast", help="Settings preset: fast, paper, texture-only (presets/dream/), or a .toml file."),
+    meshes: Optional[List[str]] = typer.Argument(None, help="Mesh files (.obj .ply .stl .off .glb .gltf), builtin:NAME or '-' for paths on stdin (default: builtin:teapot)."),
+    preset: Optional[str] = typer.Option(None, help="Settings preset: fast, paper, texture-only (presets/dream/), or a .toml file (default: fast)."),
+    config: Optional[Path] = _CONFIG,
     layer: Optional[str] = typer.Option(None, help="GoogLeNet inception block whose activations grow: inception_3a ... inception_5b (default: from the preset, inception_4c)."),
     weights: str = typer.Option("imagenet", help="GoogLeNet weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE."),
     iterations: Optional[int] = typer.Option(None, help="Adam steps (default: from the preset)."),
@@ -191,33 +230,51 @@ def dream_command(
     texture_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the texture logits (default: from the preset)."),
     no_shape: bool = typer.Option(False, "--no-shape", help="Freeze the vertices: change the texture only."),
     seed: Optional[int] = typer.Option(None, help="Random seed of the views and backgrounds (default: from the preset)."),
-    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; the result goes to OUT/NAME/."),
-    name: Optional[str] = typer.Option(None, help="Folder name of the result (default: MESH-LAYER)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or log lines."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    checkpoint_every: int = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on Ctrl-C); 0: never."),
+    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; each mesh gets OUT/MESH-LAYER/ (repeated names get -2, -3, ...)."),
+    name: Optional[str] = typer.Option(None, help="Folder name of the result of one mesh (default: MESH-LAYER)."),
+    force: bool = _FORCE,
+    skip_existing: bool = _SKIP,
+    json_output: bool = _JSON,
+    jobs: int = _JOBS,
+    device: str = _DEVICE,
+    quiet: bool = _QUIET,
+    checkpoint_every: int = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on a stop); 0: never."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/NAME.checkpoint.pt (same mesh and settings; replaces the interrupted result)."),
 ) -> None:
-    """Grow the patterns a GoogLeNet layer sees onto a mesh's texture and shape (3D DeepDream).
+    """Grow the patterns a GoogLeNet layer sees onto meshes' texture and shape (3D DeepDream).
 
     Writes OUT/NAME/dream.obj (+ .mtl, .png), turntable.gif, before-after.png and metrics.json.
 
     Examples: meshopt dream;
     meshopt dream bunny.obj --layer inception_4d --init-bias 0,0.5,0.5;
-    meshopt dream builtin:teapot --preset paper --device cuda
+    meshopt dream *.obj --preset paper --device cuda --jobs 4 --skip-existing
     """
-    from meshopt_cli.commands import dream
+    def body():
+        from meshopt_cli.commands import dream
 
-    overrides = dict(layer=layer, iterations=iterations, batch_views=batch_views, image_size=image_size,
-                     texture_size=texture_size, length_weight=length_weight, init_bias=init_bias,
-                     vertex_lr=vertex_lr, texture_lr=texture_lr, seed=seed,
-                     optimize_vertices=False if no_shape else None)
-    options = dream.DreamOptions(out=out, preset=preset, overrides=overrides, weights=weights, device=device,
-                                 name=name, force=force, quiet=quiet, json=json_output,
-                                 checkpoint_every=checkpoint_every, resume=resume)
-    _exit_with(lambda: dream.run(mesh, options))
+        overrides = dict(layer=layer, iterations=iterations, batch_views=batch_views, image_size=image_size,
+                         texture_size=texture_size, length_weight=length_weight, init_bias=init_bias,
+                         vertex_lr=vertex_lr, texture_lr=texture_lr, seed=seed,
+                         optimize_vertices=False if no_shape else None)
+        options = dream.DreamOptions(preset=preset, config=config, overrides=overrides, weights=weights, name=name,
+                                     checkpoint_every=checkpoint_every, resume=resume)
+        return dream.run(list(meshes or []), _batch_options(out, force, skip_existing, json_output, quiet, jobs, device), options)
+
+    _exit_with(body)
+
+
+@app.command("info")
+def info_command(json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of text.")) -> None:
+    """Versions, devices, the renderer backend and its kernels, and the cached network weights.
+
+    Example: meshopt info --json | jq .cuda
+    """
+    def body():
+        from meshopt_cli.commands import info
+
+        return info.run(json_output)
+
+    _exit_with(body)
 
 
 presets_app = typer.Typer(help="List the settings presets, or show one as TOML.", invoke_without_command=True,

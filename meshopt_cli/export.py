@@ -20,7 +20,7 @@ class OutputExists(ValueError):
     """The result folder exists and ``force`` was not given."""
 
     def __init__(self, path: Path):
-        super().__init__(f"{path} exists (use --force to overwrite)")
+        super().__init__(f"{path} exists (use --force to overwrite, or --skip-existing to keep it)")
 
 
 def check_writable(folder: Path, force: bool) -> None:
@@ -69,19 +69,24 @@ def write_json(path: str | os.PathLike, data) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
-def run_record(device, preset: str, settings, interrupted: bool, files) -> dict:
-    """The part of every command's metrics.json that says how the run was made: device, renderer
-    backend, threads, preset and the resolved settings (enough to repeat it), and its files."""
+def run_record(device, preset: str, settings, status: str, files, stop_reason: str | None = None) -> dict:
+    """The part of every command's metrics.json that says how the run was made and how it ended:
+    device, renderer backend, threads, preset and the resolved settings (enough to repeat it), the
+    status (``done``; ``interrupted`` or ``failed`` for a partial result, with ``stop_reason``) and
+    the files of the result."""
     import torch
 
     from meshopt_cli.render import get_backend
 
     return {
+        "status": status,
+        "partial": status != "done",
+        "stop_reason": stop_reason,
         "device": str(device),
         "backend": get_backend(device).name,
         "threads": torch.get_num_threads(),
         "preset": preset,
         "settings": settings.as_dict(),
-        "interrupted": interrupted,
+        "interrupted": status == "interrupted",
         "files": files,
     }

@@ -31,7 +31,7 @@ def test_files_written(sphere_run):
     names = {p.name for p in folder.iterdir()}
     assert {"dream.obj", "dream.mtl", "dream.png", "turntable.gif", "before-after.png", "metrics.json"} <= names
     summary = json.loads(done.stdout)
-    assert summary["folder"] == str(folder) and summary["steps"] == 12 and summary["layer"] == "inception_4c"
+    assert summary["folder"] == str(folder) and summary["metrics"]["steps"] == 12 and summary["metrics"]["layer"] == "inception_4c"
     with Image.open(folder / "turntable.gif") as gif:
         assert gif.n_frames == 24  # the fast preset's
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]

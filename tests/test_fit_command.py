@@ -52,7 +52,8 @@ def test_fit_writes_its_folder_and_keeps_it_without_force(work):
     assert result.returncode == 1, result.stderr  # one input failed, the other one was fitted
     assert error_lines(result) == ["meshopt: error: missing.obj: no such file"] and "Traceback" not in result.stderr
     failed, summary = (json.loads(line) for line in result.stdout.splitlines())  # one JSON object per input
-    assert failed == {"input": "missing.obj", "error": "missing.obj: no such file"}
+    assert failed == {**failed, "input": "missing.obj", "status": "failed", "error": "missing.obj: no such file", "files": []}
+    assert set(failed) == {"input", "name", "status", "folder", "files", "metrics", "seconds", "error"}
     folder = work / "out" / "cube"
     assert sorted(p.name for p in folder.iterdir()) == ["compare.png", "fitted.obj", "metrics.json", "turntable.gif"]
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -62,9 +63,12 @@ def test_fit_writes_its_folder_and_keeps_it_without_force(work):
     assert metrics["views"] == {**metrics["views"], "train": 8, "heldout": 4}
     assert 0 < metrics["iou"]["heldout"] <= 1 and 0 < metrics["voxel_iou"] <= 1
     assert metrics["device"] == "cpu" and metrics["backend"] in ("native", "reference")
-    assert summary["folder"] == str(Path("out") / "cube") and summary["heldout_iou"] == metrics["iou"]["heldout"]
-    last = result.stderr.strip().splitlines()[-1]
-    assert "held-out IoU" in last and str(Path("out") / "cube") in last
+    assert summary["folder"] == str(Path("out") / "cube") and summary["metrics"]["heldout_iou"] == metrics["iou"]["heldout"]
+    assert summary["status"] == "done" and metrics["status"] == "done" and metrics["partial"] is False
+    assert sorted(summary["files"]) == sorted(str(Path("out") / "cube" / p.name) for p in folder.iterdir())
+    last = [line for line in result.stderr.splitlines() if "held-out IoU" in line][-1]
+    assert str(Path("out") / "cube") in last
+    assert result.stderr.strip().splitlines()[-1].startswith("meshopt: 1 done, 1 failed")
     assert Image.open(folder / "turntable.gif").n_frames == 4
     obj = (folder / "fitted.obj").read_text()
     assert obj.count("\nv ") + obj.startswith("v ") == 162
@@ -72,7 +76,7 @@ def test_fit_writes_its_folder_and_keeps_it_without_force(work):
 
     before = (folder / "metrics.json").read_bytes()
     again = meshopt("fit", "builtin:cube", "--preset", "tiny.toml", "-o", "out", cwd=work)
-    assert again.returncode == 1 and error_lines(again) == [f"meshopt: error: {Path('out') / 'cube'} exists (use --force to overwrite)"]
+    assert again.returncode == 1 and error_lines(again) == [f"meshopt: error: {Path('out') / 'cube'} exists (use --force to overwrite, or --skip-existing to keep it)"]
     assert (folder / "metrics.json").read_bytes() == before
 
 

@@ -52,7 +52,8 @@ def test_textured_obj_shows_its_texture(tmp_path):
 def test_several_meshes_get_their_own_outputs_and_a_bad_one_is_skipped(tmp_path):
     result = meshopt("render", "builtin:cube", "missing.obj", "builtin:cube", "--frames", "2", "--size", "16", cwd=tmp_path)
     assert result.returncode == 1
-    assert sorted(p.name for p in (tmp_path / "meshopt-out").iterdir()) == ["cube-2.gif", "cube.gif"]
+    assert sorted(p.name for p in (tmp_path / "meshopt-out").iterdir()) == ["cube", "cube-2"]
+    assert sorted(p.name for p in (tmp_path / "meshopt-out" / "cube-2").iterdir()) == ["metrics.json", "turntable.gif"]
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert errors == ["meshopt: error: missing.obj: no such file"]
     assert "Traceback" not in result.stderr

@@ -32,7 +32,7 @@ def test_files_written(red_run):
     names = {p.name for p in folder.iterdir()}
     assert {"stylized.obj", "stylized.mtl", "stylized.png", "turntable.gif", "before-after.png", "metrics.json"} <= names
     summary = json.loads(done.stdout)
-    assert summary["folder"] == str(folder) and summary["steps"] == 20 and not summary["interrupted"]
+    assert summary["folder"] == str(folder) and summary["metrics"]["steps"] == 20 and summary["status"] == "done"
     with Image.open(folder / "turntable.gif") as gif:
         assert gif.n_frames == 24  # the fast preset's
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging left over

@@ -7,92 +7,83 @@ Same loop (:func:`~meshopt_cli.optimize.textured.optimize_textured`) and outputs
 """
 from __future__ import annotations
 
-import json
+import functools
 import time
 
 from meshopt_cli import __version__, console
-from meshopt_cli.commands.style import (StyleOptions, checkpoint_path, colour_stats, load_checkpoint, normalization, render_fixed,
-                                        save_checkpoint, write_result)
+from meshopt_cli.batch import BatchOptions, Context, Job, make_jobs, read_inputs, run_batch, source_name
+from meshopt_cli.commands.style import (StyleOptions, _comparable, check_common, checkpoint_path, colour_stats, finish,
+                                        load_checkpoint, normalization, render_fixed, result_status, save_checkpoint,
+                                        write_result)
 
 DEFAULT_MESH = "builtin:teapot"
 
 
-# the same options as style (output folder, preset, overrides, weights, device, checkpoints)
+# the same options as style (preset, config, overrides, weights, name, checkpoints)
 DreamOptions = StyleOptions
 
 
-def _comparable(settings) -> dict:
-    values = settings.as_dict()
-    for key in ("iterations", "turntable_frames", "turntable_size", "sheet_size"):
-        values.pop(key)
-    return values
+@functools.lru_cache(maxsize=2)
+def googlenet_features(layer: str, weights: str, seed: int, device, progress: bool):
+    """GoogLeNet up to ``layer`` on ``device``, loaded once per process."""
+    from meshopt_cli.optimize.backbones import GoogLeNetFeatures
 
 
-def run(mesh_source: str, options: DreamOptions) -> int:
-    """Dream on one mesh; exit status 0, 1 (the input or the weights cannot be used), usage errors raise."""
-    from meshopt_cli.devices import resolve_device
-    from meshopt_cli.optimize.dream import SettingsError, resolve_settings
+    return GoogLeNetFeatures(layer, weights=weights, seed=seed, progress=progress).to(device)
 
+
+def prepare(arguments: list[str], batch: BatchOptions, options: DreamOptions) -> list[Job]:
+    """``[MESH...]`` (default the teapot); usage errors raise."""
+    from meshopt_cli.optimize.dream import SettingsError, resolve_named
+
+    inputs = read_inputs(arguments) if arguments else [DEFAULT_MESH]
+    check_common(inputs, options)
     try:
-        settings = resolve_settings(options.preset, options.overrides)
+        options.settings, options.preset_used = resolve_named(options.preset, options.overrides, options.config)
     except SettingsError as problem:
         raise console.UsageError(str(problem)) from None
-    if options.name is not None and (not options.name or "/" in options.name or options.name in (".", "..")):
-        raise console.UsageError(f"--name must be a plain folder name, got {options.name!r}")
-    if options.checkpoint_every < 0:
-        raise console.UsageError("--checkpoint-every must not be negative")
-    device = resolve_device(options.device)
-    from meshopt_cli.commands.fit import source_name
-
-    name = options.name or f"{source_name(mesh_source)}-{settings.layer}"
-    try:
-        summary = dream_one(mesh_source, name, options, settings, device)
-    except (ValueError, OSError) as problem:  # MeshError, WeightsError, OutputExists
-        message = str(problem) if isinstance(problem, ValueError) else f"{options.out / name}: cannot write the result ({problem})"
-        console.error(message)
-        if options.json:
-            print(json.dumps({"input": mesh_source, "error": message}), flush=True)
-        return 1
-    if options.json:
-        print(json.dumps(summary), flush=True)
-    if summary["interrupted"]:
-        raise KeyboardInterrupt
-    return 0
+    layer = options.settings.layer
+    names = [options.name] if options.name else [f"{source_name(i)}-{layer}" for i in inputs]
+    return make_jobs(inputs, names, batch.out)
 
 
-def dream_one(mesh_source, name, options, settings, device) -> dict:
+def run(arguments: list[str], batch: BatchOptions, options: DreamOptions) -> int:
+    """Dream on every mesh (see :mod:`meshopt_cli.batch`); exit status 0, 1, 130."""
+    return run_batch("meshopt_cli.commands.dream:run_job", prepare(arguments, batch, options), options, batch)
+
+
+def run_job(job: Job, options: DreamOptions, context: Context) -> dict:
+    """Dream on one mesh and write its folder; returns its summary (see :func:`meshopt_cli.batch.execute`)."""
     import numpy as np
     import torch
 
     from meshopt_cli.export import check_writable, run_record, staged_folder, write_json
     from meshopt_cli.mesh import load_mesh
-    from meshopt_cli.optimize.backbones import GoogLeNetFeatures
     from meshopt_cli.optimize.dream import DreamLoss, initial_textures
     from meshopt_cli.optimize.image_losses import edge_length_variance
     from meshopt_cli.optimize.textured import optimize_textured
 
     started = time.perf_counter()
-    folder = options.out / name
-    force = options.force or options.resume
+    settings, device, folder, name, mesh_source = options.settings, context.device, job.folder, job.name, job.input
+    force = job.force or options.resume  # resuming replaces the interrupted run's result
     check_writable(folder, force)
     mesh = load_mesh(mesh_source)
+    network = googlenet_features(settings.layer, options.weights, settings.seed, device, not context.quiet)
     torch.manual_seed(settings.seed)
-    network = GoogLeNetFeatures(settings.layer, weights=options.weights, seed=settings.seed,
-                                progress=not options.quiet).to(device)
 
     centre, scale = normalization(np.asarray(mesh.vertices, np.float64))
     vertices = torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device)
     faces = torch.tensor(np.asarray(mesh.faces, np.int64), device=device)
     textures = initial_textures(torch.tensor(mesh.texture_cubes(settings.texture_size), device=device), settings.init_bias)
     loss = DreamLoss(network, faces, settings.length_weight)
-    saved_at = checkpoint_path(options.out, name)
+    saved_at = checkpoint_path(folder.parent, name)
     meta = {"input": mesh_source, "faces": int(mesh.num_faces), "vertices": int(mesh.num_vertices),
             "weights": str(options.weights), "settings": _comparable(settings)}
     resume = load_checkpoint(saved_at, meta) if options.resume else None
     keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
     background = (0.5, 0.5, 0.5)  # replaced every step by a random grey when random_background
 
-    with console.progress_bar(not options.quiet) as bar:
+    with console.progress_bar(context.progress) as bar:
         task = bar.add_task(f"dream {name}", total=settings.iterations)
         if resume is not None:
             bar.advance(task, resume["step"])
@@ -118,6 +109,7 @@ def dream_one(mesh_source, name, options, settings, device) -> dict:
     with torch.no_grad():  # the layer's mean activation² on four fixed views (training size and lights, mid-grey background)
         fixed_activation = {key: float((network(render_fixed(v, faces, t, settings.image_size, (0.5, 0.5, 0.5), lights)[0]) ** 2).mean())
                             for key, v, t in (("before", vertices, textures), ("after", result.vertices, result.textures))}
+    status = result_status(result)
     with staged_folder(folder, force) as staging:
         files = write_result(staging, "dream", mesh, result, faces, centre, scale, settings, before, after)
         seconds = time.perf_counter() - started
@@ -149,16 +141,14 @@ def dream_one(mesh_source, name, options, settings, device) -> dict:
                         "googlenet_forward_per_step": mean(result.loss_seconds),
                         "backward_and_adam_per_step": mean(result.backward_seconds),
                         "note": "the backward pass goes through GoogLeNet and the renderer together; autograd does not split it"},
-            **run_record(device, options.preset, settings, result.interrupted, files),
+            **run_record(device, options.preset_used, settings, status, files, result.failure),
         }
         write_json(staging / "metrics.json", metrics)
-    if result.interrupted:
-        hint = f"; continue with --resume (checkpoint {saved_at})" if keep else ""
-        console.info(f"interrupted: saved the state after {result.steps} of {settings.iterations} steps{hint}", options.quiet)
-    elif keep or resume is not None:
-        saved_at.unlink(missing_ok=True)
     activation = result.curves.get("activation", [float("nan")])
-    console.info(f"{name}: mean activation² {activation[0]:.4g} -> {activation[-1]:.4g} "
-                 f"({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); files in {folder}", options.quiet)
-    return {"input": mesh_source, "name": name, "folder": str(folder), "layer": settings.layer,
-            "seconds": round(seconds, 2), "steps": result.steps, "interrupted": result.interrupted}
+    summary = finish(job, result, settings, saved_at, keep, resume, files, context,
+                     f"mean activation² {activation[0]:.4g} -> {activation[-1]:.4g} ({seconds:.0f} s, "
+                     f"{metrics['seconds']['per_step']:.3f} s/step)")
+    summary["metrics"] = {"steps": result.steps, "layer": settings.layer,
+                          "mean_activation_sq_fixed_views": fixed_activation,
+                          **{k: round(v, 6) for k, v in metrics["final_loss_terms"].items()}}
+    return summary

@@ -7,33 +7,24 @@ appears complete or not at all.
 """
 from __future__ import annotations
 
-import json
-import sys
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshopt_cli import __version__, console
+from meshopt_cli.batch import BatchOptions, Context, Job, check_folder_name, make_jobs, read_inputs, run_batch, source_name
 
 SHEET_VIEWS = 4  # columns of training views and of held-out views in compare.png
 
 
 @dataclass
-class FitJob:
-    """One input: a mesh source, or a set of images with their cameras."""
-
-    label: str  # what the user typed (for messages)
-    name: str  # output folder name
-    source: str | None = None
-    images: list[str] = field(default_factory=list)
-
-
-@dataclass
 class FitOptions:
-    out: Path = Path("meshopt-out")
-    preset: str = "default"
+    """Everything of one ``meshopt fit`` call but the shared batch options (picklable: the payload)."""
+
+    preset: str | None = None
+    config: str | None = None
     overrides: dict = field(default_factory=dict)
-    device: str = "auto"
     images: bool = False
     cameras: str | None = None
     azimuth: float | None = None
@@ -41,55 +32,13 @@ class FitOptions:
     distance: float | None = None
     holdout: int = 0
     name: str | None = None
-    force: bool = False
-    quiet: bool = False
-    json: bool = False
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    taken: dict[str, int] = {}
-    unique = []
-    for name in names:
-        count = taken.get(name, 0) + 1
-        taken[name] = count
-        unique.append(name if count == 1 else f"{name}-{count}")
-    return unique
-
-
-def source_name(source: str) -> str:
-    if source.startswith("builtin:"):
-        return source.split(":")[1] or "mesh"
-    return Path(source).stem or "mesh"
-
-
-def plan_jobs(sources: list[str], options: FitOptions) -> list[FitJob]:
-    """The inputs of one call: every mesh source, or (``--images``) one job with all images."""
-    if options.images:
-        if options.name:
-            name = options.name
-        elif options.cameras:
-            name = Path(options.cameras).stem
-        else:
-            name = Path(sources[0]).stem
-        return [FitJob(label=", ".join(sources), name=name or "images", images=list(sources))]
-    names = [options.name] if options.name else _unique_names([source_name(s) for s in sources])
-    return [FitJob(label=s, name=n, source=s) for s, n in zip(sources, names)]
-
-
-def read_sources(sources: list[str]) -> list[str]:
-    """``-`` stands for the paths on standard input, one per line."""
-    out = []
-    for source in sources:
-        if source == "-":
-            out.extend(line.strip() for line in sys.stdin if line.strip())
-        else:
-            out.append(source)
-    return out
+    settings: object = None  # FitSettings, resolved by prepare()
+    preset_used: str = ""
 
 
 def check_usage(sources: list[str], options: FitOptions) -> None:
     if not sources:
-        raise console.UsageError("no target given (a mesh file, builtin:NAME, or --images IMAGE... with --cameras)")
+        raise console.UsageError("no target given (a mesh file, builtin:NAME, '-' for paths on stdin, or --images IMAGE... with --cameras)")
     if not options.images:
         if options.cameras is not None:
             raise console.UsageError("--cameras goes with --images (the arguments are then images)")
@@ -102,15 +51,49 @@ def check_usage(sources: list[str], options: FitOptions) -> None:
             raise console.UsageError("give the cameras either in --cameras or as --azimuth/--elevation/--distance, not both")
         if options.holdout < 0:
             raise console.UsageError("--holdout must not be negative")
-    if options.name is not None:
-        if not options.name or "/" in options.name or options.name in (".", ".."):
-            raise console.UsageError(f"--name must be a plain folder name, got {options.name!r}")
-        if len(sources) > 1 and not options.images:
-            raise console.UsageError("--name names the result of one input; several inputs are named after themselves")
+    check_folder_name(options.name)
+    if options.name is not None and len(sources) > 1 and not options.images:
+        raise console.UsageError("--name names the result of one input; several inputs are named after themselves")
 
 
-def load_template(settings, device):
-    """The template mesh, centred and scaled into a ball of radius ``init_scale``."""
+def prepare(arguments: list[str], batch: BatchOptions, options: FitOptions) -> list[Job]:
+    """Resolve the settings (usage errors) and plan the jobs: one per mesh target, or one for all
+    the images of ``--images``."""
+    from meshopt_cli.optimize.settings import SettingsError, resolve_named
+
+    sources = read_inputs(arguments)
+    check_usage(sources, options)
+    try:
+        options.settings, options.preset_used = resolve_named(options.preset, options.overrides, options.config)
+    except SettingsError as problem:
+        raise console.UsageError(str(problem)) from None
+    check_template(options.settings.init)
+    if options.images:
+        name = options.name or (Path(options.cameras).stem if options.cameras else Path(sources[0]).stem) or "images"
+        return [Job(index=0, input=", ".join(sources), name=name, folder=batch.out / name, extra={"images": sources})]
+    if options.name:
+        return make_jobs(sources, [options.name], batch.out)
+    return make_jobs(sources, [source_name(s) for s in sources], batch.out)
+
+
+def run(arguments: list[str], batch: BatchOptions, options: FitOptions) -> int:
+    """Fit every input; one failing input is reported and skipped (see :mod:`meshopt_cli.batch`)."""
+    return run_batch("meshopt_cli.commands.fit:run_job", prepare(arguments, batch, options), options, batch)
+
+
+def check_template(source: str) -> None:
+    """A template that cannot be loaded is a usage error (a bad --init), found before any input runs."""
+    from meshopt_cli.mesh import MeshError, load_mesh
+
+    try:
+        load_mesh(source, textures=False)
+    except MeshError as problem:
+        raise console.UsageError(f"--init: {problem}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def load_template(source: str, scale: float, device):
+    """The template mesh centred and scaled into a ball of radius ``scale`` (once per process)."""
     import numpy as np
     import torch
 
@@ -119,100 +102,67 @@ def load_template(settings, device):
     from meshopt_cli.optimize.targets import normalize_to_ball
 
     try:
-        mesh = load_mesh(settings.init, textures=False)
+        mesh = load_mesh(source, textures=False)
     except MeshError as problem:
-        raise console.UsageError(f"--init: {problem}") from None
-    vertices, _, _ = normalize_to_ball(mesh.vertices, settings.init_scale)
+        raise ValueError(f"--init: {problem}") from None
+    vertices, _, _ = normalize_to_ball(mesh.vertices, scale)
     closed = is_closed_and_consistent(np.asarray(mesh.faces))
     return (torch.tensor(vertices, device=device), torch.tensor(np.asarray(mesh.faces, np.int64), device=device), closed)
 
 
-def build_target(job: FitJob, options: FitOptions, settings, device):
+def build_target(job: Job, options: FitOptions, device):
     from meshopt_cli.optimize.targets import image_target, mesh_target
 
-    if job.images:
-        return image_target(job.images, options.cameras, job.name, device, options.holdout,
+    if "images" in job.extra:
+        return image_target(job.extra["images"], options.cameras, job.name, device, options.holdout,
                             options.azimuth, options.elevation, options.distance)
-    return mesh_target(job.source, settings.views, settings.heldout_views, device)
+    return mesh_target(job.input, options.settings.views, options.settings.heldout_views, device)
 
 
-def run(sources: list[str], options: FitOptions) -> int:
-    """Fit every input; one failing input is reported and skipped. Exit status 0 or 1."""
-    from meshopt_cli.devices import resolve_device
-    from meshopt_cli.optimize.settings import SettingsError, resolve
-
-    sources = read_sources(sources)
-    check_usage(sources, options)
-    try:
-        settings = resolve(options.preset, options.overrides)
-    except SettingsError as problem:
-        raise console.UsageError(str(problem)) from None
-    device = resolve_device(options.device)
-    template = load_template(settings, device)
-    failures = 0
-    for job in plan_jobs(sources, options):
-        try:
-            summary = fit_one(job, options, settings, template, device)
-        except (ValueError, OSError) as problem:  # MeshError, TargetError, OutputExists: one line each
-            message = str(problem) if isinstance(problem, ValueError) else _os_message(problem, options.out / job.name)
-            console.error(message)
-            if options.json:
-                print(json.dumps({"input": job.label, "error": message}), flush=True)
-            failures += 1
-            continue
-        if options.json:
-            print(json.dumps(summary), flush=True)
-        if summary.get("interrupted"):
-            raise KeyboardInterrupt
-    return 1 if failures else 0
-
-
-def _os_message(problem: OSError, folder: Path) -> str:
-    """One line for a failed write (a full disk, a folder we may not write to)."""
-    where = problem.filename or folder
-    return f"{where}: cannot write the result ({problem.strerror or problem})"
-
-
-def fit_one(job: FitJob, options: FitOptions, settings, template, device) -> dict:
-    """Fit one input and write its folder; returns the summary (``--json``)."""
+def run_job(job: Job, options: FitOptions, context: Context) -> dict:
+    """Fit one input and write its folder; returns its summary (see :func:`meshopt_cli.batch.execute`)."""
     from meshopt_cli.export import check_writable, staged_folder, write_json
     from meshopt_cli.optimize.evaluate import evaluate
     from meshopt_cli.optimize.fit import fit
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    folder = options.out / job.name
-    check_writable(folder, options.force)
-    target = build_target(job, options, settings, device)
-    template_vertices, faces, closed = template
+    settings, device, folder = options.settings, context.device, job.folder
+    check_writable(folder, job.force)
+    target = build_target(job, options, device)
+    template_vertices, faces, closed = load_template(settings.init, settings.init_scale, device)
     fill_back = settings.fill_back or not closed
     run_settings = settings if fill_back == settings.fill_back else _with(settings, fill_back=True)
 
-    with console.progress_bar(not options.quiet) as bar:
+    with console.progress_bar(context.progress) as bar:
         task = bar.add_task(f"fit {job.name}", total=settings.affine_iterations + settings.iterations)
         result = fit(template_vertices, faces, target, run_settings, progress=lambda n: bar.advance(task, n))
     figures = evaluate(result.vertices, faces, target, settings.eval_image_size, fill_back=True)
+    status = "failed" if result.failure else "interrupted" if result.interrupted else "done"
 
-    with staged_folder(folder, options.force) as staging:
-        files = write_outputs(staging, job, target, result, figures, settings, device)
+    with staged_folder(folder, job.force) as staging:
+        files = write_outputs(staging, target, result, settings, device)
         seconds = time.perf_counter() - started
         metrics = build_metrics(job, options, target, result, figures, run_settings, device, seconds,
-                                time.process_time() - cpu_started, files + ["metrics.json"], closed)
+                                time.process_time() - cpu_started, files + ["metrics.json"], closed, status)
         write_json(staging / "metrics.json", metrics)
 
     heldout = figures["heldout_iou"]
     voxel = figures["voxel_iou"]
-    hint = "--holdout N keeps N images out" if job.images else "--heldout-views is 0"
+    hint = "--holdout N keeps N images out" if "images" in job.extra else "--heldout-views is 0"
     line = f"{job.name}: held-out IoU " + (f"{heldout:.3f}" if heldout is not None else f"n/a (no held-out views; {hint})")
     line += f", train IoU {figures['train_iou']:.3f}"
     if voxel is not None:
         line += f", voxel IoU {voxel:.3f}"
     line += f" ({seconds:.0f} s); files in {folder}"
+    done = len(result.affine_curve) + len(result.loss_curve)
     if result.interrupted:
-        console.info(f"interrupted: saved the state after {len(result.loss_curve)} of {settings.iterations} iterations", options.quiet)
-    console.info(line, options.quiet)
-    return {"input": job.label, "name": job.name, "folder": str(folder), "heldout_iou": heldout,
-            "train_iou": figures["train_iou"], "voxel_iou": voxel, "seconds": round(seconds, 2),
-            "interrupted": result.interrupted}
+        console.info(f"{job.name}: interrupted; saved the state after {done} of "
+                     f"{settings.affine_iterations + settings.iterations} iterations as a partial result", context.quiet)
+    console.info(line, context.quiet)
+    error = f"{job.name}: {result.failure}; saved the last finite state in {folder} (try a lower --lr)" if result.failure else None
+    return {"status": status, "error": error, "files": [str(folder / f) for f in files + ["metrics.json"]],
+            "metrics": {"heldout_iou": heldout, "train_iou": figures["train_iou"], "voxel_iou": voxel,
+                        "iterations": done}}
 
 
 def _with(settings, **changes):
@@ -221,7 +171,7 @@ def _with(settings, **changes):
     return dataclasses.replace(settings, **changes)
 
 
-def write_outputs(folder: Path, job: FitJob, target, result, figures, settings, device) -> list[str]:
+def write_outputs(folder: Path, target, result, settings, device) -> list[str]:
     """fitted.obj (in the target's own frame), turntable.gif, compare.png; returns the file names."""
     import numpy as np
     import torch
@@ -288,16 +238,16 @@ def comparison_sheet(target, result, size: int, per_set: int = SHEET_VIEWS):
     return np.asarray(image)
 
 
-def build_metrics(job, options, target, result, figures, settings, device, seconds, cpu_seconds, files, closed) -> dict:
+def build_metrics(job, options, target, result, figures, settings, device, seconds, cpu_seconds, files, closed, status) -> dict:
     from meshopt_cli.export import run_record
     from meshopt_cli.optimize.targets import MeshTarget
     from meshopt_cli.optimize.views import DISTANCE, ELEVATION
 
     is_mesh = isinstance(target, MeshTarget)
-    target_info = {"kind": "mesh", "source": job.source,
+    target_info = {"kind": "mesh", "source": job.input,
                    "normalization": {"centre": [float(x) for x in target.centre], "scale": float(target.scale),
                                      "note": "silhouettes and IoUs are of the mesh moved into the unit ball: (v - centre) * scale"}
-                   } if is_mesh else {"kind": "images", "images": job.images, "cameras": options.cameras,
+                   } if is_mesh else {"kind": "images", "images": job.extra["images"], "cameras": options.cameras,
                                       "holdout": options.holdout}
     views = {"train": len(target.train), "heldout": len(target.heldout) if target.heldout is not None else 0,
              "heldout_cameras": list(target.heldout.labels) if target.heldout is not None else []}
@@ -306,7 +256,7 @@ def build_metrics(job, options, target, result, figures, settings, device, secon
     rounded = lambda xs: [round(x, 6) for x in xs]  # noqa: E731
     return {
         "meshopt": __version__,
-        "input": job.label,
+        "input": job.input,
         "name": job.name,
         "target": target_info,
         "template": {"source": settings.init, "vertices": int(result.vertices.shape[0]), "faces": int(result.faces.shape[0]),
@@ -327,5 +277,5 @@ def build_metrics(job, options, target, result, figures, settings, device, secon
         "voxel_resolution": 32,
         "seconds": {"total": round(seconds, 3), "fit": round(result.seconds, 3)},
         "cpu_seconds": round(cpu_seconds, 3),
-        **run_record(device, options.preset, settings, result.interrupted, files),
+        **run_record(device, options.preset_used, settings, status, files, result.failure),
     }

@@ -1,105 +1,142 @@
-"""``meshopt render``: turntable GIFs (and PNG frames or a contact sheet) of meshes."""
+"""``meshopt render``: turntable GIFs (and PNG frames or a contact sheet) of meshes.
+
+Each input gets ``OUT/NAME/`` with ``turntable.gif``, ``metrics.json`` (mesh size, seconds and the
+resolved settings) and, when asked, ``frames/*.png`` and ``sheet.png``; the folder appears complete
+or not at all. With one input and ``-o FILE.gif`` only that GIF is written (``FILE-frames/`` and
+``FILE-sheet.png`` beside it when asked). Rendering a mesh takes seconds, so a stop request lets the
+mesh in progress finish and starts no other.
+"""
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshopt_cli import console
+from meshopt_cli import __version__, console
+from meshopt_cli import settings as shared
+from meshopt_cli.batch import BatchOptions, Job, Context, make_jobs, read_inputs, run_batch, source_name
+
+DEFAULT_PRESET = "default"
+DEFAULT_MESH = "builtin:teapot"
 
 
 @dataclass
 class RenderSettings:
-    frames: int = 90
-    elevation: float = 30.0
-    distance: float = 2.732
-    size: int = 256
-    background: str = "white"
-    texture_size: int = 4
-    fps: float = 12.0
+    frames: int = 90  # views evenly spaced in azimuth
+    elevation: float = 30.0  # degrees
+    distance: float = 2.732  # the mesh is normalised to [-1, 1]
+    size: int = 256  # pixels, square
+    background: str = "white"  # white, black, grey, #rrggbb or r,g,b in [0, 1]
+    texture_size: int = 4  # texture cube size T sampled from the mesh's texture
+    fps: float = 12.0  # GIF frame rate
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RenderPayload:
+    settings: RenderSettings
+    preset: str
     png: bool = False
     sheet: bool = False
-    force: bool = False
-    quiet: bool = False
 
 
-def output_paths(sources: list[str], out: Path) -> list[Path]:
-    """The GIF path of each input: ``out`` itself for one input and a ``.gif`` path, else
-    ``out/<name>.gif`` with repeated names made unique (``name-2.gif``, ...)."""
-    if len(sources) == 1 and out.suffix.lower() == ".gif":
-        return [out]
-    taken: dict[str, int] = {}
-    paths = []
-    for source in sources:
-        if source.startswith("builtin:"):
-            name = source.split(":")[1] or "mesh"  # builtin:NAME[:ARGS]
-        else:
-            name = Path(source).stem or "mesh"
-        count = taken.get(name, 0) + 1
-        taken[name] = count
-        paths.append(out / (f"{name}.gif" if count == 1 else f"{name}-{count}.gif"))
-    return paths
-
-
-def render_one(source: str, gif: Path, settings: RenderSettings, device, bar) -> list[Path]:
-    """Render one mesh's turntable; returns the files written. Raises ValueError on bad input."""
-    import torch
-
-    from meshopt_cli.mesh import load_mesh, normalize_vertices
-    from meshopt_cli.turntable import contact_sheet, parse_color, render_views, write_gif, write_png
-
-    targets = [gif]
-    frames_dir = gif.with_name(gif.stem + "-frames")
-    sheet_path = gif.with_name(gif.stem + "-sheet.png")
-    if settings.sheet:
-        targets.append(sheet_path)
-    if not settings.force:
-        existing = [p for p in targets + ([frames_dir] if settings.png else []) if p.exists()]
-        if existing:
-            raise ValueError(f"{existing[0]} exists (use --force to overwrite)")
-    background = parse_color(settings.background)  # checked up front by run()
-    mesh = load_mesh(source)
-    vertices, faces = mesh.to_torch(device)
-    vertices = normalize_vertices(vertices)
-    textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=device)
-    task = bar.add_task(f"render {mesh.name}", total=settings.frames)
-    images = render_views(
-        vertices, faces, textures, frames=settings.frames, elevation=settings.elevation,
-        distance=settings.distance, image_size=settings.size, background=background,
-        progress=lambda n: bar.advance(task, n),
-    )
-    gif.parent.mkdir(parents=True, exist_ok=True)
-    written = [write_gif(gif, images, settings.fps)]
-    if settings.png:
-        frames_dir.mkdir(parents=True, exist_ok=True)
-        digits = len(str(settings.frames - 1))
-        for k, image in enumerate(images):
-            written.append(write_png(frames_dir / f"{k:0{digits}d}.png", image))
-    if settings.sheet:
-        written.append(write_png(sheet_path, contact_sheet(images)))
-    return written
-
-
-def run(sources: list[str], out: Path, settings: RenderSettings, device_spec: str) -> int:
-    """Render every source; one failing input is reported and skipped. Exit status 0 or 1."""
-    from meshopt_cli.devices import resolve_device
-
+def resolve_named(preset: str | None = None, overrides: dict | None = None, config=None) -> tuple[RenderSettings, str]:
+    """Preset ``presets/render/<preset>.toml`` < ``config`` < overrides; validated (usage errors)."""
     from meshopt_cli.turntable import parse_color
 
-    device = resolve_device(device_spec)
-    if settings.frames < 1 or settings.size < 1 or settings.texture_size < 1:
-        raise console.UsageError("--frames, --size and --texture-size must be positive")
+    try:
+        settings, chosen = shared.resolve(RenderSettings, "render", preset, DEFAULT_PRESET, config, overrides)
+    except shared.SettingsError as problem:
+        raise console.UsageError(str(problem)) from None
+    problems = [f"{k.replace('_', '-')} must be at least 1" for k in ("frames", "size", "texture_size") if getattr(settings, k) < 1]
+    if not settings.fps > 0:
+        problems.append("fps must be positive")
+    if not settings.distance > 0:
+        problems.append("distance must be positive")
     try:
         parse_color(settings.background)
     except ValueError as problem:
-        raise console.UsageError(f"--background: {problem}") from None
-    failures = 0
-    with console.progress_bar(not settings.quiet) as bar:
-        for source, gif in zip(sources, output_paths(sources, out)):
-            try:
-                written = render_one(source, gif, settings, device, bar)
-            except ValueError as problem:
-                console.error(str(problem))
-                failures += 1
-                continue
-            console.info(f"wrote {written[0]}" + (f" (+{len(written) - 1} more files)" if len(written) > 1 else ""), settings.quiet)
-    return 1 if failures else 0
+        problems.append(f"background: {problem}")
+    if problems:
+        raise console.UsageError("; ".join(problems))
+    return settings, chosen
+
+
+def prepare(arguments: list[str], options: BatchOptions, payload: RenderPayload) -> list[Job]:
+    """The jobs of one call: ``OUT/NAME`` folders, or the ``-o FILE.gif`` of a single input."""
+    inputs = read_inputs(arguments) if arguments else [DEFAULT_MESH]
+    if not inputs:
+        raise console.UsageError("no mesh given on standard input ('-')")
+    if options.out.suffix.lower() == ".gif":
+        if len(inputs) != 1:
+            raise console.UsageError(f"-o {options.out}: a .gif path takes one mesh; give a folder for {len(inputs)}")
+        return [Job(index=0, input=inputs[0], name=options.out.stem, folder=options.out)]
+    return make_jobs(inputs, [source_name(i) for i in inputs], options.out)
+
+
+def run(arguments: list[str], options: BatchOptions, payload: RenderPayload) -> int:
+    return run_batch("meshopt_cli.commands.render:run_job", prepare(arguments, options, payload), payload, options)
+
+
+def run_job(job: Job, payload: RenderPayload, context: Context) -> dict:
+    """Render one mesh's turntable and write its outputs; raises ValueError on a bad input."""
+    import torch
+
+    from meshopt_cli.export import check_writable, run_record, staged_folder, write_json
+    from meshopt_cli.mesh import load_mesh, normalize_vertices
+    from meshopt_cli.turntable import contact_sheet, parse_color, render_views, write_gif, write_png
+
+    started = time.perf_counter()
+    settings = payload.settings
+    single_file = job.folder.suffix.lower() == ".gif"
+    frames_dir = job.folder.with_name(job.folder.stem + "-frames") if single_file else None
+    sheet_path = job.folder.with_name(job.folder.stem + "-sheet.png") if single_file else None
+    if single_file:
+        for path in [job.folder] + ([frames_dir] if payload.png else []) + ([sheet_path] if payload.sheet else []):
+            check_writable(path, job.force)
+    else:
+        check_writable(job.folder, job.force)
+    mesh = load_mesh(job.input)
+    vertices, faces = mesh.to_torch(context.device)
+    vertices = normalize_vertices(vertices)
+    textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=context.device)
+    with console.progress_bar(context.progress) as bar:
+        task = bar.add_task(f"render {job.name}", total=settings.frames)
+        images = render_views(vertices, faces, textures, frames=settings.frames, elevation=settings.elevation,
+                              distance=settings.distance, image_size=settings.size,
+                              background=parse_color(settings.background), progress=lambda n: bar.advance(task, n))
+
+    def write_frames(folder: Path) -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        digits = len(str(settings.frames - 1))
+        return [write_png(folder / f"{k:0{digits}d}.png", image) for k, image in enumerate(images)]
+
+    if single_file:
+        job.folder.parent.mkdir(parents=True, exist_ok=True)
+        written = write_frames(frames_dir) if payload.png else []
+        if payload.sheet:
+            written.append(write_png(sheet_path, contact_sheet(images)))
+        written.insert(0, write_gif(job.folder, images, settings.fps))
+    else:
+        with staged_folder(job.folder, job.force) as staging:
+            names = ["turntable.gif"] + (["frames"] if payload.png else []) + (["sheet.png"] if payload.sheet else [])
+            write_gif(staging / "turntable.gif", images, settings.fps)
+            if payload.png:
+                write_frames(staging / "frames")
+            if payload.sheet:
+                write_png(staging / "sheet.png", contact_sheet(images))
+            seconds = time.perf_counter() - started
+            write_json(staging / "metrics.json", {
+                "meshopt": __version__, "input": job.input, "name": job.name,
+                "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces)},
+                "seconds": round(seconds, 3),
+                **run_record(context.device, payload.preset, settings, "done", names + ["metrics.json"]),
+            })
+        written = [job.folder / n for n in names + ["metrics.json"]]
+    extra = f" (+{len(written) - 1} more files)" if len(written) > 1 else ""
+    console.info(f"wrote {job.folder / 'turntable.gif' if not single_file else job.folder}{extra}", context.quiet)
+    return {"files": [str(p) for p in written],
+            "metrics": {"frames": settings.frames, "faces": int(mesh.num_faces), "vertices": int(mesh.num_vertices)}}

@@ -7,12 +7,13 @@ the input, a row of the result) and ``metrics.json``.
 """
 from __future__ import annotations
 
-import json
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshopt_cli import __version__, console
+from meshopt_cli.batch import BatchOptions, Context, Job, check_folder_name, make_jobs, read_inputs, run_batch, source_name
 
 SHEET_AZIMUTHS = (0.0, 90.0, 180.0, 270.0)
 SHEET_ELEVATION = 30.0
@@ -20,17 +21,37 @@ SHEET_ELEVATION = 30.0
 
 @dataclass
 class StyleOptions:
-    out: Path = Path("meshopt-out")
-    preset: str = "fast"
+    """Everything of one ``style`` (or ``dream``) call but the shared batch options (picklable: the payload)."""
+
+    preset: str | None = None
+    config: str | None = None
     overrides: dict = field(default_factory=dict)
     weights: str = "imagenet"
-    device: str = "auto"
     name: str | None = None
-    force: bool = False
-    quiet: bool = False
-    json: bool = False
     checkpoint_every: int = 0
     resume: bool = False
+    image: str | None = None  # style: the style image
+    settings: object = None  # resolved by prepare()
+    preset_used: str = ""
+
+
+def check_common(inputs: list[str], options: StyleOptions) -> None:
+    """Usage checks shared by style and dream."""
+    if not inputs:
+        raise console.UsageError("no mesh given ('-' read no paths from standard input)")
+    check_folder_name(options.name)
+    if options.name is not None and len(inputs) > 1:
+        raise console.UsageError("--name names the result of one input; several inputs are named after themselves")
+    if options.checkpoint_every < 0:
+        raise console.UsageError("--checkpoint-every must not be negative")
+
+
+@functools.lru_cache(maxsize=2)
+def vgg_features(weights: str, seed: int, device, progress: bool):
+    """VGG16 features on ``device``, loaded once per process."""
+    from meshopt_cli.optimize.backbones import VGG16Features
+
+    return VGG16Features(weights=weights, seed=seed, progress=progress).to(device)
 
 
 def checkpoint_path(out: Path, name: str) -> Path:
@@ -83,43 +104,32 @@ def load_checkpoint(path: Path, meta: dict) -> dict:
 
 def normalization(vertices):
     """(centre [3], scale) of the paper's normalisation: the bounding box into [-1, 1] (longest side)."""
-    import numpy as np
-
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     extent = float((hi - lo).max())
     return (lo + hi) / 2.0, (2.0 / extent if extent > 0 else 1.0)
 
 
-def run(mesh_source: str, image_path: str, options: StyleOptions) -> int:
-    """Stylize one mesh; exit status 0, 1 (the input, the image or the weights cannot be used)."""
-    from meshopt_cli.devices import resolve_device
-    from meshopt_cli.optimize.style import SettingsError, resolve_settings
+def prepare(arguments: list[str], batch: BatchOptions, options: StyleOptions) -> list[Job]:
+    """``MESH... IMAGE``: every mesh with the one style image (the last argument); usage errors raise."""
+    from meshopt_cli.optimize.style import SettingsError, resolve_named
 
+    if len(arguments) < 2:
+        raise console.UsageError("give the mesh(es) and then the style image: meshopt style MESH... IMAGE")
+    *meshes, options.image = arguments
+    inputs = read_inputs(meshes)
+    check_common(inputs, options)
     try:
-        settings = resolve_settings(options.preset, options.overrides)
+        options.settings, options.preset_used = resolve_named(options.preset, options.overrides, options.config)
     except SettingsError as problem:
         raise console.UsageError(str(problem)) from None
-    if options.name is not None and (not options.name or "/" in options.name or options.name in (".", "..")):
-        raise console.UsageError(f"--name must be a plain folder name, got {options.name!r}")
-    if options.checkpoint_every < 0:
-        raise console.UsageError("--checkpoint-every must not be negative")
-    device = resolve_device(options.device)
-    from meshopt_cli.commands.fit import source_name
+    style = Path(options.image).stem or "style"
+    names = [options.name] if options.name else [f"{source_name(i)}-{style}" for i in inputs]
+    return make_jobs(inputs, names, batch.out, [{"image": options.image} for _ in inputs])
 
-    name = options.name or f"{source_name(mesh_source)}-{Path(image_path).stem or 'style'}"
-    try:
-        summary = style_one(mesh_source, image_path, name, options, settings, device)
-    except (ValueError, OSError) as problem:  # MeshError, StyleImageError, WeightsError, OutputExists
-        message = str(problem) if isinstance(problem, ValueError) else f"{options.out / name}: cannot write the result ({problem})"
-        console.error(message)
-        if options.json:
-            print(json.dumps({"input": mesh_source, "image": image_path, "error": message}), flush=True)
-        return 1
-    if options.json:
-        print(json.dumps(summary), flush=True)
-    if summary["interrupted"]:
-        raise KeyboardInterrupt
-    return 0
+
+def run(arguments: list[str], batch: BatchOptions, options: StyleOptions) -> int:
+    """Stylize every mesh (see :mod:`meshopt_cli.batch`); exit status 0, 1, 130."""
+    return run_batch("meshopt_cli.commands.style:run_job", prepare(arguments, batch, options), options, batch)
 
 
 def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None):
@@ -150,25 +160,26 @@ def colour_stats(rgb, alpha) -> dict:
     return {"mean": [round(float(x), 5) for x in pixels.mean(0)], "std": [round(float(x), 5) for x in pixels.std(0, unbiased=False)]}
 
 
-def style_one(mesh_source, image_path, name, options, settings, device) -> dict:
+def run_job(job: Job, options: StyleOptions, context: Context) -> dict:
+    """Stylize one mesh and write its folder; returns its summary (see :func:`meshopt_cli.batch.execute`)."""
     import numpy as np
     import torch
 
     from meshopt_cli.export import check_writable, staged_folder, write_json
     from meshopt_cli.mesh import load_mesh
-    from meshopt_cli.optimize.backbones import VGG16Features
     from meshopt_cli.optimize.style import StyleLoss, load_style_image, style_tensor
     from meshopt_cli.optimize.textured import optimize_textured
     from meshopt_cli.render import get_backend
 
     started = time.perf_counter()
-    folder = options.out / name
-    force = options.force or options.resume  # resuming replaces the interrupted run's result
+    settings, device, folder, name = options.settings, context.device, job.folder, job.name
+    mesh_source, image_path = job.input, job.extra["image"]
+    force = job.force or options.resume  # resuming replaces the interrupted run's result
     check_writable(folder, force)
     mesh = load_mesh(mesh_source)
     style_image = load_style_image(image_path)
+    network = vgg_features(options.weights, settings.seed, device, not context.quiet)
     torch.manual_seed(settings.seed)
-    network = VGG16Features(weights=options.weights, seed=settings.seed, progress=not options.quiet).to(device)
 
     centre, scale = normalization(np.asarray(mesh.vertices, np.float64))
     vertices = torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device)
@@ -176,13 +187,13 @@ def style_one(mesh_source, image_path, name, options, settings, device) -> dict:
     textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=device)
     background = [float(c) for c in style_image.reshape(-1, 3).mean(0)]
     loss = StyleLoss(network, style_tensor(style_image, settings.image_size, device), vertices, settings)
-    saved_at = checkpoint_path(options.out, name)
+    saved_at = checkpoint_path(folder.parent, name)
     meta = {"input": mesh_source, "image": str(Path(image_path).resolve()), "faces": int(mesh.num_faces),
             "vertices": int(mesh.num_vertices), "weights": str(options.weights), "settings": _comparable(settings)}
     resume = load_checkpoint(saved_at, meta) if options.resume else None
     keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
 
-    with console.progress_bar(not options.quiet) as bar:
+    with console.progress_bar(context.progress) as bar:
         task = bar.add_task(f"style {name}", total=settings.iterations)
         if resume is not None:
             bar.advance(task, resume["step"])
@@ -199,22 +210,39 @@ def style_one(mesh_source, image_path, name, options, settings, device) -> dict:
              "sum_of_squares": float((moved ** 2).sum())}
     before = render_fixed(vertices, faces, textures, settings.sheet_size)
     after = render_fixed(result.vertices, faces, result.textures, settings.sheet_size)
+    status = result_status(result)
     with staged_folder(folder, force) as staging:
         files = write_result(staging, "stylized", mesh, result, faces, centre, scale, settings, before, after)
         seconds = time.perf_counter() - started
         metrics = build_metrics(mesh_source, image_path, name, options, settings, result, network, device,
                                 get_backend(device).name, background, before, after, scale, seconds, files, mesh,
-                                moved)
+                                moved, status)
         write_json(staging / "metrics.json", metrics)
+    final = metrics["final_loss_terms"]
+    summary = finish(job, result, settings, saved_at, keep, resume, files, context,
+                     f"style loss {final.get('style', float('nan')):.4g} ({seconds:.0f} s, "
+                     f"{metrics['seconds']['per_step']:.3f} s/step)")
+    summary["metrics"] = {"steps": result.steps, **{k: round(v, 6) for k, v in final.items()}}
+    return summary
+
+
+def result_status(result) -> str:
+    """``done``, ``interrupted`` (a stop request) or ``failed`` (a non-finite value) for a loop result."""
+    return "failed" if result.failure else "interrupted" if result.interrupted else "done"
+
+
+def finish(job: Job, result, settings, saved_at: Path, keep, resume, files: list[str], context: Context, figures: str) -> dict:
+    """Say how a style or dream run ended, tidy its checkpoint, and start its summary."""
     if result.interrupted:
         hint = f"; continue with --resume (checkpoint {saved_at})" if keep else ""
-        console.info(f"interrupted: saved the state after {result.steps} of {settings.iterations} steps{hint}", options.quiet)
-    elif keep or resume is not None:
+        console.info(f"{job.name}: interrupted; saved the state after {result.steps} of {settings.iterations} steps "
+                     f"as a partial result{hint}", context.quiet)
+    elif not result.failure and (keep or resume is not None):
         saved_at.unlink(missing_ok=True)  # finished: the checkpoint has served
-    console.info(f"{name}: style loss {metrics['final_loss_terms'].get('style', float('nan')):.4g} "
-                 f"({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); files in {folder}", options.quiet)
-    return {"input": mesh_source, "image": image_path, "name": name, "folder": str(folder),
-            "seconds": round(seconds, 2), "steps": result.steps, "interrupted": result.interrupted}
+    console.info(f"{job.name}: {figures}; files in {job.folder}", context.quiet)
+    error = (f"{job.name}: {result.failure}; saved the last finite state in {job.folder} (try lower learning rates)"
+             if result.failure else None)
+    return {"status": result_status(result), "error": error, "files": [str(job.folder / f) for f in files]}
 
 
 def write_result(staging: Path, stem: str, mesh, result, faces, centre, scale, settings, before, after) -> list[str]:
@@ -238,7 +266,7 @@ def write_result(staging: Path, stem: str, mesh, result, faces, centre, scale, s
     return sorted({Path(p).name for p in written} | {"turntable.gif", "before-after.png", "metrics.json"})
 
 
-def sheet(rows) -> "np.ndarray":
+def sheet(rows):
     """Rows of views ``[(rgb [N, 3, S, S], alpha [N, S, S]), ...]`` on white -> ``[R S, N S, 3]`` uint8."""
     import numpy as np
 
@@ -252,7 +280,7 @@ def sheet(rows) -> "np.ndarray":
 
 
 def build_metrics(mesh_source, image_path, name, options, settings, result, network, device, backend, background,
-                  before, after, scale, seconds, files, mesh, moved) -> dict:
+                  before, after, scale, seconds, files, mesh, moved, status) -> dict:
     from meshopt_cli.export import run_record
 
     def mean(xs):
@@ -282,5 +310,5 @@ def build_metrics(mesh_source, image_path, name, options, settings, result, netw
                     "vgg_forward_per_step": mean(result.loss_seconds),
                     "backward_and_adam_per_step": mean(result.backward_seconds),
                     "note": "the backward pass goes through VGG and the renderer together; autograd does not split it"},
-        **run_record(device, options.preset, settings, result.interrupted, files),
+        **run_record(device, options.preset_used, settings, status, files, result.failure),
     }

@@ -1,0 +1,369 @@
+"""Running one command over many inputs: names, outputs, JSON lines, worker processes, stops.
+
+Every command (``render``, ``fit``, ``style``, ``dream``) is split the same way:
+
+- in the calling process it turns its arguments into :class:`Job` s (one per input, each with a
+  result folder ``OUT/NAME``) and a picklable ``payload`` (resolved settings and options);
+  usage errors are raised there, before anything runs;
+- a *runner* ``run_job(job, payload, context) -> dict`` does one input and writes its result
+  whole or not at all. It raises ``ValueError`` (or ``OSError``) with one line for a bad input.
+
+:func:`run_batch` then runs the jobs in this process, or with ``jobs > 1`` in that many worker
+processes (spawned once each, so imports, kernels and networks load once per worker, not per
+input), spread over the visible GPUs or splitting the CPU threads evenly. Each input gives one
+summary (``--json``: one JSON object per line on stdout, and nothing else there). One bad input is
+reported and skipped; the exit status is 0 (all done or skipped), 1 (some input failed), 130
+(stopped by SIGINT/SIGTERM: running inputs finish their step and save a partial result, inputs
+not started are listed as such).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from meshopt_cli import console, stop
+
+STATUSES = ("done", "interrupted", "failed", "skipped", "not-started")
+
+
+@dataclass
+class Job:
+    """One input of a command."""
+
+    index: int  # position in the call's inputs
+    input: str  # as the user gave it (path, builtin:NAME, or several image paths joined by ", ")
+    name: str  # result folder name
+    folder: Path  # where the result goes (OUT/NAME, or a file for `render -o x.gif`)
+    force: bool = False  # an existing result may be replaced (--force, or a partial one with --skip-existing)
+    extra: dict = field(default_factory=dict)  # command-specific (style: the image; fit: the image list)
+
+
+@dataclass
+class BatchOptions:
+    """The options every command shares."""
+
+    out: Path = Path("meshopt-out")
+    force: bool = False
+    skip_existing: bool = False
+    json: bool = False
+    quiet: bool = False
+    jobs: int = 1
+    device: str = "auto"
+
+
+@dataclass
+class Context:
+    """What a runner gets besides its job and payload: where and how loudly to run."""
+
+    device: object  # torch.device
+    quiet: bool = False
+    progress: bool = True  # rich progress bars (off in worker processes)
+
+
+# ---------------------------------------------------------------- inputs and names
+
+def read_inputs(arguments: list[str], stdin=None) -> list[str]:
+    """``arguments`` with every ``-`` replaced by the non-empty lines of standard input."""
+    out: list[str] = []
+    for argument in arguments:
+        if argument == "-":
+            stream = stdin if stdin is not None else sys.stdin
+            out.extend(line.strip() for line in stream if line.strip())
+        else:
+            out.append(argument)
+    return out
+
+
+def source_name(source: str) -> str:
+    """A folder name for an input: the file's stem, or NAME of ``builtin:NAME[:ARGS]``."""
+    if source.startswith("builtin:"):
+        return source.split(":")[1] or "mesh"
+    return Path(source).stem or "mesh"
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Repeated names get ``-2``, ``-3``, ... in order, never one another input has already
+    (deterministic, so that ``--skip-existing`` finds the same folders again)."""
+    reserved, seen, unique = set(names), set(), []
+    for name in names:
+        candidate, k = name, 1
+        while candidate in seen or (k > 1 and candidate in reserved):
+            k += 1
+            candidate = f"{name}-{k}"
+        seen.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def check_folder_name(name: str | None) -> None:
+    if name is not None and (not name or "/" in name or name in (".", "..")):
+        raise console.UsageError(f"--name must be a plain folder name, got {name!r}")
+
+
+def make_jobs(inputs: list[str], names: list[str], out: Path, extras: list[dict] | None = None) -> list[Job]:
+    """One :class:`Job` per input, folders ``out/<unique name>``."""
+    extras = extras or [{} for _ in inputs]
+    return [Job(index=k, input=i, name=n, folder=out / n, extra=e)
+            for k, (i, n, e) in enumerate(zip(inputs, unique_names(names), extras))]
+
+
+def result_status(folder: Path) -> str | None:
+    """``"done"``, ``"interrupted"``/``"failed"`` (a partial result) or ``"unknown"`` for an existing
+    result (its metrics.json's status; a plain file counts as done), None when there is none."""
+    if not folder.exists():
+        return None
+    if folder.is_file():
+        return "done"
+    try:
+        status = json.loads((folder / "metrics.json").read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+    return status if status in STATUSES else "unknown"
+
+
+# ---------------------------------------------------------------- running
+
+def _summary(job: Job, status: str, started: float, **values) -> dict:
+    summary = {"input": job.input, "name": job.name, "status": status, "folder": str(job.folder),
+               "files": [], "metrics": {}, "seconds": round(time.perf_counter() - started, 3), "error": None}
+    summary.update(values)
+    return summary
+
+
+def _os_message(problem: OSError, folder: Path) -> str:
+    """One line for a failed read or write (a full disk, a folder we may not write to)."""
+    where = problem.filename or folder
+    return f"{where}: {problem.strerror or problem}" + (" (disk full?)" if getattr(problem, "errno", None) == 28 else "")
+
+
+def execute(runner: Callable, job: Job, payload, context: Context) -> dict:
+    """Run one job; every failure becomes a summary with an error line (printed here, on stderr)."""
+    started = time.perf_counter()
+    try:
+        outcome = runner(job, payload, context)
+    except ValueError as problem:  # MeshError, TargetError, StyleImageError, WeightsError, OutputExists ...
+        message = str(problem)
+    except OSError as problem:
+        message = _os_message(problem, job.folder)
+    except KeyboardInterrupt:
+        stop.request()
+        console.error(f"{job.input}: stopped before its result was saved")
+        return _summary(job, "interrupted", started, error="stopped before its result was saved")
+    except Exception as problem:  # noqa: BLE001 - a bug or a device error must not end the other inputs
+        if os.environ.get("MESHOPT_DEBUG"):
+            traceback.print_exc()
+        text = " ".join(str(problem).split()) or type(problem).__name__
+        message = f"{job.input}: {type(problem).__name__}: {text[:300]} (MESHOPT_DEBUG=1 shows the traceback)"
+    else:
+        status = outcome.pop("status", "done")
+        if status == "failed" and outcome.get("error"):
+            console.error(outcome["error"])
+        return _summary(job, status, started, **outcome)
+    console.error(message)
+    return _summary(job, "failed", started, error=message)
+
+
+def _import_runner(reference: str) -> Callable:
+    module, name = reference.split(":")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+@contextmanager
+def _stdout_for_json(enabled: bool):
+    """With ``--json``, stdout carries only the JSON lines: anything else written to it (by us, a
+    library or a worker process, through Python or file descriptor 1) goes to stderr. Yields the
+    stream for the JSON lines."""
+    if not enabled:
+        yield sys.stdout
+        return
+    try:
+        real = sys.stdout.fileno() == 1
+    except (AttributeError, ValueError, OSError):  # a replaced sys.stdout (tests' CliRunner)
+        real = False
+    if not real:
+        target = sys.stdout
+        with redirect_stdout(sys.stderr):
+            yield target
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    stream = os.fdopen(os.dup(saved), "w", encoding="utf-8", buffering=1)
+    try:
+        yield stream
+    finally:
+        stream.close()
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run_batch(runner: str, jobs: list[Job], payload, options: BatchOptions) -> int:
+    """Run ``runner`` (``"module:function"``) on every job; see the module docstring. Exit status."""
+    from meshopt_cli.devices import resolve_device
+
+    if options.jobs < 1:
+        raise console.UsageError("--jobs must be at least 1")
+    device = resolve_device(options.device)  # a CUDA request without CUDA is a usage error here
+    started = time.perf_counter()
+    summaries: dict[int, dict] = {}
+    with stop.handling(), _stdout_for_json(options.json) as json_stream:
+        def report(summary: dict) -> None:
+            summaries[summary.pop("_index")] = summary
+            if options.json:
+                json_stream.write(json.dumps(summary) + "\n")
+                json_stream.flush()
+
+        todo = []
+        for job in jobs:
+            status = result_status(job.folder)
+            if status is not None and options.skip_existing and status == "done":
+                console.info(f"{job.name}: skipped, {job.folder} is done (--skip-existing)", options.quiet)
+                report(dict(_summary(job, "skipped", time.perf_counter(), files=[]), _index=job.index))
+                continue
+            job.force = options.force or (status is not None and options.skip_existing)
+            todo.append(job)
+        workers = min(options.jobs, len(todo))
+        if workers > 1:
+            _run_in_workers(runner, todo, payload, options, device, workers, report)
+        else:
+            function = _import_runner(runner)
+            context = Context(device=device, quiet=options.quiet, progress=not options.quiet)
+            for job in todo:
+                if stop.requested():
+                    report(dict(_not_started(job), _index=job.index))
+                    continue
+                report(dict(execute(function, job, payload, context), _index=job.index))
+        stopped = stop.requested()
+    counts = {s: sum(1 for v in summaries.values() if v["status"] == s) for s in STATUSES}
+    if len(jobs) > 1:
+        text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        console.info(f"{text} ({time.perf_counter() - started:.1f} s)", options.quiet)
+    if stopped or counts["interrupted"] or counts["not-started"]:
+        return 130
+    return 1 if counts["failed"] else 0
+
+
+def _not_started(job: Job) -> dict:
+    return _summary(job, "not-started", time.perf_counter(), error="stopped before this input started")
+
+
+# ---------------------------------------------------------------- worker processes
+
+def worker_devices(device, spec: str, workers: int) -> list[str]:
+    """The device of each worker: round robin over the visible GPUs for ``auto``/``cuda``, the one
+    asked for with ``cuda:N``, else the CPU."""
+    import torch
+
+    if device.type != "cuda":
+        return ["cpu"] * workers
+    if ":" in spec:
+        return [str(device)] * workers
+    count = torch.cuda.device_count()
+    return [f"cuda:{k % count}" for k in range(workers)]
+
+
+def _worker_main(worker: int, device: str, threads: int, runner: str, payload, quiet: bool, tasks, connection) -> None:
+    """A worker process: take jobs until none are left or a stop is requested. Messages go through
+    its own pipe, written synchronously, so the parent knows what it ran even if it dies."""
+    stop.install(hard_second=False)
+    import torch
+
+    torch.set_num_threads(threads)
+    function = _import_runner(runner)
+    context = Context(device=torch.device(device), quiet=quiet, progress=False)
+    while not stop.requested():
+        job = tasks.get()
+        if job is None:
+            break
+        connection.send(("start", job.index))
+        connection.send(("done", dict(execute(function, job, payload, context), _index=job.index)))
+    connection.close()
+
+
+def _run_in_workers(runner: str, jobs: list[Job], payload, options: BatchOptions, device, workers: int,
+                    report: Callable[[dict], None]) -> None:
+    import multiprocessing
+    import signal
+    from multiprocessing.connection import wait
+
+    import torch
+
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch (OpenMP, CUDA) is loaded
+    tasks = context.Queue()
+    tasks.cancel_join_thread()  # after a stop, jobs no worker took may stay queued: do not wait on them at exit
+    for job in jobs:
+        tasks.put(job)
+    for _ in range(workers):
+        tasks.put(None)
+    devices = worker_devices(device, options.device, workers)
+    threads = max(1, torch.get_num_threads() // workers)
+    console.info(f"{len(jobs)} inputs on {workers} workers ({', '.join(sorted(set(devices)))}, {threads} thread(s) each)",
+                 options.quiet)
+    pipes = [context.Pipe(duplex=False) for _ in range(workers)]
+    processes = [context.Process(target=_worker_main, daemon=True, name=f"meshopt-worker-{k}",
+                                 args=(k, devices[k], threads, runner, payload, options.quiet, tasks, pipes[k][1]))
+                 for k in range(workers)]
+    for process, (_, sender) in zip(processes, pipes):
+        process.start()
+        sender.close()  # the parent only reads; the pipe reports EOF when the worker ends
+    by_index = {job.index: job for job in jobs}
+    readers = {pipes[k][0]: k for k in range(workers)}
+    running: dict[int, int] = {}  # worker -> job index
+    finished: set[int] = set()
+    forwarded = False
+
+    def fail(index: int, message: str) -> None:
+        job = by_index[index]
+        console.error(message)
+        report(dict(_summary(job, "failed", time.perf_counter(), error=message), _index=index))
+        finished.add(index)
+
+    try:
+        while readers:
+            if stop.requested() and not forwarded:
+                forwarded = True
+                for process in processes:
+                    if process.is_alive():
+                        os.kill(process.pid, signal.SIGTERM)
+            for reader in wait(list(readers), timeout=0.2):
+                worker = readers[reader]
+                try:
+                    kind, data = reader.recv()
+                except EOFError:  # the worker ended; if it was running a job, it died doing it
+                    del readers[reader]
+                    processes[worker].join(timeout=5)
+                    if worker in running:
+                        index = running.pop(worker)
+                        fail(index, f"{by_index[index].input}: the worker process died (exit code {processes[worker].exitcode})")
+                    continue
+                if kind == "start":
+                    running[worker] = data
+                else:
+                    running.pop(worker, None)
+                    finished.add(data["_index"])
+                    report(data)
+    except KeyboardInterrupt:  # a second signal: stop the workers now
+        for process in processes:
+            process.kill()
+        for index in running.values():
+            report(dict(_summary(by_index[index], "interrupted", time.perf_counter(),
+                                 error="stopped before its result was saved"), _index=index))
+            finished.add(index)
+    for process in processes:
+        process.join(timeout=5)
+    for job in jobs:
+        if job.index not in finished:
+            if stop.requested():
+                report(dict(_not_started(job), _index=job.index))
+            else:
+                fail(job.index, f"{job.input}: no worker left to run it")
