@@ -88,15 +88,18 @@ def test_holdout_images_and_single_image_camera(scene):
 
 def test_image_mask_errors(tmp_path):
     empty = tmp_path / "empty.png"
-    Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(empty)
+    Image.fromarray(np.zeros((16, 16, 4), np.uint8)).save(empty)
     blank = tmp_path / "blank.png"
-    Image.fromarray(np.full((8, 8, 3), 255, np.uint8)).save(blank)
+    Image.fromarray(np.full((16, 16, 3), 255, np.uint8)).save(blank)
     wide = tmp_path / "wide.png"
     Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(wide)
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
     text = tmp_path / "text.png"
     text.write_text("not a png")
     for path, message in ((empty, "empty mask (alpha is 0 everywhere)"), (blank, "empty mask (every pixel has the background colour)"),
-                          (wide, "16x8; masks must be square"), (text, "not an image"), (tmp_path / "gone.png", "no such file")):
+                          (wide, "16x8; masks must be square"), (text, "not an image"),
+                          (tiny, "image too small (1x1 pixels; masks need at least 16x16)"), (tmp_path / "gone.png", "no such file")):
         with pytest.raises(TargetError) as caught:
             load_mask(path)
         assert str(caught.value) == f"{path}: " + str(caught.value).split(": ", 1)[1] and message in str(caught.value)

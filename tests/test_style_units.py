@@ -68,17 +68,20 @@ def test_random_cameras_follow_the_ranges():
 
 @pytest.mark.parametrize("mode,colour", [("L", 128), ("RGBA", (255, 0, 0, 0)), ("P", 5), ("LA", (10, 255))])
 def test_style_image_modes(tmp_path, mode, colour):
-    Image.new(mode, (5, 4), colour).save(tmp_path / "s.png")
+    Image.new(mode, (20, 16), colour).save(tmp_path / "s.png")
     image = load_style_image(tmp_path / "s.png")
-    assert image.shape == (4, 5, 3) and image.dtype == np.float32
+    assert image.shape == (16, 20, 3) and image.dtype == np.float32
     if mode == "RGBA":  # fully transparent -> white
         assert np.allclose(image, 1.0)
 
 
-def test_style_image_tiny_and_huge(tmp_path):
-    Image.new("RGB", (1, 1), (0, 255, 0)).save(tmp_path / "tiny.png")
-    x = style_tensor(load_style_image(tmp_path / "tiny.png"), 64, "cpu")
+def test_style_image_small_huge_and_too_small(tmp_path):
+    Image.new("RGB", (16, 16), (0, 255, 0)).save(tmp_path / "small.png")
+    x = style_tensor(load_style_image(tmp_path / "small.png"), 64, "cpu")
     assert x.shape == (1, 3, 64, 64) and torch.allclose(x[0, 1], torch.ones(64, 64))
+    Image.new("RGB", (1, 1), (0, 255, 0)).save(tmp_path / "tiny.png")
+    with pytest.raises(StyleImageError, match=r"tiny.png: image too small \(1x1 pixels; a style image needs at least 16x16\)"):
+        load_style_image(tmp_path / "tiny.png")
     Image.new("RGB", (4000, 1000), (0, 0, 255)).save(tmp_path / "huge.jpg")
     image = load_style_image(tmp_path / "huge.jpg")
     assert max(image.shape[:2]) <= MAX_STYLE_SIDE

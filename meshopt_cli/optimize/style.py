@@ -24,6 +24,7 @@ from meshopt_cli.optimize.textured import RenderedViews, TexturedSettings
 SettingsError = presets.PresetError
 MAX_STYLE_SIDE = 1024  # style images are downscaled to at most this many pixels per side on load
 MAX_STYLE_PIXELS = 500_000_000  # refuse decompression bombs beyond this
+MIN_STYLE_SIDE = 16  # a smaller image has no strokes to transfer (and is most likely a mistake)
 
 
 @dataclass
@@ -108,6 +109,9 @@ def load_style_image(path: str | Path) -> np.ndarray:
         raise StyleImageError(f"{path}: not a readable image ({problem})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
+    if min(array.shape[:2]) < MIN_STYLE_SIDE:
+        raise StyleImageError(f"{path}: image too small ({array.shape[1]}x{array.shape[0]} pixels; "
+                              f"a style image needs at least {MIN_STYLE_SIDE}x{MIN_STYLE_SIDE})")
     return array
 
 

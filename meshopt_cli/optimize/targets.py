@@ -20,6 +20,7 @@ from meshopt_cli.optimize.views import (DISTANCE, ELEVATION, VIEWING_ANGLE, View
                                         render_silhouettes, training_views)
 
 MIN_MASK_PIXELS = 1  # a mask with fewer foreground pixels (at full resolution) is "empty"
+MIN_MASK_SIDE = 16  # a silhouette smaller than this says nothing about a shape
 BACKGROUND_TOLERANCE = 0.1  # colour distance (max over channels, in [0, 1]) from the background
 
 
@@ -124,6 +125,8 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     height, width = array.shape[:2]
     if height != width:
         raise TargetError(path, f"image is {width}x{height}; masks must be square (crop or pad it)")
+    if width < MIN_MASK_SIDE:
+        raise TargetError(path, f"image too small ({width}x{height} pixels; masks need at least {MIN_MASK_SIDE}x{MIN_MASK_SIDE})")
     if has_alpha and (array[..., 3] < 1.0).any():
         mask = array[..., 3]
         how = "alpha is 0 everywhere"
