@@ -128,6 +128,18 @@ def result_status(folder: Path) -> str | None:
     return status if status in STATUSES else "unknown"
 
 
+def check_output_folder(out: Path) -> None:
+    """A usage error, before anything runs, when ``out`` cannot hold results: something that is not a
+    folder stands on its path, or its nearest existing folder may not be written to."""
+    for folder in [out, *out.parents]:
+        if folder.exists():
+            if not folder.is_dir():
+                raise console.UsageError(f"--out {out}: {folder} is not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise console.UsageError(f"--out {out}: {folder} is not writable (choose another --out)")
+            return
+
+
 # ---------------------------------------------------------------- running
 
 def _summary(job: Job, status: str, started: float, **values) -> dict:
@@ -214,6 +226,7 @@ def run_batch(runner: str, jobs: list[Job], payload, options: BatchOptions) -> i
     if options.jobs < 1:
         raise console.UsageError("--jobs must be at least 1")
     device = resolve_device(options.device)  # a CUDA request without CUDA is a usage error here
+    check_output_folder(jobs[0].folder.parent if jobs else options.out)
     started = time.perf_counter()
     summaries: dict[int, dict] = {}
     with stop.handling(), _stdout_for_json(options.json) as json_stream:
