@@ -139,3 +139,17 @@ def test_resume_without_a_checkpoint_is_one_line(tmp_path):
     done = meshopt("style", "builtin:cube", tmp_path / "s.png", *FAST, "--resume", "--out", tmp_path / "out")
     assert done.returncode == 1 and "no checkpoint" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "cube-s").exists()
+
+
+def test_several_meshes_from_stdin_get_unique_folders_and_json_lines(tmp_path):
+    Image.new("RGB", (32, 32), (0, 0, 255)).save(tmp_path / "blue.png")
+    done = subprocess.run([sys.executable, "-m", "meshopt_cli", "style", "-", str(tmp_path / "blue.png"), *FAST,
+                           "--iterations", "1", "--image-size", "32", "--batch-views", "1", "--json", "--out", str(tmp_path / "out")],
+                          input="builtin:cube\nnope.obj\nbuiltin:cube\n", capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(x["input"], x["name"], x["status"]) for x in lines] == [
+        ("builtin:cube", "cube-blue", "done"), ("nope.obj", "nope-blue", "failed"), ("builtin:cube", "cube-blue-2", "done")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cube-blue", "cube-blue-2"]
+    metrics = json.loads((tmp_path / "out" / "cube-blue-2" / "metrics.json").read_text())
+    assert metrics["status"] == "done" and metrics["preset"] == "fast" and metrics["settings"]["image_size"] == 32
