@@ -60,6 +60,16 @@ _JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes running inputs in
 _DEVICE = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
 _CONFIG = typer.Option(None, "--config", help="TOML file of settings: overrides the preset, flags override it (may name its preset and hold [COMMAND] tables).")
 
+# Options of the two textured-mesh commands (style, dream).
+_STEPS = typer.Option(None, help="Adam steps (default: from the preset).")
+_BATCH_VIEWS = typer.Option(None, help="Random views rendered per step (default: from the preset).")
+_VIEW_SIZE = typer.Option(None, help="Rendered view size in pixels (default: from the preset).")
+_TEXTURE_SIZE = typer.Option(None, help="Texture cube size T per face (default: from the preset).")
+_VERTEX_LR = typer.Option(None, help="Adam learning rate of the vertices (default: from the preset).")
+_TEXTURE_LR = typer.Option(None, help="Adam learning rate of the texture logits (default: from the preset).")
+_NO_SHAPE = typer.Option(False, "--no-shape", help="Freeze the vertices: change the texture only.")
+_CHECKPOINT_EVERY = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on a stop); 0: never.")
+
 
 def _batch_options(out: Path, force: bool, skip_existing: bool, json_output: bool, quiet: bool, jobs: int, device: str):
     from meshopt_cli.batch import BatchOptions
@@ -169,16 +179,16 @@ def style_command(
     preset: Optional[str] = typer.Option(None, help="Settings preset: fast, paper, texture-only (presets/style/), or a .toml file (default: fast)."),
     config: Optional[Path] = _CONFIG,
     weights: str = typer.Option("imagenet", help="VGG16 weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE."),
-    iterations: Optional[int] = typer.Option(None, help="Adam steps (default: from the preset)."),
-    batch_views: Optional[int] = typer.Option(None, help="Random views rendered per step (default: from the preset)."),
-    image_size: Optional[int] = typer.Option(None, help="Rendered view size in pixels (default: from the preset)."),
-    texture_size: Optional[int] = typer.Option(None, help="Texture cube size T per face (default: from the preset)."),
+    iterations: Optional[int] = _STEPS,
+    batch_views: Optional[int] = _BATCH_VIEWS,
+    image_size: Optional[int] = _VIEW_SIZE,
+    texture_size: Optional[int] = _TEXTURE_SIZE,
     style_weight: Optional[float] = typer.Option(None, help="Weight of the Gram style term (default: from the preset)."),
     content_weight: Optional[float] = typer.Option(None, help="Weight of the vertex-displacement term (default: from the preset)."),
     tv_weight: Optional[float] = typer.Option(None, help="Weight of the total variation term (default: from the preset)."),
-    vertex_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the vertices (default: from the preset)."),
-    texture_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the texture logits (default: from the preset)."),
-    no_shape: bool = typer.Option(False, "--no-shape", help="Freeze the vertices: change the texture only."),
+    vertex_lr: Optional[float] = _VERTEX_LR,
+    texture_lr: Optional[float] = _TEXTURE_LR,
+    no_shape: bool = _NO_SHAPE,
     seed: Optional[int] = typer.Option(None, help="Random seed of the views and lights (default: from the preset)."),
     out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; each mesh gets OUT/MESH-IMAGE/ (repeated names get -2, -3, ...)."),
     name: Optional[str] = typer.Option(None, help="Folder name of the result of one mesh (default: MESH-IMAGE)."),
@@ -188,7 +198,7 @@ def style_command(
     jobs: int = _JOBS,
     device: str = _DEVICE,
     quiet: bool = _QUIET,
-    checkpoint_every: int = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on a stop); 0: never."),
+    checkpoint_every: int = _CHECKPOINT_EVERY,
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/NAME.checkpoint.pt (same mesh, image and settings; replaces the interrupted result)."),
 ) -> None:
     """Transfer the style of an image to meshes' texture and shape (2D-to-3D style transfer).
@@ -220,15 +230,15 @@ def dream_command(
     config: Optional[Path] = _CONFIG,
     layer: Optional[str] = typer.Option(None, help="GoogLeNet inception block whose activations grow: inception_3a ... inception_5b (default: from the preset, inception_4c)."),
     weights: str = typer.Option("imagenet", help="GoogLeNet weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE."),
-    iterations: Optional[int] = typer.Option(None, help="Adam steps (default: from the preset)."),
-    batch_views: Optional[int] = typer.Option(None, help="Random views rendered per step (default: from the preset)."),
-    image_size: Optional[int] = typer.Option(None, help="Rendered view size in pixels (default: from the preset)."),
-    texture_size: Optional[int] = typer.Option(None, help="Texture cube size T per face (default: from the preset)."),
+    iterations: Optional[int] = _STEPS,
+    batch_views: Optional[int] = _BATCH_VIEWS,
+    image_size: Optional[int] = _VIEW_SIZE,
+    texture_size: Optional[int] = _TEXTURE_SIZE,
     length_weight: Optional[float] = typer.Option(None, help="Weight of the edge-length variance term (default: from the preset)."),
     init_bias: Optional[str] = typer.Option(None, help="R,G,B added to the initial textures, e.g. 0,0.5,0.5 (default: from the preset, 0,0,0)."),
-    vertex_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the vertices (default: from the preset)."),
-    texture_lr: Optional[float] = typer.Option(None, help="Adam learning rate of the texture logits (default: from the preset)."),
-    no_shape: bool = typer.Option(False, "--no-shape", help="Freeze the vertices: change the texture only."),
+    vertex_lr: Optional[float] = _VERTEX_LR,
+    texture_lr: Optional[float] = _TEXTURE_LR,
+    no_shape: bool = _NO_SHAPE,
     seed: Optional[int] = typer.Option(None, help="Random seed of the views and backgrounds (default: from the preset)."),
     out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; each mesh gets OUT/MESH-LAYER/ (repeated names get -2, -3, ...)."),
     name: Optional[str] = typer.Option(None, help="Folder name of the result of one mesh (default: MESH-LAYER)."),
@@ -238,7 +248,7 @@ def dream_command(
     jobs: int = _JOBS,
     device: str = _DEVICE,
     quiet: bool = _QUIET,
-    checkpoint_every: int = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on a stop); 0: never."),
+    checkpoint_every: int = _CHECKPOINT_EVERY,
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/NAME.checkpoint.pt (same mesh and settings; replaces the interrupted result)."),
 ) -> None:
     """Grow the patterns a GoogLeNet layer sees onto meshes' texture and shape (3D DeepDream).
