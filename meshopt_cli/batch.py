@@ -162,6 +162,8 @@ def execute(runner: Callable, job: Job, payload, context: Context) -> dict:
         outcome = runner(job, payload, context)
     except ValueError as problem:  # MeshError, TargetError, StyleImageError, WeightsError, OutputExists ...
         message = str(problem)
+        if job.input not in message and str(job.folder) not in message:  # every line names its input
+            message = f"{job.input}: {message}"
     except OSError as problem:
         message = _os_message(problem, job.folder)
     except KeyboardInterrupt:
@@ -289,6 +291,7 @@ def _worker_main(worker: int, device: str, threads: int, runner: str, payload, q
     """A worker process: take jobs until none are left or a stop is requested. Messages go through
     its own pipe, written synchronously, so the parent knows what it ran even if it dies."""
     stop.install(hard_second=False)
+    console.one_line_warnings()
     import torch
 
     torch.set_num_threads(threads)

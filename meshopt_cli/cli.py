@@ -317,6 +317,7 @@ def presets_show(name: str = typer.Argument(..., help="COMMAND/NAME (e.g. fit/fa
 
 
 def main() -> None:
+    console.one_line_warnings()
     app()
 
 

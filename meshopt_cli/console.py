@@ -23,6 +23,17 @@ def info(message: str, quiet: bool = False) -> None:
         stderr.print(f"meshopt: {message}", markup=False)
 
 
+def one_line_warnings() -> None:
+    """Python warnings (a missing texture, a fallback backend) as one ``meshopt: warning:`` line each,
+    without the source file and line that Python's default format adds."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        stderr.print(f"meshopt: warning: {' '.join(str(message).split())}", markup=False)
+
+    warnings.showwarning = show
+
+
 @contextmanager
 def progress_bar(enabled: bool = True):
     """A rich progress bar on stderr, or a no-op one when stderr is not a terminal or ``enabled`` is

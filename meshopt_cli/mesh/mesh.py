@@ -130,12 +130,20 @@ def texture_cubes(mesh: Mesh, texture_size: int = 4, wrapping: str = "repeat",
     return out.reshape(n, t, t, t, 3)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_vertices(mesh: Mesh, source: str, lines: np.ndarray | None = None) -> None:
     finite = np.isfinite(mesh.vertices).all(axis=1)
     if not finite.all():
         k = int(np.flatnonzero(~finite)[0])
         where = f" (line {int(lines[k])})" if lines is not None else ""
         raise MeshError(source, f"vertex {k + 1}{where} has a NaN or infinite coordinate")
+    if len(mesh.vertices):
+        extent = np.ptp(np.asarray(mesh.vertices, np.float64), axis=0).max()
+        if extent > FLOAT32_MAX / 4:  # centring, scaling and saving back must stay finite in float32
+            raise MeshError(source, f"coordinates too large (the mesh spans {extent:.3g} units; meshopt works in "
+                                    f"32-bit floats: scale it below {FLOAT32_MAX / 4:.3g})")
 
 
 def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int) -> Mesh:
