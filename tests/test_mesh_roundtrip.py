@@ -11,7 +11,7 @@ from meshopt_cli.mesh import builtin_shape, load_mesh, load_obj, save_mesh, save
 
 def random_mesh(rng, nv=40, nf=60):
     vertices = (rng.standard_normal((nv, 3)) * 10.0 ** rng.integers(-6, 6, (nv, 1))).astype(np.float32)
-    vertices[0] = [np.float32(1 / 3), np.float32(-1e-38), np.float32(3.4e38)]  # awkward floats
+    vertices[0] = [np.float32(1 / 3), np.float32(-1e-38), np.float32(8.5e37)]  # awkward floats (larger extents are refused on load)
     faces = np.stack([rng.permutation(nv)[:3] for _ in range(nf)]).astype(np.int64)
     return vertices, faces
 

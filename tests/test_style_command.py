@@ -101,13 +101,13 @@ def test_unreadable_style_image_is_one_line_and_writes_nothing(tmp_path, content
 
 
 def test_unknown_preset_is_a_usage_error(tmp_path):
-    Image.new("RGB", (8, 8)).save(tmp_path / "s.png")
+    Image.new("RGB", (16, 16)).save(tmp_path / "s.png")
     done = meshopt("style", "builtin:cube", tmp_path / "s.png", "--preset", "nope", *FAST, "--out", tmp_path)
     assert done.returncode == 2 and "unknown preset" in done.stderr
 
 
 def test_missing_weights_file_is_one_line(tmp_path):
-    Image.new("RGB", (8, 8)).save(tmp_path / "s.png")
+    Image.new("RGB", (16, 16)).save(tmp_path / "s.png")
     done = meshopt("style", "builtin:cube", tmp_path / "s.png", "--weights", tmp_path / "none.pth",
                    "--device", "cpu", "-q", "--out", tmp_path / "out")
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
@@ -122,7 +122,7 @@ def test_input_uv_layout_is_kept(tmp_path):
         "mtllib quad.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n"
         "vt 0.1 0.1\nvt 0.9 0.1\nvt 0.1 0.9\nvt 0.9 0.9\nusemtl m\n"
         "f 1/1 3/3 2/2\nf 1/1 2/2 4/4\nf 1/1 4/4 3/3\nf 2/2 3/3 4/4\n")
-    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "s.png")
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "s.png")
     done = meshopt("style", tmp_path / "quad.obj", tmp_path / "s.png", *FAST, "--iterations", "2",
                    "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
@@ -135,7 +135,7 @@ def test_input_uv_layout_is_kept(tmp_path):
 
 
 def test_resume_without_a_checkpoint_is_one_line(tmp_path):
-    Image.new("RGB", (8, 8)).save(tmp_path / "s.png")
+    Image.new("RGB", (16, 16)).save(tmp_path / "s.png")
     done = meshopt("style", "builtin:cube", tmp_path / "s.png", *FAST, "--resume", "--out", tmp_path / "out")
     assert done.returncode == 1 and "no checkpoint" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "cube-s").exists()
