@@ -163,13 +163,13 @@ def _wait_for(paths, process, seconds=240):
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_sigterm_saves_partial_results_and_exits_130(tmp_path, jobs):
+@pytest.mark.parametrize("jobs,signum", [(1, signal.SIGTERM), (2, signal.SIGTERM), (1, signal.SIGINT)])
+def test_a_signal_saves_partial_results_and_exits_130(tmp_path, jobs, signum):
     meshes = ["builtin:cube", "builtin:torus", "builtin:sphere"]
     process = _dream(tmp_path, *meshes, "--jobs", str(jobs))
     running = ["cube", "torus"][:jobs]
     _wait_for([tmp_path / "out" / f"{name}-inception_4c.checkpoint.pt" for name in running], process)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     out, err = process.communicate(timeout=240)
     assert process.returncode == 130, err
     assert "Traceback" not in err
