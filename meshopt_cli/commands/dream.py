@@ -12,9 +12,8 @@ import time
 
 from meshopt_cli import __version__, console
 from meshopt_cli.batch import BatchOptions, Context, Job, make_jobs, read_inputs, run_batch, source_name
-from meshopt_cli.commands.style import (StyleOptions, _comparable, check_common, checkpoint_path, colour_stats, finish,
-                                        load_checkpoint, normalization, render_fixed, result_status, save_checkpoint,
-                                        write_result)
+from meshopt_cli.commands.style import (StyleOptions, _comparable, check_common, colour_stats, displacement, finish,
+                                        normalization, optimize_with_checkpoints, render_fixed, result_status, write_result)
 
 DEFAULT_MESH = "builtin:teapot"
 
@@ -61,7 +60,6 @@ def run_job(job: Job, options: DreamOptions, context: Context) -> dict:
     from meshopt_cli.mesh import load_mesh
     from meshopt_cli.optimize.dream import DreamLoss, initial_textures
     from meshopt_cli.optimize.image_losses import edge_length_variance
-    from meshopt_cli.optimize.textured import optimize_textured
 
     started = time.perf_counter()
     settings, device, folder, name, mesh_source = options.settings, context.device, job.folder, job.name, job.input
@@ -76,30 +74,13 @@ def run_job(job: Job, options: DreamOptions, context: Context) -> dict:
     faces = torch.tensor(np.asarray(mesh.faces, np.int64), device=device)
     textures = initial_textures(torch.tensor(mesh.texture_cubes(settings.texture_size), device=device), settings.init_bias)
     loss = DreamLoss(network, faces, settings.length_weight)
-    saved_at = checkpoint_path(folder.parent, name)
     meta = {"input": mesh_source, "faces": int(mesh.num_faces), "vertices": int(mesh.num_vertices),
             "weights": str(options.weights), "settings": _comparable(settings)}
-    resume = load_checkpoint(saved_at, meta) if options.resume else None
-    keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
     background = (0.5, 0.5, 0.5)  # replaced every step by a random grey when random_background
-
-    with console.progress_bar(context.progress) as bar:
-        task = bar.add_task(f"dream {name}", total=settings.iterations)
-        if resume is not None:
-            bar.advance(task, resume["step"])
-
-        def progress(step, terms):
-            text = " ".join(f"{k} {v:.3g}" for k, v in terms.items())
-            bar.update(task, advance=1, description=f"dream {name} {text}") if hasattr(bar, "update") else bar.advance(task, 1)
-
-        result = optimize_textured(vertices, faces, textures, settings.loop_settings(), loss, background, progress,
-                                   checkpoint_every=options.checkpoint_every, on_checkpoint=keep, resume=resume,
-                                   light_intensity=(settings.ambient, settings.directional),
-                                   random_background=settings.random_background)
-
-    moved = (result.vertices - vertices).norm(dim=1)
-    moved = {"max": float(moved.max()) if len(moved) else 0.0, "mean": float(moved.mean()) if len(moved) else 0.0,
-             "sum_of_squares": float((moved ** 2).sum())}
+    result, saved_at, keep, resume = optimize_with_checkpoints(
+        "dream", job, options, context, meta, vertices, faces, textures, loss, background,
+        light_intensity=(settings.ambient, settings.directional), random_background=settings.random_background)
+    moved = displacement(vertices, result.vertices)
     with torch.no_grad():
         edge_variance = {"before": float(edge_length_variance(vertices, faces)),
                          "after": float(edge_length_variance(result.vertices, faces))}

@@ -132,6 +132,38 @@ def run(arguments: list[str], batch: BatchOptions, options: StyleOptions) -> int
     return run_batch("meshopt_cli.commands.style:run_job", prepare(arguments, batch, options), options, batch)
 
 
+def optimize_with_checkpoints(kind: str, job: Job, options: StyleOptions, context: Context, meta: dict, vertices, faces,
+                              textures, loss, background, **loop_options):
+    """The shared loop of style and dream with a progress bar and ``--checkpoint-every``/``--resume``
+    at ``OUT/NAME.checkpoint.pt``. Returns (result, checkpoint path, saver or None, resumed state or None)."""
+    from meshopt_cli.optimize.textured import optimize_textured
+
+    settings = options.settings
+    saved_at = checkpoint_path(job.folder.parent, job.name)
+    resume = load_checkpoint(saved_at, meta) if options.resume else None
+    keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
+    with console.progress_bar(context.progress) as bar:
+        task = bar.add_task(f"{kind} {job.name}", total=settings.iterations)
+        if resume is not None:
+            bar.advance(task, resume["step"])
+
+        def progress(step, terms):
+            text = " ".join(f"{k} {v:.3g}" for k, v in terms.items())
+            bar.update(task, advance=1, description=f"{kind} {job.name} {text}") if hasattr(bar, "update") else bar.advance(task, 1)
+
+        result = optimize_textured(vertices, faces, textures, settings.loop_settings(), loss, background, progress,
+                                   checkpoint_every=options.checkpoint_every, on_checkpoint=keep, resume=resume,
+                                   **loop_options)
+    return result, saved_at, keep, resume
+
+
+def displacement(before, after) -> dict:
+    """Max, mean and sum of squares of the per-vertex distance between ``before`` and ``after`` ``[V, 3]``."""
+    moved = (after - before).norm(dim=1)
+    return {"max": float(moved.max()) if len(moved) else 0.0, "mean": float(moved.mean()) if len(moved) else 0.0,
+            "sum_of_squares": float((moved ** 2).sum())}
+
+
 def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None):
     """Views at :data:`SHEET_AZIMUTHS`, elevation 30: ``(rgb [N, 3, S, S], alpha [N, S, S])``.
     ``light_intensity``: (ambient, directional); default the renderer's own."""
@@ -168,7 +200,6 @@ def run_job(job: Job, options: StyleOptions, context: Context) -> dict:
     from meshopt_cli.export import check_writable, staged_folder, write_json
     from meshopt_cli.mesh import load_mesh
     from meshopt_cli.optimize.style import StyleLoss, load_style_image, style_tensor
-    from meshopt_cli.optimize.textured import optimize_textured
     from meshopt_cli.render import get_backend
 
     started = time.perf_counter()
@@ -187,27 +218,11 @@ def run_job(job: Job, options: StyleOptions, context: Context) -> dict:
     textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=device)
     background = [float(c) for c in style_image.reshape(-1, 3).mean(0)]
     loss = StyleLoss(network, style_tensor(style_image, settings.image_size, device), vertices, settings)
-    saved_at = checkpoint_path(folder.parent, name)
     meta = {"input": mesh_source, "image": str(Path(image_path).resolve()), "faces": int(mesh.num_faces),
             "vertices": int(mesh.num_vertices), "weights": str(options.weights), "settings": _comparable(settings)}
-    resume = load_checkpoint(saved_at, meta) if options.resume else None
-    keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
-
-    with console.progress_bar(context.progress) as bar:
-        task = bar.add_task(f"style {name}", total=settings.iterations)
-        if resume is not None:
-            bar.advance(task, resume["step"])
-
-        def progress(step, terms):
-            text = " ".join(f"{k} {v:.3g}" for k, v in terms.items())
-            bar.update(task, advance=1, description=f"style {name} {text}") if hasattr(bar, "update") else bar.advance(task, 1)
-
-        result = optimize_textured(vertices, faces, textures, settings.loop_settings(), loss, background, progress,
-                                   checkpoint_every=options.checkpoint_every, on_checkpoint=keep, resume=resume)
-
-    moved = (result.vertices - vertices).norm(dim=1)
-    moved = {"max": float(moved.max()) if len(moved) else 0.0, "mean": float(moved.mean()) if len(moved) else 0.0,
-             "sum_of_squares": float((moved ** 2).sum())}
+    result, saved_at, keep, resume = optimize_with_checkpoints("style", job, options, context, meta, vertices, faces,
+                                                               textures, loss, background)
+    moved = displacement(vertices, result.vertices)
     before = render_fixed(vertices, faces, textures, settings.sheet_size)
     after = render_fixed(result.vertices, faces, result.textures, settings.sheet_size)
     status = result_status(result)
