@@ -13,7 +13,8 @@ import time
 from meshopt_cli import __version__, console
 from meshopt_cli.batch import BatchOptions, Context, Job, make_jobs, read_inputs, run_batch, source_name
 from meshopt_cli.commands.style import (StyleOptions, _comparable, check_common, colour_stats, displacement, finish,
-                                        normalization, optimize_with_checkpoints, render_fixed, result_status, write_result)
+                                        normalization, optimize_with_checkpoints, render_fixed, result_status, step_timings,
+                                        write_result)
 
 DEFAULT_MESH = "builtin:teapot"
 
@@ -95,9 +96,6 @@ def run_job(job: Job, options: DreamOptions, context: Context) -> dict:
         files = write_result(staging, "dream", mesh, result, faces, centre, scale, settings, before, after)
         seconds = time.perf_counter() - started
 
-        def mean(xs):
-            return round(sum(xs) / len(xs), 5) if xs else None
-
         metrics = {
             "meshopt": __version__,
             "input": mesh_source,
@@ -116,12 +114,7 @@ def run_job(job: Job, options: DreamOptions, context: Context) -> dict:
             "mean_activation_sq_fixed_views": fixed_activation,
             "vertex_displacement": dict(moved, frame="normalised ([-1, 1] bounding box)"),
             "colours": {"before": colour_stats(*before), "after": colour_stats(*after)},
-            "seconds": {"total": round(seconds, 3), "optimize": round(result.seconds, 3),
-                        "per_step": mean(result.step_seconds) or 0.0,
-                        "renderer_forward_per_step": mean(result.render_seconds),
-                        "googlenet_forward_per_step": mean(result.loss_seconds),
-                        "backward_and_adam_per_step": mean(result.backward_seconds),
-                        "note": "the backward pass goes through GoogLeNet and the renderer together; autograd does not split it"},
+            "seconds": step_timings(result, seconds, "googlenet"),
             **run_record(device, options.preset_used, settings, status, files, result.failure),
         }
         write_json(staging / "metrics.json", metrics)

@@ -294,12 +294,25 @@ def sheet(rows):
     return np.concatenate(out, axis=0)
 
 
+NETWORK_NAMES = {"vgg": "VGG", "googlenet": "GoogLeNet"}
+
+
+def step_timings(result, seconds: float, network: str) -> dict:
+    """metrics.json's ``seconds`` of a style or dream run: totals and the mean split of a step."""
+    def mean(xs):
+        return round(sum(xs) / len(xs), 5) if xs else None
+
+    return {"total": round(seconds, 3), "optimize": round(result.seconds, 3),
+            "per_step": mean(result.step_seconds) or 0.0,
+            "renderer_forward_per_step": mean(result.render_seconds),
+            f"{network}_forward_per_step": mean(result.loss_seconds),
+            "backward_and_adam_per_step": mean(result.backward_seconds),
+            "note": f"the backward pass goes through {NETWORK_NAMES[network]} and the renderer together; autograd does not split it"}
+
+
 def build_metrics(mesh_source, image_path, name, options, settings, result, network, device, backend, background,
                   before, after, scale, seconds, files, mesh, moved, status) -> dict:
     from meshopt_cli.export import run_record
-
-    def mean(xs):
-        return round(sum(xs) / len(xs), 5) if xs else None
 
     return {
         "meshopt": __version__,
@@ -319,11 +332,6 @@ def build_metrics(mesh_source, image_path, name, options, settings, result, netw
         "vertex_displacement": dict(moved, frame="normalised ([-1, 1] bounding box)"),
         "background": background,
         "colours": {"before": colour_stats(*before), "after": colour_stats(*after)},
-        "seconds": {"total": round(seconds, 3), "optimize": round(result.seconds, 3),
-                    "per_step": mean(result.step_seconds) or 0.0,
-                    "renderer_forward_per_step": mean(result.render_seconds),
-                    "vgg_forward_per_step": mean(result.loss_seconds),
-                    "backward_and_adam_per_step": mean(result.backward_seconds),
-                    "note": "the backward pass goes through VGG and the renderer together; autograd does not split it"},
+        "seconds": step_timings(result, seconds, "vgg"),
         **run_record(device, options.preset_used, settings, status, files, result.failure),
     }
