@@ -8,72 +8,24 @@ renderer forward, VGG forward and backward + Adam, and peak resident memory (ru_
 """
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import statistics
-import sys
-import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from textured_steps import load, parse_arguments, run_and_report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mesh", default="builtin:sphere:4")
-    parser.add_argument("--preset", default="fast")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--weights", default="random")
-    args = parser.parse_args()
-
-    import numpy as np
+    args = parse_arguments()
     import torch
 
-    torch.set_num_threads(args.threads)
-    from meshopt_cli.commands.style import normalization
-    from meshopt_cli.mesh import load_mesh
     from meshopt_cli.optimize.backbones import VGG16Features
     from meshopt_cli.optimize.style import StyleLoss, resolve_settings
     from meshopt_cli.optimize.textured import optimize_textured
-    from meshopt_cli.render import get_backend
 
-    device = torch.device(args.device)
     settings = resolve_settings(args.preset, {"iterations": args.steps + args.warmup})
-    mesh = load_mesh(args.mesh)
-    centre, scale = normalization(np.asarray(mesh.vertices, np.float64))
-    vertices = torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device)
-    faces = torch.tensor(np.asarray(mesh.faces, np.int64), device=device)
-    textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=device)
+    device, mesh, vertices, faces, textures = load(args, settings.texture_size)
     network = VGG16Features(weights=args.weights, progress=False).to(device)
     style = torch.rand(1, 3, settings.image_size, settings.image_size, generator=torch.Generator().manual_seed(0)).to(device)
     loss = StyleLoss(network, style, vertices, settings)
-    started = time.perf_counter()
-    result = optimize_textured(vertices, faces, textures, settings.loop_settings(), loss, (0.5, 0.5, 0.5))
-    total = time.perf_counter() - started
-    w = args.warmup
-    steps = result.step_seconds[w:]
-    out = {
-        "mesh": args.mesh, "faces": int(mesh.num_faces), "preset": args.preset, "device": str(device),
-        "backend": get_backend(device).name, "threads": torch.get_num_threads(),
-        "image_size": settings.image_size, "batch_views": settings.batch_views, "texture_size": settings.texture_size,
-        "timed_steps": len(steps),
-        "seconds_per_step_mean": round(statistics.mean(steps), 4),
-        "seconds_per_step_median": round(statistics.median(steps), 4),
-        "renderer_forward_per_step": round(statistics.mean(result.render_seconds[w:]), 4),
-        "vgg_forward_per_step": round(statistics.mean(result.loss_seconds[w:]), 4),
-        "backward_and_adam_per_step": round(statistics.mean(result.backward_seconds[w:]), 4),
-        "total_seconds_incl_warmup": round(total, 3),
-        "estimated_seconds_for_preset": round(statistics.mean(steps) * resolve_settings(args.preset).iterations, 1),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3),
-    }
-    if device.type == "cuda":
-        out["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated(device) / 1024 ** 3, 3)
-    json.dump(out, sys.stdout)
-    print()
+    run_and_report(args, device, mesh, settings, resolve_settings(args.preset).iterations, "vgg",
+                   lambda: optimize_textured(vertices, faces, textures, settings.loop_settings(), loss, (0.5, 0.5, 0.5)))
 
 
 if __name__ == "__main__":
