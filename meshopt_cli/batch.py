@@ -243,7 +243,7 @@ def run_batch(runner: str, jobs: list[Job], payload, options: BatchOptions) -> i
             status = result_status(job.folder)
             if status is not None and options.skip_existing and status == "done":
                 console.info(f"{job.name}: skipped, {job.folder} is done (--skip-existing)", options.quiet)
-                report(dict(_summary(job, "skipped", time.perf_counter(), files=[]), _index=job.index))
+                report(dict(_summary(job, "skipped", time.perf_counter()), _index=job.index))
                 continue
             job.force = options.force or (status is not None and options.skip_existing)
             todo.append(job)

@@ -65,7 +65,7 @@ def resolve_named(preset: str | None = None, overrides: dict | None = None, conf
     return settings, chosen
 
 
-def prepare(arguments: list[str], options: BatchOptions, payload: RenderPayload) -> list[Job]:
+def prepare(arguments: list[str], options: BatchOptions) -> list[Job]:
     """The jobs of one call: ``OUT/NAME`` folders, or the ``-o FILE.gif`` of a single input."""
     inputs = read_inputs(arguments) if arguments else [DEFAULT_MESH]
     if not inputs:
@@ -78,7 +78,7 @@ def prepare(arguments: list[str], options: BatchOptions, payload: RenderPayload)
 
 
 def run(arguments: list[str], options: BatchOptions, payload: RenderPayload) -> int:
-    return run_batch("meshopt_cli.commands.render:run_job", prepare(arguments, options, payload), payload, options)
+    return run_batch("meshopt_cli.commands.render:run_job", prepare(arguments, options), payload, options)
 
 
 def run_job(job: Job, payload: RenderPayload, context: Context) -> dict:
