@@ -5,19 +5,21 @@ Every command (``render``, ``fit``, ``style``, ``dream``) is split the same way:
 - in the calling process it turns its arguments into :class:`Job` s (one per input, each with a
   result folder ``OUT/NAME``) and a picklable ``payload`` (resolved settings and options);
   usage errors are raised there, before anything runs;
-- a *runner* ``run_job(job, payload, context) -> dict`` does one input and writes its result
-  whole or not at all. It raises ``ValueError`` (or ``OSError``) with one line for a bad input.
+- a *runner* ``run(job, payload, context) -> JobResult`` (a module-level function, so that worker
+  processes can import it) does one input and writes its result whole or not at all. It raises
+  ``ValueError`` (or ``OSError``) with one line for a bad input.
 
 :func:`run_batch` then runs the jobs in this process, or with ``jobs > 1`` in that many worker
 processes (spawned once each, so imports, kernels and networks load once per worker, not per
 input), spread over the visible GPUs or splitting the CPU threads evenly. Each input gives one
-summary (``--json``: one JSON object per line on stdout, and nothing else there). One bad input is
+:class:`Summary` (``--json``: one JSON object per line on stdout, and nothing else there). One bad input is
 reported and skipped; the exit status is 0 (all done or skipped), 1 (some input failed), 130
 (stopped by SIGINT/SIGTERM: running inputs finish their step and save a partial result, inputs
 not started are listed as such).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -26,7 +28,7 @@ import traceback
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from meshopt_cli import console, stop
 
@@ -43,6 +45,37 @@ class Job:
     folder: Path  # where the result goes (OUT/NAME, or a file for `render -o x.gif`)
     force: bool = False  # an existing result may be replaced (--force, or a partial one with --skip-existing)
     extra: dict = field(default_factory=dict)  # command-specific (style: the image; fit: the image list)
+
+
+@dataclass
+class JobResult:
+    """What a runner returns for one input: how it ended, the files it wrote, the command's final
+    figures (a dataclass of its own, or None) and, for a failure it saved a state of, the error line."""
+
+    status: str = "done"  # done, interrupted or failed
+    files: list[str] = field(default_factory=list)
+    metrics: Any = None
+    error: str | None = None
+
+
+@dataclass
+class Summary:
+    """One input's outcome, as ``--json`` prints it (:meth:`to_json`)."""
+
+    index: int  # position in the call's inputs (not printed)
+    input: str
+    name: str
+    status: str
+    folder: str
+    files: list[str] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        values = dataclasses.asdict(self)
+        del values["index"]
+        return values
 
 
 @dataclass
@@ -114,9 +147,10 @@ def make_jobs(inputs: list[str], names: list[str], out: Path, extras: list[dict]
             for k, (i, n, e) in enumerate(zip(inputs, unique_names(names), extras))]
 
 
-def result_status(folder: Path) -> str | None:
+def result_status(folder: Path, required: tuple[str, ...] = ()) -> str | None:
     """``"done"``, ``"interrupted"``/``"failed"`` (a partial result) or ``"unknown"`` for an existing
-    result (its metrics.json's status; a plain file counts as done), None when there is none."""
+    result (its metrics.json's status; a plain file counts as done; a folder that lacks one of the
+    ``required`` files is ``"unknown"``), None when there is none."""
     if not folder.exists():
         return None
     if folder.is_file():
@@ -124,6 +158,8 @@ def result_status(folder: Path) -> str | None:
     try:
         status = json.loads((folder / "metrics.json").read_text(encoding="utf-8")).get("status")
     except (OSError, ValueError, AttributeError):
+        return "unknown"
+    if any(not (folder / name).exists() for name in required):
         return "unknown"
     return status if status in STATUSES else "unknown"
 
@@ -142,11 +178,13 @@ def check_output_folder(out: Path) -> None:
 
 # ---------------------------------------------------------------- running
 
-def _summary(job: Job, status: str, started: float, **values) -> dict:
-    summary = {"input": job.input, "name": job.name, "status": status, "folder": str(job.folder),
-               "files": [], "metrics": {}, "seconds": round(time.perf_counter() - started, 3), "error": None}
-    summary.update(values)
-    return summary
+def _summary(job: Job, status: str, started: float, result: JobResult | None = None, error: str | None = None) -> Summary:
+    metrics = result.metrics if result is not None else None
+    return Summary(index=job.index, input=job.input, name=job.name, status=status, folder=str(job.folder),
+                   files=list(result.files) if result is not None else [],
+                   metrics=dataclasses.asdict(metrics) if metrics is not None else {},
+                   seconds=round(time.perf_counter() - started, 3),
+                   error=error if error is not None else (result.error if result is not None else None))
 
 
 def _os_message(problem: OSError, folder: Path) -> str:
@@ -155,7 +193,7 @@ def _os_message(problem: OSError, folder: Path) -> str:
     return f"{where}: {problem.strerror or problem}" + (" (disk full?)" if getattr(problem, "errno", None) == 28 else "")
 
 
-def execute(runner: Callable, job: Job, payload, context: Context) -> dict:
+def execute(runner: Callable, job: Job, payload, context: Context) -> Summary:
     """Run one job; every failure becomes a summary with an error line (printed here, on stderr)."""
     started = time.perf_counter()
     try:
@@ -176,19 +214,11 @@ def execute(runner: Callable, job: Job, payload, context: Context) -> dict:
         text = " ".join(str(problem).split()) or type(problem).__name__
         message = f"{job.input}: {type(problem).__name__}: {text[:300]} (MESHOPT_DEBUG=1 shows the traceback)"
     else:
-        status = outcome.pop("status", "done")
-        if status == "failed" and outcome.get("error"):
-            console.error(outcome["error"])
-        return _summary(job, status, started, **outcome)
+        if outcome.status == "failed" and outcome.error:
+            console.error(outcome.error)
+        return _summary(job, outcome.status, started, outcome)
     console.error(message)
     return _summary(job, "failed", started, error=message)
-
-
-def _import_runner(reference: str) -> Callable:
-    module, name = reference.split(":")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
 
 
 @contextmanager
@@ -221,8 +251,9 @@ def _stdout_for_json(enabled: bool):
         os.close(saved)
 
 
-def run_batch(runner: str, jobs: list[Job], payload, options: BatchOptions) -> int:
-    """Run ``runner`` (``"module:function"``) on every job; see the module docstring. Exit status."""
+def run_batch(runner: Callable, jobs: list[Job], payload, options: BatchOptions, required: tuple[str, ...] = ()) -> int:
+    """Run ``runner`` on every job; see the module docstring. ``required``: the files of a complete
+    result (for ``--skip-existing``). Exit status."""
     from meshopt_cli.devices import resolve_device
 
     if options.jobs < 1:
@@ -230,20 +261,20 @@ def run_batch(runner: str, jobs: list[Job], payload, options: BatchOptions) -> i
     device = resolve_device(options.device)  # a CUDA request without CUDA is a usage error here
     check_output_folder(jobs[0].folder.parent if jobs else options.out)
     started = time.perf_counter()
-    summaries: dict[int, dict] = {}
+    summaries: dict[int, Summary] = {}
     with stop.handling(), _stdout_for_json(options.json) as json_stream:
-        def report(summary: dict) -> None:
-            summaries[summary.pop("_index")] = summary
+        def report(summary: Summary) -> None:
+            summaries[summary.index] = summary
             if options.json:
-                json_stream.write(json.dumps(summary) + "\n")
+                json_stream.write(json.dumps(summary.to_json()) + "\n")
                 json_stream.flush()
 
         todo = []
         for job in jobs:
-            status = result_status(job.folder)
+            status = result_status(job.folder, required)
             if status is not None and options.skip_existing and status == "done":
                 console.info(f"{job.name}: skipped, {job.folder} is done (--skip-existing)", options.quiet)
-                report(dict(_summary(job, "skipped", time.perf_counter()), _index=job.index))
+                report(_summary(job, "skipped", time.perf_counter()))
                 continue
             job.force = options.force or (status is not None and options.skip_existing)
             todo.append(job)
@@ -251,15 +282,14 @@ def run_batch(runner: str, jobs: list[Job], payload, options: BatchOptions) -> i
         if workers > 1:
             _run_in_workers(runner, todo, payload, options, device, workers, report)
         else:
-            function = _import_runner(runner)
             context = Context(device=device, quiet=options.quiet, progress=not options.quiet)
             for job in todo:
                 if stop.requested():
-                    report(dict(_not_started(job), _index=job.index))
+                    report(_not_started(job))
                     continue
-                report(dict(execute(function, job, payload, context), _index=job.index))
+                report(execute(runner, job, payload, context))
         stopped = stop.requested()
-    counts = {s: sum(1 for v in summaries.values() if v["status"] == s) for s in STATUSES}
+    counts = {s: sum(1 for v in summaries.values() if v.status == s) for s in STATUSES}
     if len(jobs) > 1:
         text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         console.info(f"{text} ({time.perf_counter() - started:.1f} s)", options.quiet)
@@ -268,7 +298,7 @@ def run_batch(runner: str, jobs: list[Job], payload, options: BatchOptions) -> i
     return 1 if counts["failed"] else 0
 
 
-def _not_started(job: Job) -> dict:
+def _not_started(job: Job) -> Summary:
     return _summary(job, "not-started", time.perf_counter(), error="stopped before this input started")
 
 
@@ -287,7 +317,7 @@ def worker_devices(device, spec: str, workers: int) -> list[str]:
     return [f"cuda:{k % count}" for k in range(workers)]
 
 
-def _worker_main(worker: int, device: str, threads: int, runner: str, payload, quiet: bool, tasks, connection) -> None:
+def _worker_main(worker: int, device: str, threads: int, runner: Callable, payload, quiet: bool, tasks, connection) -> None:
     """A worker process: take jobs until none are left or a stop is requested. Messages go through
     its own pipe, written synchronously, so the parent knows what it ran even if it dies."""
     stop.install(hard_second=False)
@@ -295,19 +325,18 @@ def _worker_main(worker: int, device: str, threads: int, runner: str, payload, q
     import torch
 
     torch.set_num_threads(threads)
-    function = _import_runner(runner)
     context = Context(device=torch.device(device), quiet=quiet, progress=False)
     while not stop.requested():
         job = tasks.get()
         if job is None:
             break
         connection.send(("start", job.index))
-        connection.send(("done", dict(execute(function, job, payload, context), _index=job.index)))
+        connection.send(("done", execute(runner, job, payload, context)))
     connection.close()
 
 
-def _run_in_workers(runner: str, jobs: list[Job], payload, options: BatchOptions, device, workers: int,
-                    report: Callable[[dict], None]) -> None:
+def _run_in_workers(runner: Callable, jobs: list[Job], payload, options: BatchOptions, device, workers: int,
+                    report: Callable[[Summary], None]) -> None:
     import multiprocessing
     import signal
     from multiprocessing.connection import wait
@@ -341,7 +370,7 @@ def _run_in_workers(runner: str, jobs: list[Job], payload, options: BatchOptions
     def fail(index: int, message: str) -> None:
         job = by_index[index]
         console.error(message)
-        report(dict(_summary(job, "failed", time.perf_counter(), error=message), _index=index))
+        report(_summary(job, "failed", time.perf_counter(), error=message))
         finished.add(index)
 
     try:
@@ -366,20 +395,19 @@ def _run_in_workers(runner: str, jobs: list[Job], payload, options: BatchOptions
                     running[worker] = data
                 else:
                     running.pop(worker, None)
-                    finished.add(data["_index"])
+                    finished.add(data.index)
                     report(data)
     except KeyboardInterrupt:  # a second signal: stop the workers now
         for process in processes:
             process.kill()
         for index in running.values():
-            report(dict(_summary(by_index[index], "interrupted", time.perf_counter(),
-                                 error="stopped before its result was saved"), _index=index))
+            report(_summary(by_index[index], "interrupted", time.perf_counter(), error="stopped before its result was saved"))
             finished.add(index)
     for process in processes:
         process.join(timeout=5)
     for job in jobs:
         if job.index not in finished:
             if stop.requested():
-                report(dict(_not_started(job), _index=job.index))
+                report(_not_started(job))
             else:
                 fail(job.index, f"{job.input}: no worker left to run it")

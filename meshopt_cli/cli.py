@@ -1,18 +1,52 @@
-"""The `meshopt` command line: parses arguments and calls one function per command.
+"""The `meshopt` command line (Typer): one function per command, options declared once below.
 
-Heavy imports (torch, trimesh, torchvision) happen inside the commands so that
-`meshopt --help` stays fast.
+Each command function collects its flags and hands them to :func:`_invoke`, which imports the
+command's module (``commands/<name>.py``, whose ``COMMAND`` describes it: see
+:mod:`meshopt_cli.command`) only then, so that `meshopt --help` stays fast (torch is not imported).
+A flag whose parameter is named like a field of the command's settings dataclass overrides it.
 """
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Literal, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from meshopt_cli import __version__, console
+from meshopt_cli.optimize.layer_names import GOOGLENET_LAYERS, googlenet_layer
+
+# Typer's parse errors (a bad value for a typed option, an unknown flag) derive from this class.
+_PARSE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class _OneLineErrors(TyperGroup):
+    """Parse errors as one ``meshopt: error:`` line (exit status 2), like every other usage error,
+    instead of a usage box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _PARSE_ERROR as problem:
+            context = getattr(problem, "ctx", None)
+            if type(problem).__name__ == "NoArgsIsHelpError":  # `meshopt` alone: the help
+                typer.echo(context.get_help())
+            else:
+                where = f" (see '{context.command_path} --help')" if context is not None else ""
+                console.error(" ".join(problem.format_message().split()) + where)
+            status = problem.exit_code
+        except typer.Abort:  # Ctrl-C while Typer itself was reading
+            console.error("interrupted")
+            status = 130
+        if not standalone_mode:
+            return status
+        sys.exit(status or 0)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="meshopt",
     help="Optimize 3D meshes through a differentiable mesh renderer "
     "(Neural 3D Mesh Renderer, Kato et al. 2018).",
@@ -21,20 +55,86 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# help panels
+FILES = "Inputs and outputs"
+SETTINGS = "Settings"
+OPTIMIZATION = "Optimization"
+RENDERING = "Rendering"
+BATCH = "Batch"
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"meshopt {__version__}")
-        raise typer.Exit()
+
+def _device(value: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N (whether that device exists is checked before a run)."""
+    text = value.strip().lower()
+    if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise typer.BadParameter(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
 
 
-@app.callback()
-def _root(
-    version: Optional[bool] = typer.Option(
-        None, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """meshopt: style transfer, DeepDream and silhouette fitting on meshes."""
+def _layer(value: str) -> str:
+    """``--layer``: a GoogLeNet block in the paper's or torchvision's spelling -> the paper's."""
+    try:
+        return googlenet_layer(value)
+    except ValueError as problem:
+        raise typer.BadParameter(str(problem)) from None
+
+
+# ---------------------------------------------------------------- options every command shares
+Out = Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES,
+                                   help="Output folder; each input gets OUT/NAME/ (repeated names get -2, -3, ...).")]
+Name = Annotated[Optional[str], typer.Option(rich_help_panel=FILES,
+                                             help="Folder name of the result of one input (default: from the input).")]
+Config = Annotated[Optional[Path], typer.Option("--config", rich_help_panel=SETTINGS,
+                                                help="TOML file of settings: overrides the preset, flags override it "
+                                                     "(may name its preset and hold [COMMAND] tables).")]
+Force = Annotated[bool, typer.Option("--force", rich_help_panel=BATCH, help="Overwrite existing results.")]
+SkipExisting = Annotated[bool, typer.Option("--skip-existing", rich_help_panel=BATCH,
+                                            help="Skip inputs whose result is complete (resume a batch; partial results are redone).")]
+Json = Annotated[bool, typer.Option("--json", rich_help_panel=BATCH,
+                                    help="Print one JSON object per input on stdout (input, status, files, metrics, seconds, "
+                                         "error); nothing else goes there.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", rich_help_panel=BATCH,
+                                   help="Worker processes running inputs in parallel, spread over the visible GPUs or "
+                                        "splitting the CPU threads.")]
+Device = Annotated[str, typer.Option(parser=_device, metavar="auto|cpu|cuda|cuda:N", rich_help_panel=BATCH,
+                                     help="Where to run.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=BATCH,
+                                     help="No progress or log lines (errors still go to stderr).")]
+
+
+def _preset(names: str, default: str):
+    return Annotated[Optional[str], typer.Option(rich_help_panel=SETTINGS,
+                                                 help=f"Settings preset: {names} (meshopt presets), or a .toml file "
+                                                      f"(default: {default}).")]
+
+
+def _from_preset(help_text: str, panel: str, *names: str):
+    """An option whose default comes from the preset (None here: not given)."""
+    return typer.Option(*names, rich_help_panel=panel, help=f"{help_text} (default: from the preset).")
+
+
+# ---------------------------------------------------------------- options of the textured-mesh commands (style, dream)
+Iterations = Annotated[Optional[int], _from_preset("Adam steps", OPTIMIZATION)]
+BatchViews = Annotated[Optional[int], _from_preset("Random views rendered per step", RENDERING)]
+ViewSize = Annotated[Optional[int], _from_preset("Rendered view size in pixels", RENDERING)]
+TextureSize = Annotated[Optional[int], _from_preset("Texture cube size T per face", RENDERING)]
+VertexLr = Annotated[Optional[float], _from_preset("Adam learning rate of the vertices", OPTIMIZATION)]
+TextureLr = Annotated[Optional[float], _from_preset("Adam learning rate of the texture logits", OPTIMIZATION)]
+NoShape = Annotated[bool, typer.Option("--no-shape", rich_help_panel=OPTIMIZATION,
+                                       help="Freeze the vertices: change the texture only.")]
+Seed = Annotated[Optional[int], _from_preset("Random seed of the views", OPTIMIZATION)]
+CheckpointEvery = Annotated[int, typer.Option(rich_help_panel=FILES,
+                                              help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps "
+                                                   "(and on a stop); 0: never.")]
+Resume = Annotated[bool, typer.Option("--resume", rich_help_panel=FILES,
+                                      help="Continue from OUT/NAME.checkpoint.pt (same mesh, image and settings; replaces "
+                                           "the interrupted result).")]
+
+
+def _weights(network: str):
+    return Annotated[str, typer.Option(rich_help_panel=OPTIMIZATION,
+                                       help=f"{network} weights: imagenet (torchvision's, cached), random (smoke tests), "
+                                            "or a state-dict FILE.")]
 
 
 def _exit_with(status_of) -> None:
@@ -50,55 +150,70 @@ def _exit_with(status_of) -> None:
     raise typer.Exit(status)
 
 
-# Options every command shares (see meshopt_cli/batch.py).
-_OUT_HELP = "Output folder; each input gets OUT/NAME/ (repeated names get -2, -3, ...)."
-_FORCE = typer.Option(False, "--force", help="Overwrite existing results.")
-_SKIP = typer.Option(False, "--skip-existing", help="Skip inputs whose result is complete (resume a batch; partial results are redone).")
-_JSON = typer.Option(False, "--json", help="Print one JSON object per input on stdout (input, status, files, metrics, seconds, error); nothing else goes there.")
-_QUIET = typer.Option(False, "--quiet", "-q", help="No progress or log lines (errors still go to stderr).")
-_JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes running inputs in parallel, spread over the visible GPUs or splitting the CPU threads.")
-_DEVICE = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
-_CONFIG = typer.Option(None, "--config", help="TOML file of settings: overrides the preset, flags override it (may name its preset and hold [COMMAND] tables).")
+def _invoke(name: str, arguments: list[str], flags: dict, options: dict, overrides: dict | None = None) -> None:
+    """Run command ``name`` on ``arguments``: ``flags`` are the Typer function's parameters (those
+    named like a settings field override it; ``preset``, ``config`` and the batch options are taken
+    out), ``options`` the keyword arguments of the command's options dataclass, ``overrides`` further
+    settings (flags spelled differently from their field)."""
+    def body():
+        import dataclasses
+        import importlib
 
-# Options of the two textured-mesh commands (style, dream).
-_STEPS = typer.Option(None, help="Adam steps (default: from the preset).")
-_BATCH_VIEWS = typer.Option(None, help="Random views rendered per step (default: from the preset).")
-_VIEW_SIZE = typer.Option(None, help="Rendered view size in pixels (default: from the preset).")
-_TEXTURE_SIZE = typer.Option(None, help="Texture cube size T per face (default: from the preset).")
-_VERTEX_LR = typer.Option(None, help="Adam learning rate of the vertices (default: from the preset).")
-_TEXTURE_LR = typer.Option(None, help="Adam learning rate of the texture logits (default: from the preset).")
-_NO_SHAPE = typer.Option(False, "--no-shape", help="Freeze the vertices: change the texture only.")
-_CHECKPOINT_EVERY = typer.Option(0, help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on a stop); 0: never.")
+        from meshopt_cli.batch import BatchOptions
+        from meshopt_cli.command import run_command
+
+        command = importlib.import_module(f"meshopt_cli.commands.{name}").COMMAND
+        fields = {f.name for f in dataclasses.fields(command.settings)}
+        values = {k: v for k, v in flags.items() if k in fields}
+        values.update(overrides or {})
+        batch = BatchOptions(out=flags["out"], force=flags["force"], skip_existing=flags["skip_existing"],
+                             json=flags["json_output"], quiet=flags["quiet"], jobs=flags["jobs"], device=flags["device"])
+        return run_command(command, arguments, batch, command.options(**options), preset=flags["preset"],
+                           config=flags["config"], overrides=values)
+
+    _exit_with(body)
 
 
-def _batch_options(out: Path, force: bool, skip_existing: bool, json_output: bool, quiet: bool, jobs: int, device: str):
-    from meshopt_cli.batch import BatchOptions
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"meshopt {__version__}")
+        raise typer.Exit()
 
-    return BatchOptions(out=out, force=force, skip_existing=skip_existing, json=json_output, quiet=quiet, jobs=jobs,
-                        device=device)
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """meshopt: style transfer, DeepDream and silhouette fitting on meshes."""
+
+
+MESHES_HELP = "Mesh files (.obj .ply .stl .off .glb .gltf), builtin:NAME, or '-' for paths on stdin"
 
 
 @app.command("render")
 def render_command(
-    meshes: Optional[List[str]] = typer.Argument(None, help="Mesh files (.obj .ply .stl .off .glb .gltf), builtin:NAME, or '-' for paths on stdin. Default: builtin:teapot."),
-    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help=_OUT_HELP + " A .gif path for a single mesh writes only that GIF."),
-    preset: Optional[str] = typer.Option(None, help="Settings preset: default, preview, hq (presets/render/), or a .toml file."),
-    config: Optional[Path] = _CONFIG,
-    frames: Optional[int] = typer.Option(None, help="Number of views around the mesh (preset: 90)."),
-    elevation: Optional[float] = typer.Option(None, help="Camera elevation in degrees (preset: 30)."),
-    distance: Optional[float] = typer.Option(None, help="Camera distance; the mesh is normalised to [-1, 1] (preset: 2.732)."),
-    size: Optional[int] = typer.Option(None, help="Image width and height in pixels (preset: 256)."),
-    background: Optional[str] = typer.Option(None, help="white, black, grey, #rrggbb or r,g,b in [0, 1] (preset: white)."),
-    texture_size: Optional[int] = typer.Option(None, help="Texture cube size T sampled from the mesh's texture (preset: 4)."),
-    fps: Optional[float] = typer.Option(None, help="GIF frame rate (preset: 12)."),
-    png: bool = typer.Option(False, "--png", help="Also write every frame as PNG (OUT/NAME/frames/)."),
-    sheet: bool = typer.Option(False, "--sheet", help="Also write a contact sheet (OUT/NAME/sheet.png)."),
-    force: bool = _FORCE,
-    skip_existing: bool = _SKIP,
-    json_output: bool = _JSON,
-    jobs: int = _JOBS,
-    device: str = _DEVICE,
-    quiet: bool = _QUIET,
+    meshes: Annotated[Optional[List[str]], typer.Argument(help=MESHES_HELP + ". Default: builtin:teapot.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES,
+                                      help="Output folder; each mesh gets OUT/NAME/ (repeated names get -2, -3, ...). "
+                                           "A .gif path for a single mesh writes only that GIF.")] = Path("meshopt-out"),
+    png: Annotated[bool, typer.Option("--png", rich_help_panel=FILES, help="Also write every frame as PNG (OUT/NAME/frames/).")] = False,
+    sheet: Annotated[bool, typer.Option("--sheet", rich_help_panel=FILES, help="Also write a contact sheet (OUT/NAME/sheet.png).")] = False,
+    preset: _preset("default, preview, hq", "default") = None,
+    config: Config = None,
+    frames: Annotated[Optional[int], _from_preset("Number of views around the mesh", RENDERING)] = None,
+    elevation: Annotated[Optional[float], _from_preset("Camera elevation in degrees", RENDERING)] = None,
+    distance: Annotated[Optional[float], _from_preset("Camera distance; the mesh is normalised to [-1, 1]", RENDERING)] = None,
+    size: Annotated[Optional[int], _from_preset("Image width and height in pixels", RENDERING)] = None,
+    background: Annotated[Optional[str], _from_preset("white, black, grey, #rrggbb or r,g,b in [0, 1]", RENDERING)] = None,
+    texture_size: Annotated[Optional[int], _from_preset("Texture cube size T sampled from the mesh's texture", RENDERING)] = None,
+    fps: Annotated[Optional[float], _from_preset("GIF frame rate", RENDERING)] = None,
+    force: Force = False,
+    skip_existing: SkipExisting = False,
+    json_output: Json = False,
+    jobs: Jobs = 1,
+    device: Device = "auto",
+    quiet: Quiet = False,
 ) -> None:
     """Write a turntable GIF of each mesh: OUT/NAME/turntable.gif and metrics.json.
 
@@ -106,51 +221,49 @@ def render_command(
     meshopt render bunny.obj --frames 36 --size 128 -o bunny.gif;
     find scans -name '*.obj' | meshopt render - --preset preview --jobs 2 --json
     """
-    def body():
-        from meshopt_cli.commands import render
-
-        overrides = dict(frames=frames, elevation=elevation, distance=distance, size=size, background=background,
-                         texture_size=texture_size, fps=fps)
-        settings, chosen = render.resolve_named(preset, overrides, config)
-        payload = render.RenderPayload(settings=settings, preset=chosen, png=png, sheet=sheet)
-        return render.run(list(meshes or []), _batch_options(out, force, skip_existing, json_output, quiet, jobs, device), payload)
-
-    _exit_with(body)
+    flags = locals()
+    _invoke("render", list(meshes or []), flags, dict(png=png, sheet=sheet))
 
 
 @app.command("fit")
 def fit_command(
-    targets: Optional[List[str]] = typer.Argument(None, help="Target meshes (.obj .ply .stl .off .glb .gltf or builtin:NAME), '-' for paths on stdin; with --images: the images of one object."),
-    images: bool = typer.Option(False, "--images", help="The arguments are images of one object (mask: alpha channel, else the non-background pixels), seen by the cameras of --cameras."),
-    cameras: Optional[str] = typer.Option(None, "--cameras", help="JSON file: per image azimuth/elevation/distance or K/R/t (a list in the images' order, or keyed by file name)."),
-    azimuth: Optional[float] = typer.Option(None, help="Camera of a single image: azimuth in degrees (0)."),
-    elevation: Optional[float] = typer.Option(None, help="Camera of a single image: elevation in degrees (30)."),
-    distance: Optional[float] = typer.Option(None, help="Camera of a single image: distance (2.732)."),
-    holdout: int = typer.Option(0, help="With --images: keep N images out of the fit to measure the held-out IoU."),
-    init: Optional[str] = typer.Option(None, help="Template mesh (preset: builtin:sphere, 642 vertices; builtin:sphere:4 is finer)."),
-    preset: Optional[str] = typer.Option(None, help="Settings preset: default, fast, paper (presets/fit/), or a .toml file."),
-    config: Optional[Path] = _CONFIG,
-    views: Optional[int] = typer.Option(None, help="Mesh targets: training views, azimuths every 360/N degrees at elevation 30 (default: from the preset)."),
-    heldout_views: Optional[int] = typer.Option(None, help="Mesh targets: held-out views at other azimuths and elevations (default: from the preset)."),
-    batch_views: Optional[int] = typer.Option(None, help="Views rendered per iteration (default: from the preset)."),
-    iterations: Optional[int] = typer.Option(None, help="Adam iterations on the vertices (default: from the preset)."),
-    affine_iterations: Optional[int] = typer.Option(None, help="Iterations of the first stage (global scale + translation), 0 to skip (default: from the preset)."),
-    image_size: Optional[int] = typer.Option(None, help="Silhouette size in pixels during the fit (default: from the preset)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate of the vertex offsets (default: from the preset)."),
-    loss: Optional[str] = typer.Option(None, help="Silhouette loss: iou (1 - IoU, the paper's) or mse (default: from the preset)."),
-    laplacian: Optional[float] = typer.Option(None, help="Weight of the uniform Laplacian smoothing (default: from the preset)."),
-    edge: Optional[float] = typer.Option(None, help="Weight of the edge-length (membrane) term (default: from the preset)."),
-    normal: Optional[float] = typer.Option(None, help="Weight of the normal-consistency term (default: from the preset)."),
-    flatten: Optional[float] = typer.Option(None, help="Weight of the paper's flatten (smoothness) loss (default: from the preset)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed of the view sampling (default: from the preset)."),
-    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help=_OUT_HELP),
-    name: Optional[str] = typer.Option(None, help="Folder name of the result of one input (default: the target's name)."),
-    force: bool = _FORCE,
-    skip_existing: bool = _SKIP,
-    json_output: bool = _JSON,
-    jobs: int = _JOBS,
-    device: str = _DEVICE,
-    quiet: bool = _QUIET,
+    targets: Annotated[Optional[List[str]], typer.Argument(
+        help="Target meshes (.obj .ply .stl .off .glb .gltf or builtin:NAME), '-' for paths on stdin; with --images: "
+             "the images of one object.")] = None,
+    images: Annotated[bool, typer.Option("--images", rich_help_panel=FILES,
+                                         help="The arguments are images of one object (mask: alpha channel, else the "
+                                              "non-background pixels), seen by the cameras of --cameras.")] = False,
+    cameras: Annotated[Optional[str], typer.Option("--cameras", rich_help_panel=FILES,
+                                                   help="JSON file: per image azimuth/elevation/distance or K/R/t (a list "
+                                                        "in the images' order, or keyed by file name).")] = None,
+    azimuth: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: azimuth in degrees (0).")] = None,
+    elevation: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: elevation in degrees (30).")] = None,
+    distance: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: distance (2.732).")] = None,
+    holdout: Annotated[int, typer.Option(rich_help_panel=FILES, help="With --images: keep N images out of the fit to measure the held-out IoU.")] = 0,
+    out: Out = Path("meshopt-out"),
+    name: Name = None,
+    preset: _preset("default, fast, paper", "default") = None,
+    config: Config = None,
+    init: Annotated[Optional[str], _from_preset("Template mesh (builtin:sphere, 642 vertices; builtin:sphere:4 is finer)", OPTIMIZATION)] = None,
+    iterations: Annotated[Optional[int], _from_preset("Adam iterations on the vertices", OPTIMIZATION)] = None,
+    affine_iterations: Annotated[Optional[int], _from_preset("Iterations of the first stage (global scale + translation), 0 to skip", OPTIMIZATION)] = None,
+    learning_rate: Annotated[Optional[float], _from_preset("Adam learning rate of the vertex offsets", OPTIMIZATION, "--lr")] = None,
+    loss: Annotated[Optional[Literal["iou", "mse"]], _from_preset("Silhouette loss: iou (1 - IoU, the paper's) or mse", OPTIMIZATION)] = None,
+    laplacian: Annotated[Optional[float], _from_preset("Weight of the uniform Laplacian smoothing", OPTIMIZATION)] = None,
+    edge: Annotated[Optional[float], _from_preset("Weight of the edge-length (membrane) term", OPTIMIZATION)] = None,
+    normal: Annotated[Optional[float], _from_preset("Weight of the normal-consistency term", OPTIMIZATION)] = None,
+    flatten: Annotated[Optional[float], _from_preset("Weight of the paper's flatten (smoothness) loss", OPTIMIZATION)] = None,
+    seed: Annotated[Optional[int], _from_preset("Random seed of the view sampling", OPTIMIZATION)] = None,
+    views: Annotated[Optional[int], _from_preset("Mesh targets: training views, azimuths every 360/N degrees at elevation 30", RENDERING)] = None,
+    heldout_views: Annotated[Optional[int], _from_preset("Mesh targets: held-out views at other azimuths and elevations", RENDERING)] = None,
+    batch_views: Annotated[Optional[int], _from_preset("Views rendered per iteration", RENDERING)] = None,
+    image_size: Annotated[Optional[int], _from_preset("Silhouette size in pixels during the fit", RENDERING)] = None,
+    force: Force = False,
+    skip_existing: SkipExisting = False,
+    json_output: Json = False,
+    jobs: Jobs = 1,
+    device: Device = "auto",
+    quiet: Quiet = False,
 ) -> None:
     """Deform a template mesh until its silhouettes match a target's.
 
@@ -160,46 +273,41 @@ def fit_command(
     meshopt fit --images a.png b.png --cameras cams.json;
     meshopt fit scans/*.obj --preset fast --jobs 2 --skip-existing
     """
-    def body():
-        from meshopt_cli.commands import fit
-
-        overrides = dict(init=init, views=views, heldout_views=heldout_views, batch_views=batch_views, iterations=iterations,
-                         affine_iterations=affine_iterations, image_size=image_size, learning_rate=lr, loss=loss,
-                         laplacian=laplacian, edge=edge, normal=normal, flatten=flatten, seed=seed)
-        options = fit.FitOptions(preset=preset, config=config, overrides=overrides, images=images, cameras=cameras,
-                                 azimuth=azimuth, elevation=elevation, distance=distance, holdout=holdout, name=name)
-        return fit.run(list(targets or []), _batch_options(out, force, skip_existing, json_output, quiet, jobs, device), options)
-
-    _exit_with(body)
+    flags = locals()
+    _invoke("fit", list(targets or []), flags,
+            dict(images=images, cameras=cameras, azimuth=azimuth, elevation=elevation, distance=distance,
+                 holdout=holdout, name=name))
 
 
 @app.command("style")
 def style_command(
-    arguments: List[str] = typer.Argument(..., metavar="MESH... IMAGE", help="Mesh files (.obj .ply .stl .off .glb .gltf), builtin:NAME or '-' for paths on stdin, then the style image (PNG, JPEG, ...)."),
-    preset: Optional[str] = typer.Option(None, help="Settings preset: fast, paper, texture-only (presets/style/), or a .toml file (default: fast)."),
-    config: Optional[Path] = _CONFIG,
-    weights: str = typer.Option("imagenet", help="VGG16 weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE."),
-    iterations: Optional[int] = _STEPS,
-    batch_views: Optional[int] = _BATCH_VIEWS,
-    image_size: Optional[int] = _VIEW_SIZE,
-    texture_size: Optional[int] = _TEXTURE_SIZE,
-    style_weight: Optional[float] = typer.Option(None, help="Weight of the Gram style term (default: from the preset)."),
-    content_weight: Optional[float] = typer.Option(None, help="Weight of the vertex-displacement term (default: from the preset)."),
-    tv_weight: Optional[float] = typer.Option(None, help="Weight of the total variation term (default: from the preset)."),
-    vertex_lr: Optional[float] = _VERTEX_LR,
-    texture_lr: Optional[float] = _TEXTURE_LR,
-    no_shape: bool = _NO_SHAPE,
-    seed: Optional[int] = typer.Option(None, help="Random seed of the views and lights (default: from the preset)."),
-    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; each mesh gets OUT/MESH-IMAGE/ (repeated names get -2, -3, ...)."),
-    name: Optional[str] = typer.Option(None, help="Folder name of the result of one mesh (default: MESH-IMAGE)."),
-    force: bool = _FORCE,
-    skip_existing: bool = _SKIP,
-    json_output: bool = _JSON,
-    jobs: int = _JOBS,
-    device: str = _DEVICE,
-    quiet: bool = _QUIET,
-    checkpoint_every: int = _CHECKPOINT_EVERY,
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/NAME.checkpoint.pt (same mesh, image and settings; replaces the interrupted result)."),
+    arguments: Annotated[List[str], typer.Argument(metavar="MESH... IMAGE",
+                                                   help=MESHES_HELP + ", then the style image (PNG, JPEG, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES,
+                                      help="Output folder; each mesh gets OUT/MESH-IMAGE/ (repeated names get -2, -3, ...).")] = Path("meshopt-out"),
+    name: Name = None,
+    checkpoint_every: CheckpointEvery = 0,
+    resume: Resume = False,
+    preset: _preset("fast, paper, texture-only", "fast") = None,
+    config: Config = None,
+    weights: _weights("VGG16") = "imagenet",
+    iterations: Iterations = None,
+    style_weight: Annotated[Optional[float], _from_preset("Weight of the Gram style term", OPTIMIZATION)] = None,
+    content_weight: Annotated[Optional[float], _from_preset("Weight of the vertex-displacement term", OPTIMIZATION)] = None,
+    tv_weight: Annotated[Optional[float], _from_preset("Weight of the total variation term", OPTIMIZATION)] = None,
+    vertex_lr: VertexLr = None,
+    texture_lr: TextureLr = None,
+    no_shape: NoShape = False,
+    seed: Seed = None,
+    batch_views: BatchViews = None,
+    image_size: ViewSize = None,
+    texture_size: TextureSize = None,
+    force: Force = False,
+    skip_existing: SkipExisting = False,
+    json_output: Json = False,
+    jobs: Jobs = 1,
+    device: Device = "auto",
+    quiet: Quiet = False,
 ) -> None:
     """Transfer the style of an image to meshes' texture and shape (2D-to-3D style transfer).
 
@@ -209,47 +317,42 @@ def style_command(
     meshopt style builtin:teapot starry.png --preset paper --device cuda;
     find . -name '*.obj' | meshopt style - painting.jpg --json
     """
-    def body():
-        from meshopt_cli.commands import style
-
-        overrides = dict(iterations=iterations, batch_views=batch_views, image_size=image_size, texture_size=texture_size,
-                         style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
-                         vertex_lr=vertex_lr, texture_lr=texture_lr, seed=seed,
-                         optimize_vertices=False if no_shape else None)
-        options = style.StyleOptions(preset=preset, config=config, overrides=overrides, weights=weights, name=name,
-                                     checkpoint_every=checkpoint_every, resume=resume)
-        return style.run(list(arguments), _batch_options(out, force, skip_existing, json_output, quiet, jobs, device), options)
-
-    _exit_with(body)
+    flags = locals()
+    _invoke("style", list(arguments), flags,
+            dict(weights=weights, name=name, checkpoint_every=checkpoint_every, resume=resume),
+            {"optimize_vertices": False} if no_shape else None)
 
 
 @app.command("dream")
 def dream_command(
-    meshes: Optional[List[str]] = typer.Argument(None, help="Mesh files (.obj .ply .stl .off .glb .gltf), builtin:NAME or '-' for paths on stdin (default: builtin:teapot)."),
-    preset: Optional[str] = typer.Option(None, help="Settings preset: fast, paper, texture-only (presets/dream/), or a .toml file (default: fast)."),
-    config: Optional[Path] = _CONFIG,
-    layer: Optional[str] = typer.Option(None, help="GoogLeNet inception block whose activations grow: inception_3a ... inception_5b (default: from the preset, inception_4c)."),
-    weights: str = typer.Option("imagenet", help="GoogLeNet weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE."),
-    iterations: Optional[int] = _STEPS,
-    batch_views: Optional[int] = _BATCH_VIEWS,
-    image_size: Optional[int] = _VIEW_SIZE,
-    texture_size: Optional[int] = _TEXTURE_SIZE,
-    length_weight: Optional[float] = typer.Option(None, help="Weight of the edge-length variance term (default: from the preset)."),
-    init_bias: Optional[str] = typer.Option(None, help="R,G,B added to the initial textures, e.g. 0,0.5,0.5 (default: from the preset, 0,0,0)."),
-    vertex_lr: Optional[float] = _VERTEX_LR,
-    texture_lr: Optional[float] = _TEXTURE_LR,
-    no_shape: bool = _NO_SHAPE,
-    seed: Optional[int] = typer.Option(None, help="Random seed of the views and backgrounds (default: from the preset)."),
-    out: Path = typer.Option(Path("meshopt-out"), "--out", "-o", help="Output folder; each mesh gets OUT/MESH-LAYER/ (repeated names get -2, -3, ...)."),
-    name: Optional[str] = typer.Option(None, help="Folder name of the result of one mesh (default: MESH-LAYER)."),
-    force: bool = _FORCE,
-    skip_existing: bool = _SKIP,
-    json_output: bool = _JSON,
-    jobs: int = _JOBS,
-    device: str = _DEVICE,
-    quiet: bool = _QUIET,
-    checkpoint_every: int = _CHECKPOINT_EVERY,
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/NAME.checkpoint.pt (same mesh and settings; replaces the interrupted result)."),
+    meshes: Annotated[Optional[List[str]], typer.Argument(help=MESHES_HELP + " (default: builtin:teapot).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES,
+                                      help="Output folder; each mesh gets OUT/MESH-LAYER/ (repeated names get -2, -3, ...).")] = Path("meshopt-out"),
+    name: Name = None,
+    checkpoint_every: CheckpointEvery = 0,
+    resume: Resume = False,
+    preset: _preset("fast, paper, texture-only", "fast") = None,
+    config: Config = None,
+    layer: Annotated[Optional[str], typer.Option(parser=_layer, metavar="|".join(GOOGLENET_LAYERS), rich_help_panel=OPTIMIZATION,
+                                                 help="GoogLeNet inception block whose activations grow (torchvision's "
+                                                      "inception4c spelling works too; default: from the preset).")] = None,
+    weights: _weights("GoogLeNet") = "imagenet",
+    iterations: Iterations = None,
+    length_weight: Annotated[Optional[float], _from_preset("Weight of the edge-length variance term", OPTIMIZATION)] = None,
+    init_bias: Annotated[Optional[str], _from_preset("R,G,B added to the initial textures, e.g. 0,0.5,0.5", OPTIMIZATION)] = None,
+    vertex_lr: VertexLr = None,
+    texture_lr: TextureLr = None,
+    no_shape: NoShape = False,
+    seed: Seed = None,
+    batch_views: BatchViews = None,
+    image_size: ViewSize = None,
+    texture_size: TextureSize = None,
+    force: Force = False,
+    skip_existing: SkipExisting = False,
+    json_output: Json = False,
+    jobs: Jobs = 1,
+    device: Device = "auto",
+    quiet: Quiet = False,
 ) -> None:
     """Grow the patterns a GoogLeNet layer sees onto meshes' texture and shape (3D DeepDream).
 
@@ -259,22 +362,14 @@ def dream_command(
     meshopt dream bunny.obj --layer inception_4d --init-bias 0,0.5,0.5;
     meshopt dream *.obj --preset paper --device cuda --jobs 4 --skip-existing
     """
-    def body():
-        from meshopt_cli.commands import dream
-
-        overrides = dict(layer=layer, iterations=iterations, batch_views=batch_views, image_size=image_size,
-                         texture_size=texture_size, length_weight=length_weight, init_bias=init_bias,
-                         vertex_lr=vertex_lr, texture_lr=texture_lr, seed=seed,
-                         optimize_vertices=False if no_shape else None)
-        options = dream.DreamOptions(preset=preset, config=config, overrides=overrides, weights=weights, name=name,
-                                     checkpoint_every=checkpoint_every, resume=resume)
-        return dream.run(list(meshes or []), _batch_options(out, force, skip_existing, json_output, quiet, jobs, device), options)
-
-    _exit_with(body)
+    flags = locals()
+    _invoke("dream", list(meshes or []), flags,
+            dict(weights=weights, name=name, checkpoint_every=checkpoint_every, resume=resume),
+            {"optimize_vertices": False} if no_shape else None)
 
 
 @app.command("info")
-def info_command(json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of text.")) -> None:
+def info_command(json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False) -> None:
     """Versions, devices, the renderer backend and its kernels, and the cached network weights.
 
     Example: meshopt info --json | jq .cuda
@@ -306,7 +401,7 @@ def presets_list(context: typer.Context) -> None:
 
 
 @presets_app.command("show")
-def presets_show(name: str = typer.Argument(..., help="COMMAND/NAME (e.g. fit/fast), or NAME when only one command has it.")) -> None:
+def presets_show(name: Annotated[str, typer.Argument(help="COMMAND/NAME (e.g. fit/fast), or NAME when only one command has it.")]) -> None:
     """Print one preset as TOML (usable with --preset FILE.toml after editing).
 
     Example: meshopt presets show fit/fast > mine.toml

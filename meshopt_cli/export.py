@@ -76,6 +76,7 @@ def run_record(device, preset: str, settings, status: str, files, stop_reason: s
     the files of the result."""
     import torch
 
+    from meshopt_cli.fields import as_dict
     from meshopt_cli.render import get_backend
 
     return {
@@ -86,7 +87,7 @@ def run_record(device, preset: str, settings, status: str, files, stop_reason: s
         "backend": get_backend(device).name,
         "threads": torch.get_num_threads(),
         "preset": preset,
-        "settings": settings.as_dict(),
+        "settings": as_dict(settings),
         "interrupted": status == "interrupted",
         "files": files,
     }

@@ -1,50 +1,99 @@
 """Settings of every command, resolved in one order: preset < ``--config FILE.toml`` < flags.
 
-A command's settings are a dataclass; presets (``presets/<command>/<name>.toml``, found by
-:mod:`meshopt_cli.presets`) and config files are flat TOML whose keys are the dataclass's field
-names. A config file may also name its base preset (``preset = "paper"``, used when ``--preset`` is
-not given) and may hold one table per command (``[style]``, ``[dream]`` ...), so that one file
-serves several commands; a file with such tables gives each command only its own table.
+A command's settings are a dataclass made of :func:`meshopt_cli.fields.setting` fields. Presets are
+``presets/<command>/<name>.toml`` (flat TOML whose keys are the field names, plus an optional
+``description``), looked up in the repository's ``presets/`` folder first, else in the installed
+package's ``_presets/`` copy; a path to a ``.toml`` file is accepted wherever a preset name is.
+A config file has the same keys, may name its base preset (``preset = "paper"``, used when
+``--preset`` is not given) and may hold one table per command (``[style]``, ``[dream]`` ...), so
+that one file serves several commands; a file with such tables gives each command only its own.
 
-Values are checked against the field's annotation (``int``, ``float``, ``bool``, ``str``,
-``float | None``); a command passes ``special`` coercions for anything else. Every problem is one
-line (:class:`SettingsError`) naming the file (or "command line") and the key.
+:func:`resolve` builds a new instance from the merged values and validates it (field types and
+metadata, :mod:`meshopt_cli.fields`). Every problem is one line (:class:`SettingsError`) naming
+the file (or "command line") and the key.
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Callable
+import tomllib
+from typing import TypeVar
 
-from meshopt_cli import presets
+from meshopt_cli.fields import SettingsError, as_dict, coerce, validate
 
-SettingsError = presets.PresetError
+__all__ = ["SettingsError", "as_dict", "resolve", "read_config", "read_preset", "preset_path", "preset_names",
+           "commands_with_presets", "find_preset"]
 
-Coercion = Callable[[object, str], object]  # (value, where) -> value, or raise SettingsError
+S = TypeVar("S")
 
-_WANTED = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-           "float | None": "a number or \"none\""}
-
-
-def field_types(cls) -> dict[str, str]:
-    """Field name -> its annotation as written (``"int"``, ``"float | None"``, ...)."""
-    return {f.name: str(f.type) for f in dataclasses.fields(cls)}
+_PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
+_CANDIDATE_ROOTS = (_PACKAGE_DIR.parent / "presets", _PACKAGE_DIR / "_presets")
 
 
-def coerce(kind: str, key: str, value, where: str):
-    """``value`` checked against annotation ``kind`` (ints are accepted for floats)."""
-    if kind == "float | None" and (value is None or (isinstance(value, str) and value.lower() == "none")):
-        return None
-    base = "float" if kind == "float | None" else kind
-    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-          "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-          "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(base)
-    if ok is None:
-        raise SettingsError(f"{where}: setting '{key}' has a type meshopt cannot read from TOML ({kind})")
-    if not ok:
-        raise SettingsError(f"{where}: setting '{key}' must be {_WANTED[kind]}, got {value!r}")
-    return float(value) if base == "float" else value
+# ---------------------------------------------------------------- preset files
 
+def preset_root() -> pathlib.Path:
+    for candidate in _CANDIDATE_ROOTS:
+        if candidate.is_dir():
+            return candidate
+    raise SettingsError("meshopt presets not found (looked in " + ", ".join(map(str, _CANDIDATE_ROOTS)) + ")")
+
+
+def commands_with_presets() -> list[str]:
+    return sorted(p.name for p in preset_root().iterdir() if p.is_dir() and any(p.glob("*.toml")))
+
+
+def preset_dir(command: str) -> pathlib.Path:
+    """The folder of ``command``'s presets."""
+    folder = preset_root() / command
+    if not folder.is_dir():
+        raise SettingsError(f"no presets for '{command}' (commands with presets: {', '.join(commands_with_presets())})")
+    return folder
+
+
+def preset_names(command: str) -> list[str]:
+    return sorted(p.stem for p in preset_dir(command).glob("*.toml"))
+
+
+def preset_path(name: str, command: str) -> pathlib.Path:
+    """The file of preset ``name`` of ``command`` (or ``name`` itself when it is a ``.toml`` path)."""
+    if name.endswith(".toml"):
+        path = pathlib.Path(name).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"--preset {name}: no such file")
+        return path
+    path = preset_dir(command) / f"{name}.toml"
+    if not path.is_file():
+        raise SettingsError(f"unknown preset '{name}' for {command} (valid: {', '.join(preset_names(command))})")
+    return path
+
+
+def read_preset(path: pathlib.Path) -> tuple[dict, str]:
+    """The values of a preset (or config) file and its description."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot be read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+    return data, str(data.pop("description", ""))
+
+
+def find_preset(spec: str) -> tuple[str, pathlib.Path]:
+    """``command/name`` or a ``name`` that only one command has -> (command, file)."""
+    if "/" in spec:
+        command, name = spec.split("/", 1)
+        return command, preset_path(name, command)
+    owners = [c for c in commands_with_presets() if (preset_dir(c) / f"{spec}.toml").is_file()]
+    if len(owners) == 1:
+        return owners[0], preset_dir(owners[0]) / f"{spec}.toml"
+    every = [f"{c}/{n}" for c in commands_with_presets() for n in preset_names(c)]
+    if not owners:
+        raise SettingsError(f"unknown preset '{spec}' (valid: {', '.join(every)})")
+    raise SettingsError(f"'{spec}' is a preset of several commands; say which: {', '.join(f'{c}/{spec}' for c in owners)}")
+
+
+# ---------------------------------------------------------------- config files and resolution
 
 def read_config(path: str | pathlib.Path, command: str) -> tuple[dict, str | None]:
     """The setting values of a ``--config`` file for ``command`` and the preset it names (or None)."""
@@ -53,7 +102,7 @@ def read_config(path: str | pathlib.Path, command: str) -> tuple[dict, str | Non
         raise SettingsError(f"--config {path}: is a folder, not a TOML file")
     if not path.is_file():
         raise SettingsError(f"--config {path}: no such file")
-    data, _ = presets.read_preset(path)
+    data, _ = read_preset(path)
     tables = {k for k, v in data.items() if isinstance(v, dict)}
     if tables:
         values = dict(data.get(command, {}))
@@ -71,26 +120,22 @@ def read_config(path: str | pathlib.Path, command: str) -> tuple[dict, str | Non
     return values, preset
 
 
-def resolve(cls, command: str, preset: str | None, default_preset: str, config: str | pathlib.Path | None = None,
-            overrides: dict | None = None, special: dict[str, Coercion] | None = None):
-    """An instance of ``cls``: its defaults, then the preset's values, then the config file's, then
-    every override that is not None. Returns ``(settings, preset name actually used)``; not validated
-    beyond types (each command checks ranges)."""
-    types = field_types(cls)
-    special = special or {}
-
-    def apply(settings, values: dict, where: str) -> None:
-        for key, value in values.items():
-            if key not in types:
-                raise SettingsError(f"{where}: unknown setting '{key}' for {command} (valid: {', '.join(types)})")
-            setattr(settings, key, special[key](value, where) if key in special else coerce(types[key], key, value, where))
-
+def resolve(cls: type[S], command: str, default_preset: str, preset: str | None = None,
+            config: str | pathlib.Path | None = None, overrides: dict | None = None) -> tuple[S, str]:
+    """A validated instance of ``cls``: its defaults, then the preset's values, then the config
+    file's, then every override that is not None. Returns ``(settings, name of the preset used)``."""
+    known = [f.name for f in dataclasses.fields(cls)]
     config_values, config_preset = read_config(config, command) if config is not None else ({}, None)
     chosen = preset or config_preset or default_preset
-    path = presets.preset_path(chosen, command)
-    preset_values, _ = presets.read_preset(path)
-    settings = cls()
-    apply(settings, preset_values, str(path))
-    apply(settings, config_values, str(config))
-    apply(settings, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
+    path = preset_path(chosen, command)
+    preset_values, _ = read_preset(path)
+    values: dict = {}
+    for source, where in ((preset_values, str(path)), (config_values, str(config)),
+                          ({k: v for k, v in (overrides or {}).items() if v is not None}, "command line")):
+        for key, value in source.items():
+            if key not in known:
+                raise SettingsError(f"{where}: unknown setting '{key}' for {command} (valid: {', '.join(known)})")
+            values[key] = coerce(cls, key, value, where)
+    settings = cls(**values)
+    validate(settings)
     return settings, chosen

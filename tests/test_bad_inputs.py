@@ -169,7 +169,7 @@ import importlib, json, os, signal, sys, traceback
 
 for name in ("torch", "torchvision", "meshopt_cli.cli", "meshopt_cli.mesh", "meshopt_cli.batch",
              "meshopt_cli.commands.render", "meshopt_cli.commands.fit", "meshopt_cli.commands.style",
-             "meshopt_cli.commands.dream", "meshopt_cli.optimize.settings", "meshopt_cli.optimize.style",
+             "meshopt_cli.commands.dream", "meshopt_cli.optimize.style",
              "meshopt_cli.optimize.dream", "meshopt_cli.optimize.targets"):
     try:
         importlib.import_module(name)

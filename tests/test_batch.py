@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from meshopt_cli import batch, console, stop
 from meshopt_cli.batch import BatchOptions, make_jobs, read_inputs, result_status, unique_names
 
-RUNNER = "batch_runners:record"
+from batch_runners import record as RUNNER
 
 
 def run(tmp_path, inputs, capsys, **options):
@@ -51,6 +51,10 @@ def test_result_status_reads_metrics(tmp_path):
     assert result_status(tmp_path / "odd") == "unknown"
     (tmp_path / "x.gif").write_bytes(b"GIF89a")
     assert result_status(tmp_path / "x.gif") == "done"
+    # a "done" folder that lacks a file the command always writes is not complete
+    assert result_status(tmp_path / "done", ("metrics.json", "turntable.gif")) == "unknown"
+    (tmp_path / "done" / "turntable.gif").write_bytes(b"GIF89a")
+    assert result_status(tmp_path / "done", ("metrics.json", "turntable.gif")) == "done"
 
 
 def test_one_json_object_per_input_and_failures_are_one_line(tmp_path, capsys):

@@ -8,7 +8,9 @@ import torch
 from PIL import Image
 
 from meshopt_cli.optimize.backbones import GOOGLENET_LAYERS
-from meshopt_cli.optimize.dream import SettingsError, initial_textures, resolve_settings
+from meshopt_cli.commands.dream import COMMAND as DREAM
+from meshopt_cli.fields import SettingsError
+from meshopt_cli.optimize.dream import initial_textures
 
 FAST = ["--weights", "random", "--image-size", "64", "--device", "cpu", "-q"]
 
@@ -84,15 +86,15 @@ def test_bad_init_bias_is_a_usage_error(tmp_path):
 
 
 def test_paper_preset_has_the_papers_settings():
-    s = resolve_settings("paper")
+    s = DREAM.resolve("paper")[0]
     assert (s.iterations, s.batch_views, s.image_size, s.texture_size) == (1000, 4, 224, 4)
     assert (s.distance, s.distance_noise, s.elevation_min, s.elevation_max) == (2.5, 0.1, -10.0, 30.0)
     assert (s.ambient, s.directional, s.random_background, s.layer) == (1.0, 0.0, True, "inception_4c")
     assert s.vertex_lr == pytest.approx(1e-4) and s.texture_lr == pytest.approx(1e-2)
     assert s.length_weight == pytest.approx(1e-4 / 127.5 ** 2, rel=1e-2)  # calibrated for torchvision's input
-    assert not resolve_settings("texture-only").optimize_vertices
+    assert not DREAM.resolve("texture-only")[0].optimize_vertices
     with pytest.raises(SettingsError):
-        resolve_settings("fast", {"layer": "conv1"})
+        DREAM.resolve("fast", overrides={"layer": "conv1"})
 
 
 def test_init_bias_is_added_and_clipped():

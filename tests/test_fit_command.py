@@ -112,7 +112,7 @@ def test_usage_errors_exit_2(work):
                           (["builtin:cube", "--preset", "tiny.toml", "--init", "nothing.obj"], "--init: nothing.obj: no such file"),
                           (["builtin:cube", "--cameras", "cams.json"], "--cameras goes with --images"),
                           (["--images", "a.png", "--cameras", "cams.json", "--azimuth", "3"], "not both"),
-                          (["builtin:cube", "--loss", "l1"], "loss must be one of iou, mse")):
+                          (["builtin:cube", "--laplacian", "-1"], "the laplacian weight must not be negative")):
         result = meshopt("fit", *args, "-o", "out", cwd=work)
         assert result.returncode == 2, (args, result.stderr)
         assert len(error_lines(result)) == 1 and message in error_lines(result)[0], (args, result.stderr)

@@ -5,7 +5,7 @@ import torch
 from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.optimize.evaluate import evaluate
 from meshopt_cli.optimize.fit import fit
-from meshopt_cli.optimize.settings import FitSettings
+from meshopt_cli.commands.fit import FitSettings
 from meshopt_cli.optimize.targets import MeshTarget, normalize_to_ball
 from meshopt_cli.optimize.views import heldout_views, training_views
 

@@ -9,7 +9,7 @@ from PIL import Image
 from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.optimize.evaluate import evaluate
 from meshopt_cli.optimize.fit import fit
-from meshopt_cli.optimize.settings import FitSettings
+from meshopt_cli.commands.fit import FitSettings
 from meshopt_cli.optimize.targets import MeshTarget, TargetError, image_target, load_mask, normalize_to_ball
 from meshopt_cli.optimize.views import heldout_views, look_at_to_projection, training_views
 from meshopt_cli.optimize.voxels import voxel_iou

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from meshopt_cli.mesh import builtin_shape
-from meshopt_cli.optimize import losses, settings, targets, views, voxels
+from meshopt_cli import settings
+from meshopt_cli.commands.fit import COMMAND as FIT
+from meshopt_cli.optimize import losses, targets, views, voxels
 
 
 def grid_mesh(n=4, bump=0.0):
@@ -161,27 +163,28 @@ def test_bad_cameras_files(tmp_path, content, message):
 
 
 def test_presets_load_and_flags_override():
-    assert {"default", "fast", "paper"} <= set(settings.preset_names())
+    assert {"default", "fast", "paper"} <= set(settings.preset_names("fit"))
     for name in ("default", "fast", "paper"):
-        values, description = settings.load_preset(name)
+        values, description = settings.read_preset(settings.preset_path(name, "fit"))
         assert description and values
-    paper = settings.resolve("paper")
+    paper, _ = FIT.resolve("paper")
     assert paper.image_size == 64 and paper.flatten == pytest.approx(0.001) and paper.init == "builtin:sphere"
-    tuned = settings.resolve("fast", {"iterations": 7, "edge": 0.5, "loss": None})
-    assert tuned.iterations == 7 and tuned.edge == 0.5 and tuned.loss == settings.load_preset("fast")[0].get("loss", "iou")
+    tuned, _ = FIT.resolve("fast", overrides={"iterations": 7, "edge": 0.5, "loss": None})
+    fast, _ = settings.read_preset(settings.preset_path("fast", "fit"))
+    assert tuned.iterations == 7 and tuned.edge == 0.5 and tuned.loss == fast.get("loss", "iou")
 
 
 def test_preset_errors(tmp_path):
     with pytest.raises(settings.SettingsError, match=r"unknown preset 'nope' for fit \(valid: default, fast, paper"):
-        settings.resolve("nope")
+        FIT.resolve("nope")
     bad = tmp_path / "mine.toml"
     bad.write_text("iterations = 10\nsped = 3\n")
     with pytest.raises(settings.SettingsError, match="unknown setting 'sped'"):
-        settings.resolve(str(bad))
+        FIT.resolve(str(bad))
     bad.write_text("iterations = 'many'\n")
     with pytest.raises(settings.SettingsError, match="'iterations' must be an integer"):
-        settings.resolve(str(bad))
+        FIT.resolve(str(bad))
     with pytest.raises(settings.SettingsError, match="batch-views must be at least 1"):
-        settings.resolve("default", {"batch_views": 0})
+        FIT.resolve("default", overrides={"batch_views": 0})
     with pytest.raises(settings.SettingsError, match="loss must be one of iou, mse"):
-        settings.resolve("default", {"loss": "l1"})
+        FIT.resolve("default", overrides={"loss": "l1"})

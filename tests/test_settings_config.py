@@ -6,37 +6,38 @@ import sys
 import pytest
 
 from meshopt_cli import settings as shared
-from meshopt_cli.commands import render
-from meshopt_cli.console import UsageError
-from meshopt_cli.optimize import dream, settings as fit_settings, style
+from meshopt_cli.commands.dream import COMMAND as DREAM
+from meshopt_cli.commands.fit import COMMAND as FIT
+from meshopt_cli.commands.render import COMMAND as RENDER
+from meshopt_cli.commands.style import COMMAND as STYLE
 
 
 def test_config_overrides_the_preset_and_flags_override_the_config(tmp_path):
     config = tmp_path / "mine.toml"
     config.write_text("iterations = 7\nedge = 0.5\n")
-    fast, _ = fit_settings.load_preset("fast")
-    s, preset = fit_settings.resolve_named("fast", {"edge": 0.25}, config)
+    fast, _ = shared.read_preset(shared.preset_path("fast", "fit"))
+    s, preset = FIT.resolve("fast", config, {"edge": 0.25})
     assert preset == "fast" and s.iterations == 7 and s.edge == 0.25 and s.image_size == fast["image_size"]
 
 
 def test_a_config_may_name_its_preset_and_the_flag_wins(tmp_path):
     config = tmp_path / "mine.toml"
     config.write_text('preset = "paper"\nseed = 3\n')
-    s, preset = style.resolve_named(None, {}, config)
+    s, preset = STYLE.resolve(None, config)
     assert preset == "paper" and s.seed == 3 and s.image_size == 224
-    s, preset = style.resolve_named("fast", {}, config)
+    s, preset = STYLE.resolve("fast", config)
     assert preset == "fast" and s.seed == 3 and s.image_size == 128
 
 
 def test_command_tables_serve_several_commands(tmp_path):
     config = tmp_path / "batch.toml"
     config.write_text('[render]\nframes = 8\npreset = "preview"\n\n[dream]\nlayer = "inception_4a"\ninit_bias = [0, 0.5, 0.5]\n')
-    r, preset = render.resolve_named(None, {}, config)
+    r, preset = RENDER.resolve(None, config)
     assert preset == "preview" and r.frames == 8 and r.size == 128
-    d = dream.resolve_settings(None, {}, config)
+    d = DREAM.resolve(None, config)[0]
     assert d.layer == "inception_4a" and d.init_bias == (0.0, 0.5, 0.5)
-    s = style.resolve_settings(None, {}, config)  # no [style] table: the preset alone
-    assert s == style.resolve_settings("fast")
+    s = STYLE.resolve(None, config)[0]  # no [style] table: the preset alone
+    assert s == STYLE.resolve("fast")[0]
 
 
 @pytest.mark.parametrize("text,message", [
@@ -49,8 +50,8 @@ def test_command_tables_serve_several_commands(tmp_path):
 def test_bad_config_files_are_one_line(tmp_path, text, message):
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    with pytest.raises(UsageError) as caught:
-        render.resolve_named(None, {}, config)
+    with pytest.raises(shared.SettingsError) as caught:
+        RENDER.resolve(None, config)
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -63,7 +64,7 @@ def test_missing_or_folder_config(tmp_path):
 def test_optional_float_accepts_none(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('light_angle = "none"\n')
-    assert style.resolve_settings("fast", {}, config).light_angle is None
+    assert STYLE.resolve("fast", config)[0].light_angle is None
 
 
 def test_the_resolved_settings_are_in_metrics_and_repeat_the_run(tmp_path):
@@ -73,7 +74,7 @@ def test_the_resolved_settings_are_in_metrics_and_repeat_the_run(tmp_path):
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=120).returncode == 0
     metrics = json.loads((tmp_path / "out" / "cube" / "metrics.json").read_text())
     assert metrics["preset"] == "preview"
-    assert metrics["settings"] == {**render.RenderSettings().as_dict(), "frames": 3, "size": 24, "background": "black", "fps": 8.0}
+    assert metrics["settings"] == {**shared.as_dict(RENDER.settings()), "frames": 3, "size": 24, "background": "black", "fps": 8.0}
     again = tmp_path / "again.toml"  # the saved settings, as a config, give the same settings
     again.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in metrics["settings"].items()))
-    assert render.resolve_named(None, {}, again)[0].as_dict() == metrics["settings"]
+    assert shared.as_dict(RENDER.resolve(None, again)[0]) == metrics["settings"]

@@ -17,7 +17,7 @@ from meshopt_cli import stop
 from meshopt_cli.cli import app
 from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.optimize import fit as fit_loop
-from meshopt_cli.optimize.settings import FitSettings
+from meshopt_cli.commands.fit import FitSettings
 from meshopt_cli.optimize.targets import mesh_target
 from meshopt_cli.optimize.textured import TexturedSettings, optimize_textured
 

@@ -5,8 +5,9 @@ import torch
 from PIL import Image
 
 from meshopt_cli.mesh import builtin_shape
-from meshopt_cli.optimize.style import (MAX_STYLE_SIDE, SettingsError, StyleImageError, load_style_image,
-                                        resolve_settings, style_tensor)
+from meshopt_cli.commands.style import COMMAND as STYLE
+from meshopt_cli.fields import SettingsError
+from meshopt_cli.optimize.style import MAX_STYLE_SIDE, StyleImageError, load_style_image, style_tensor
 from meshopt_cli.optimize.textured import TexturedSettings, optimize_textured, random_cameras
 
 
@@ -97,16 +98,16 @@ def test_style_image_errors_name_the_file(tmp_path, content):
 
 
 def test_presets_resolve_and_overrides():
-    paper = resolve_settings("paper")
+    paper = STYLE.resolve("paper")[0]
     assert (paper.iterations, paper.batch_views, paper.image_size, paper.texture_size) == (1000, 4, 224, 4)
     assert paper.vertex_lr == pytest.approx(0.0005) and paper.texture_lr == pytest.approx(0.05)
-    fast = resolve_settings("fast", {"iterations": 3, "optimize_vertices": False})
+    fast = STYLE.resolve("fast", overrides={"iterations": 3, "optimize_vertices": False})[0]
     assert fast.image_size == 128 and fast.iterations == 3 and not fast.optimize_vertices
-    assert not resolve_settings("texture-only").optimize_vertices
+    assert not STYLE.resolve("texture-only")[0].optimize_vertices
     with pytest.raises(SettingsError):
-        resolve_settings("fast", {"image_size": 8})
+        STYLE.resolve("fast", overrides={"image_size": 8})
     with pytest.raises(SettingsError):
-        resolve_settings("nope")
+        STYLE.resolve("nope")
 
 
 def test_resume_from_a_checkpoint_continues_exactly():
@@ -123,7 +124,7 @@ def test_resume_from_a_checkpoint_continues_exactly():
 
 
 def test_checkpoint_from_another_run_is_refused(tmp_path):
-    from meshopt_cli.commands.style import load_checkpoint, save_checkpoint
+    from meshopt_cli.commands.textured import load_checkpoint, save_checkpoint
 
     path = tmp_path / "x.checkpoint.pt"
     save_checkpoint(path, {"step": 1}, {"input": "a.obj", "faces": 12})

@@ -7,33 +7,51 @@ appears complete or not at all.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from meshopt_cli import __version__, console
-from meshopt_cli.batch import BatchOptions, Context, Job, check_folder_name, make_jobs, read_inputs, run_batch, source_name
+from meshopt_cli import __version__, console, stop
+from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, check_folder_name, make_jobs, read_inputs, source_name
+from meshopt_cli.command import Command, Payload
+from meshopt_cli.fields import setting
+from meshopt_cli.optimize.fit import FitLoopSettings
 
 SHEET_VIEWS = 4  # columns of training views and of held-out views in compare.png
 
 
 @dataclass
-class FitOptions:
-    """Everything of one ``meshopt fit`` call but the shared batch options (picklable: the payload)."""
+class FitSettings(FitLoopSettings):
+    views: int = setting(24, ge=1)  # training views: azimuths every 360/views degrees, elevation 30, distance 2.732
+    heldout_views: int = setting(12, ge=0)  # evaluation views at other azimuths and elevations (mesh targets)
+    eval_image_size: int = setting(128, ge=1)  # IoU figures are measured at this size
+    init: str = setting("builtin:sphere")  # the template
+    init_scale: float = setting(1.0, gt=0)  # the template is centred and scaled into a ball of this radius
+    turntable_frames: int = setting(36, ge=1)
+    turntable_size: int = setting(128, ge=1)
 
-    preset: str | None = None
-    config: str | None = None
-    overrides: dict = field(default_factory=dict)
-    images: bool = False
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What one ``meshopt fit`` call asks beyond its settings and the batch options."""
+
+    images: bool = False  # the arguments are images of one object
     cameras: str | None = None
     azimuth: float | None = None
     elevation: float | None = None
     distance: float | None = None
     holdout: int = 0
     name: str | None = None
-    settings: object = None  # FitSettings, resolved by prepare()
-    preset_used: str = ""
+
+
+@dataclass
+class FitFigures:
+    heldout_iou: float | None
+    train_iou: float
+    voxel_iou: float | None
+    iterations: int
 
 
 def check_usage(sources: list[str], options: FitOptions) -> None:
@@ -56,29 +74,17 @@ def check_usage(sources: list[str], options: FitOptions) -> None:
         raise console.UsageError("--name names the result of one input; several inputs are named after themselves")
 
 
-def prepare(arguments: list[str], batch: BatchOptions, options: FitOptions) -> list[Job]:
-    """Resolve the settings (usage errors) and plan the jobs: one per mesh target, or one for all
-    the images of ``--images``."""
-    from meshopt_cli.optimize.settings import SettingsError, resolve_named
-
+def plan(arguments: list[str], settings: FitSettings, options: FitOptions, batch: BatchOptions) -> list[Job]:
+    """One job per mesh target, or one for all the images of ``--images``; usage errors raise."""
     sources = read_inputs(arguments)
     check_usage(sources, options)
-    try:
-        options.settings, options.preset_used = resolve_named(options.preset, options.overrides, options.config)
-    except SettingsError as problem:
-        raise console.UsageError(str(problem)) from None
-    check_template(options.settings.init)
+    check_template(settings.init)
     if options.images:
         name = options.name or (Path(options.cameras).stem if options.cameras else Path(sources[0]).stem) or "images"
         return [Job(index=0, input=", ".join(sources), name=name, folder=batch.out / name, extra={"images": sources})]
     if options.name:
         return make_jobs(sources, [options.name], batch.out)
     return make_jobs(sources, [source_name(s) for s in sources], batch.out)
-
-
-def run(arguments: list[str], batch: BatchOptions, options: FitOptions) -> int:
-    """Fit every input; one failing input is reported and skipped (see :mod:`meshopt_cli.batch`)."""
-    return run_batch("meshopt_cli.commands.fit:run_job", prepare(arguments, batch, options), options, batch)
 
 
 def check_template(source: str) -> None:
@@ -110,39 +116,40 @@ def load_template(source: str, scale: float, device):
     return (torch.tensor(vertices, device=device), torch.tensor(np.asarray(mesh.faces, np.int64), device=device), closed)
 
 
-def build_target(job: Job, options: FitOptions, device):
+def build_target(job: Job, settings: FitSettings, options: FitOptions, device):
     from meshopt_cli.optimize.targets import image_target, mesh_target
 
     if "images" in job.extra:
         return image_target(job.extra["images"], options.cameras, job.name, device, options.holdout,
                             options.azimuth, options.elevation, options.distance)
-    return mesh_target(job.input, options.settings.views, options.settings.heldout_views, device)
+    return mesh_target(job.input, settings.views, settings.heldout_views, device)
 
 
-def run_job(job: Job, options: FitOptions, context: Context) -> dict:
-    """Fit one input and write its folder; returns its summary (see :func:`meshopt_cli.batch.execute`)."""
+def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Context) -> JobResult:
+    """Fit one input and write its folder (see :func:`meshopt_cli.batch.execute`)."""
     from meshopt_cli.export import check_writable, staged_folder, write_json
     from meshopt_cli.optimize.evaluate import evaluate
     from meshopt_cli.optimize.fit import fit
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    settings, device, folder = options.settings, context.device, job.folder
+    settings, options, device, folder = payload.settings, payload.options, context.device, job.folder
     check_writable(folder, job.force)
-    target = build_target(job, options, device)
+    target = build_target(job, settings, options, device)
     template_vertices, faces, closed = load_template(settings.init, settings.init_scale, device)
     fill_back = settings.fill_back or not closed
-    run_settings = settings if fill_back == settings.fill_back else _with(settings, fill_back=True)
+    run_settings = settings if fill_back == settings.fill_back else dataclasses.replace(settings, fill_back=True)
 
     with console.progress_bar(context.progress) as bar:
         task = bar.add_task(f"fit {job.name}", total=settings.affine_iterations + settings.iterations)
-        result = fit(template_vertices, faces, target, run_settings, progress=lambda n: bar.advance(task, n))
+        result = fit(template_vertices, faces, target, run_settings, progress=lambda n: bar.advance(task, n),
+                     should_stop=stop.requested)
     figures = evaluate(result.vertices, faces, target, settings.eval_image_size, fill_back=True)
     status = "failed" if result.failure else "interrupted" if result.interrupted else "done"
 
     with staged_folder(folder, job.force) as staging:
         files = write_outputs(staging, target, result, settings, device)
         seconds = time.perf_counter() - started
-        metrics = build_metrics(job, options, target, result, figures, run_settings, device, seconds,
+        metrics = build_metrics(job, payload, target, result, figures, run_settings, device, seconds,
                                 time.process_time() - cpu_started, files + ["metrics.json"], closed, status)
         write_json(staging / "metrics.json", metrics)
 
@@ -160,15 +167,8 @@ def run_job(job: Job, options: FitOptions, context: Context) -> dict:
                      f"{settings.affine_iterations + settings.iterations} iterations as a partial result", context.quiet)
     console.info(line, context.quiet)
     error = f"{job.name}: {result.failure}; saved the last finite state in {folder} (try a lower --lr)" if result.failure else None
-    return {"status": status, "error": error, "files": [str(folder / f) for f in files + ["metrics.json"]],
-            "metrics": {"heldout_iou": heldout, "train_iou": figures["train_iou"], "voxel_iou": voxel,
-                        "iterations": done}}
-
-
-def _with(settings, **changes):
-    import dataclasses
-
-    return dataclasses.replace(settings, **changes)
+    return JobResult(status=status, error=error, files=[str(folder / f) for f in files + ["metrics.json"]],
+                     metrics=FitFigures(heldout_iou=heldout, train_iou=figures["train_iou"], voxel_iou=voxel, iterations=done))
 
 
 def write_outputs(folder: Path, target, result, settings, device) -> list[str]:
@@ -238,7 +238,7 @@ def comparison_sheet(target, result, size: int, per_set: int = SHEET_VIEWS):
     return np.asarray(image)
 
 
-def build_metrics(job, options, target, result, figures, settings, device, seconds, cpu_seconds, files, closed, status) -> dict:
+def build_metrics(job, payload, target, result, figures, settings, device, seconds, cpu_seconds, files, closed, status) -> dict:
     from meshopt_cli.export import run_record
     from meshopt_cli.optimize.targets import MeshTarget
     from meshopt_cli.optimize.views import DISTANCE, ELEVATION
@@ -247,8 +247,8 @@ def build_metrics(job, options, target, result, figures, settings, device, secon
     target_info = {"kind": "mesh", "source": job.input,
                    "normalization": {"centre": [float(x) for x in target.centre], "scale": float(target.scale),
                                      "note": "silhouettes and IoUs are of the mesh moved into the unit ball: (v - centre) * scale"}
-                   } if is_mesh else {"kind": "images", "images": job.extra["images"], "cameras": options.cameras,
-                                      "holdout": options.holdout}
+                   } if is_mesh else {"kind": "images", "images": job.extra["images"], "cameras": payload.options.cameras,
+                                      "holdout": payload.options.holdout}
     views = {"train": len(target.train), "heldout": len(target.heldout) if target.heldout is not None else 0,
              "heldout_cameras": list(target.heldout.labels) if target.heldout is not None else []}
     if is_mesh:
@@ -277,5 +277,10 @@ def build_metrics(job, options, target, result, figures, settings, device, secon
         "voxel_resolution": 32,
         "seconds": {"total": round(seconds, 3), "fit": round(result.seconds, 3)},
         "cpu_seconds": round(cpu_seconds, 3),
-        **run_record(device, options.preset_used, settings, status, files, result.failure),
+        **run_record(device, payload.preset, settings, status, files, result.failure),
     }
+
+
+COMMAND = Command(name="fit", settings=FitSettings, options=FitOptions,
+                  default_preset="default", plan=plan, run=run_job,
+                  files=("fitted.obj", "turntable.gif", "compare.png", "metrics.json"))

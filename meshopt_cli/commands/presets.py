@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from meshopt_cli import console
-from meshopt_cli.presets import PresetError, commands_with_presets, find_preset, preset_names, preset_path, read_preset
+from meshopt_cli.settings import SettingsError, commands_with_presets, find_preset, preset_names, preset_path, read_preset
 
 
 def list_presets() -> int:
@@ -13,7 +13,7 @@ def list_presets() -> int:
             for name in preset_names(command):
                 _, description = read_preset(preset_path(name, command))
                 sys.stdout.write(f"{command}/{name}\t{description}\n")
-    except PresetError as problem:
+    except SettingsError as problem:
         raise console.UsageError(str(problem)) from None
     return 0
 
@@ -22,7 +22,7 @@ def show_preset(spec: str) -> int:
     try:
         _, path = find_preset(spec)
         text = path.read_text(encoding="utf-8")
-    except PresetError as problem:
+    except SettingsError as problem:
         raise console.UsageError(str(problem)) from None
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

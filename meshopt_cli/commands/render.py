@@ -8,80 +8,61 @@ mesh in progress finish and starts no other.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from meshopt_cli import __version__, console
-from meshopt_cli import settings as shared
-from meshopt_cli.batch import BatchOptions, Job, Context, make_jobs, read_inputs, run_batch, source_name
+from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, make_jobs, read_inputs, source_name
+from meshopt_cli.command import Command, Payload
+from meshopt_cli.fields import setting
 
-DEFAULT_PRESET = "default"
 DEFAULT_MESH = "builtin:teapot"
+
+
+def _check_colour(text: str) -> None:
+    from meshopt_cli.turntable import parse_color
+
+    parse_color(text)
 
 
 @dataclass
 class RenderSettings:
-    frames: int = 90  # views evenly spaced in azimuth
-    elevation: float = 30.0  # degrees
-    distance: float = 2.732  # the mesh is normalised to [-1, 1]
-    size: int = 256  # pixels, square
-    background: str = "white"  # white, black, grey, #rrggbb or r,g,b in [0, 1]
-    texture_size: int = 4  # texture cube size T sampled from the mesh's texture
-    fps: float = 12.0  # GIF frame rate
+    frames: int = setting(90, ge=1)  # views evenly spaced in azimuth
+    elevation: float = setting(30.0)  # degrees
+    distance: float = setting(2.732, gt=0)  # the mesh is normalised to [-1, 1]
+    size: int = setting(256, ge=1)  # pixels, square
+    background: str = setting("white", check=_check_colour)  # white, black, grey, #rrggbb or r,g,b in [0, 1]
+    texture_size: int = setting(4, ge=1)  # texture cube size T sampled from the mesh's texture
+    fps: float = setting(12.0, gt=0)  # GIF frame rate
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+@dataclass(frozen=True)
+class RenderOptions:
+    png: bool = False  # also every frame as PNG
+    sheet: bool = False  # also a contact sheet
 
 
 @dataclass
-class RenderPayload:
-    settings: RenderSettings
-    preset: str
-    png: bool = False
-    sheet: bool = False
+class RenderFigures:
+    frames: int
+    faces: int
+    vertices: int
 
 
-def resolve_named(preset: str | None = None, overrides: dict | None = None, config=None) -> tuple[RenderSettings, str]:
-    """Preset ``presets/render/<preset>.toml`` < ``config`` < overrides; validated (usage errors)."""
-    from meshopt_cli.turntable import parse_color
-
-    try:
-        settings, chosen = shared.resolve(RenderSettings, "render", preset, DEFAULT_PRESET, config, overrides)
-    except shared.SettingsError as problem:
-        raise console.UsageError(str(problem)) from None
-    problems = [f"{k.replace('_', '-')} must be at least 1" for k in ("frames", "size", "texture_size") if getattr(settings, k) < 1]
-    if not settings.fps > 0:
-        problems.append("fps must be positive")
-    if not settings.distance > 0:
-        problems.append("distance must be positive")
-    try:
-        parse_color(settings.background)
-    except ValueError as problem:
-        problems.append(f"background: {problem}")
-    if problems:
-        raise console.UsageError("; ".join(problems))
-    return settings, chosen
-
-
-def prepare(arguments: list[str], options: BatchOptions) -> list[Job]:
+def plan(arguments: list[str], settings: RenderSettings, options: RenderOptions, batch: BatchOptions) -> list[Job]:
     """The jobs of one call: ``OUT/NAME`` folders, or the ``-o FILE.gif`` of a single input."""
     inputs = read_inputs(arguments) if arguments else [DEFAULT_MESH]
     if not inputs:
         raise console.UsageError("no mesh given on standard input ('-')")
-    if options.out.suffix.lower() == ".gif":
+    if batch.out.suffix.lower() == ".gif":
         if len(inputs) != 1:
-            raise console.UsageError(f"-o {options.out}: a .gif path takes one mesh; give a folder for {len(inputs)}")
-        return [Job(index=0, input=inputs[0], name=options.out.stem, folder=options.out)]
-    return make_jobs(inputs, [source_name(i) for i in inputs], options.out)
+            raise console.UsageError(f"-o {batch.out}: a .gif path takes one mesh; give a folder for {len(inputs)}")
+        return [Job(index=0, input=inputs[0], name=batch.out.stem, folder=batch.out)]
+    return make_jobs(inputs, [source_name(i) for i in inputs], batch.out)
 
 
-def run(arguments: list[str], options: BatchOptions, payload: RenderPayload) -> int:
-    return run_batch("meshopt_cli.commands.render:run_job", prepare(arguments, options), payload, options)
-
-
-def run_job(job: Job, payload: RenderPayload, context: Context) -> dict:
+def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: Context) -> JobResult:
     """Render one mesh's turntable and write its outputs; raises ValueError on a bad input."""
     import torch
 
@@ -90,12 +71,12 @@ def run_job(job: Job, payload: RenderPayload, context: Context) -> dict:
     from meshopt_cli.turntable import contact_sheet, parse_color, render_views, write_gif, write_png
 
     started = time.perf_counter()
-    settings = payload.settings
+    settings, options = payload.settings, payload.options
     single_file = job.folder.suffix.lower() == ".gif"
     frames_dir = job.folder.with_name(job.folder.stem + "-frames") if single_file else None
     sheet_path = job.folder.with_name(job.folder.stem + "-sheet.png") if single_file else None
     if single_file:
-        for path in [job.folder] + ([frames_dir] if payload.png else []) + ([sheet_path] if payload.sheet else []):
+        for path in [job.folder] + ([frames_dir] if options.png else []) + ([sheet_path] if options.sheet else []):
             check_writable(path, job.force)
     else:
         check_writable(job.folder, job.force)
@@ -116,17 +97,17 @@ def run_job(job: Job, payload: RenderPayload, context: Context) -> dict:
 
     if single_file:
         job.folder.parent.mkdir(parents=True, exist_ok=True)
-        written = write_frames(frames_dir) if payload.png else []
-        if payload.sheet:
+        written = write_frames(frames_dir) if options.png else []
+        if options.sheet:
             written.append(write_png(sheet_path, contact_sheet(images)))
         written.insert(0, write_gif(job.folder, images, settings.fps))
     else:
         with staged_folder(job.folder, job.force) as staging:
-            names = ["turntable.gif"] + (["frames"] if payload.png else []) + (["sheet.png"] if payload.sheet else [])
+            names = ["turntable.gif"] + (["frames"] if options.png else []) + (["sheet.png"] if options.sheet else [])
             write_gif(staging / "turntable.gif", images, settings.fps)
-            if payload.png:
+            if options.png:
                 write_frames(staging / "frames")
-            if payload.sheet:
+            if options.sheet:
                 write_png(staging / "sheet.png", contact_sheet(images))
             seconds = time.perf_counter() - started
             write_json(staging / "metrics.json", {
@@ -138,5 +119,10 @@ def run_job(job: Job, payload: RenderPayload, context: Context) -> dict:
         written = [job.folder / n for n in names + ["metrics.json"]]
     extra = f" (+{len(written) - 1} more files)" if len(written) > 1 else ""
     console.info(f"wrote {job.folder / 'turntable.gif' if not single_file else job.folder}{extra}", context.quiet)
-    return {"files": [str(p) for p in written],
-            "metrics": {"frames": settings.frames, "faces": int(mesh.num_faces), "vertices": int(mesh.num_vertices)}}
+    return JobResult(files=[str(p) for p in written],
+                     metrics=RenderFigures(frames=settings.frames, faces=int(mesh.num_faces), vertices=int(mesh.num_vertices)))
+
+
+COMMAND = Command(name="render", settings=RenderSettings, options=RenderOptions,
+                  default_preset="default", plan=plan, run=run_job,
+                  files=("turntable.gif", "metrics.json"))

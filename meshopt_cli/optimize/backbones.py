@@ -39,6 +39,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from meshopt_cli.optimize.layer_names import GOOGLENET_DEFAULT_LAYER, GOOGLENET_LAYERS, googlenet_layer  # noqa: F401
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -63,14 +65,6 @@ _GOOGLENET_SEQUENCE = (
     "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
     "inception5a", "inception5b",
 )
-#: Valid ``layer`` names of :class:`GoogLeNetFeatures` (the Caffe / paper spelling); the output of
-#: that whole inception block (its four branches concatenated) is returned.
-GOOGLENET_LAYERS = (
-    "inception_3a", "inception_3b",
-    "inception_4a", "inception_4b", "inception_4c", "inception_4d", "inception_4e",
-    "inception_5a", "inception_5b",
-)
-GOOGLENET_DEFAULT_LAYER = "inception_4c"
 
 _PROBE_HOST_TIMEOUT_S = 5.0  # reachability check of the download host before a download
 _DOWNLOAD_SOCKET_TIMEOUT_S = 60.0  # a stalled download fails instead of hanging
@@ -339,12 +333,8 @@ def _vgg16_trunk(depth: int) -> nn.Sequential:
 
 
 def _googlenet_attr(layer: str) -> str:
-    name = layer.strip().lower()
-    if name.startswith("inception") and not name.startswith("inception_"):
-        name = "inception_" + name[len("inception"):]  # accept torchvision's "inception4c" too
-    if name not in GOOGLENET_LAYERS:
-        raise ValueError(f"unknown GoogLeNet layer {layer!r} (valid: {', '.join(GOOGLENET_LAYERS)})")
-    return name.replace("_", "")
+    """torchvision's attribute name (``inception4c``) of a layer given in either spelling."""
+    return googlenet_layer(layer).replace("_", "")
 
 
 class GoogLeNetFeatures(_Frozen):

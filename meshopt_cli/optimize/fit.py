@@ -10,8 +10,9 @@ Two stages, both Adam on silhouettes of ``batch_views`` cameras sampled per iter
    ``final_learning_rate``; optionally the first ``coarse_fraction`` of the iterations render at
    ``coarse_image_size`` (coarse to fine).
 
-A stop request (Ctrl-C or SIGTERM, :mod:`meshopt_cli.stop`) ends the loop after the current iteration
-and returns the current state (``FitResult.interrupted``). A loss or a parameter that is not finite
+``should_stop()`` (the command passes :func:`meshopt_cli.stop.requested`), polled after every
+iteration, or a ``KeyboardInterrupt`` ends the loop and returns the current state
+(``FitResult.interrupted``). A loss or a parameter that is not finite
 ends it too, returning the last finite state (``FitResult.failure`` says what happened).
 """
 from __future__ import annotations
@@ -23,13 +24,35 @@ from typing import Callable
 
 import torch
 
-from meshopt_cli import stop
+from meshopt_cli.fields import setting
 from meshopt_cli.optimize.losses import IMAGE_LOSSES, REGULARIZERS, MeshTopology
-from meshopt_cli.optimize.settings import FitSettings
 from meshopt_cli.optimize.targets import SilhouetteTarget
 from meshopt_cli.optimize.views import render_batch, silhouette_renderer
 
 AFFINE_DECAY = 0.1  # the first stage's final learning rate, as a fraction of its first
+
+
+@dataclass
+class FitLoopSettings:
+    """What the fit loop reads (the command's settings add views, template and outputs)."""
+
+    batch_views: int = setting(8, ge=1)  # views rendered per iteration (sampled without replacement)
+    image_size: int = setting(96, ge=1)  # silhouettes are rendered (and compared) at this size ...
+    coarse_image_size: int = setting(0, ge=0)  # ... or at this size for the first coarse_fraction of iterations (0: off)
+    coarse_fraction: float = setting(0.0, ge=0.0, le=1.0)
+    iterations: int = setting(200, ge=0)  # Adam steps on the vertex offsets
+    learning_rate: float = setting(0.01, gt=0)
+    final_learning_rate: float = setting(0.001, gt=0)  # cosine decay from learning_rate to this
+    affine_iterations: int = setting(40, ge=0)  # first stage: per-axis scale + translation only (0: skip)
+    affine_learning_rate: float = setting(0.05, gt=0)
+    loss: str = setting("iou", choices=tuple(IMAGE_LOSSES))  # silhouette term: 1 - IoU (the paper's) or MSE
+    # regularizer weights
+    laplacian: float = setting(0.0, ge=0, name="the laplacian weight")
+    edge: float = setting(0.02, ge=0, name="the edge weight")
+    normal: float = setting(0.0, ge=0, name="the normal weight")
+    flatten: float = setting(0.0, ge=0, name="the flatten weight")
+    fill_back: bool = setting(False)  # render the template's faces from both sides (on for open templates anyway)
+    seed: int = setting(0)
 
 
 @dataclass
@@ -59,11 +82,6 @@ def _check_finite(loss: torch.Tensor, parameters: list[torch.Tensor], stage: str
         raise _Stopped(f"the vertices became non-finite at {stage} iteration {step + 1}")
 
 
-def _poll_stop() -> None:
-    if stop.requested():
-        raise KeyboardInterrupt
-
-
 def cosine_lr(first: float, last: float, step: int, total: int) -> float:
     """Learning rate at ``step`` of ``total``: ``first`` -> ``last`` along half a cosine."""
     if total <= 1:
@@ -71,8 +89,8 @@ def cosine_lr(first: float, last: float, step: int, total: int) -> float:
     return last + (first - last) * 0.5 * (1 + math.cos(math.pi * step / (total - 1)))
 
 
-def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarget, settings: FitSettings,
-        progress: Callable[[int], None] | None = None) -> FitResult:
+def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarget, settings: FitLoopSettings,
+        progress: Callable[[int], None] | None = None, should_stop: Callable[[], object] = lambda: False) -> FitResult:
     """Fit ``template_vertices [V, 3]`` (faces ``[F, 3]``, on the target's device) to ``target``.
 
     The template is used as given (the caller centres and scales it). Deterministic for a given
@@ -123,7 +141,8 @@ def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: Silhouette
                 result.affine_curve.append(loss.item())
                 if progress:
                     progress(1)
-                _poll_stop()
+                if should_stop():
+                    raise KeyboardInterrupt
         with torch.no_grad():
             result.scale = log_scale.exp().tolist()
             result.translation = shift.tolist()
@@ -159,7 +178,8 @@ def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: Silhouette
             result.vertices = (base + offsets).detach()
             if progress:
                 progress(1)
-            _poll_stop()
+            if should_stop():
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         result.interrupted = True
     except _Stopped as problem:

@@ -1,77 +1,24 @@
-"""2D-to-3D style transfer (Kato et al. 2018, section 4.3): settings, the style image, the loss.
+"""2D-to-3D style transfer (Kato et al. 2018, section 4.3): the style image and the loss.
 
 ``L = λ_style · mean_b Σ_l ‖G_l(render_b ⊙ mask_b) − G_l(style)‖² + λ_content · Σ_v ‖v − v₀‖²
       + λ_tv · TV(render inside the silhouette)``
 
 with Gram matrices of VGG16 ReLU features after conv1_2, conv2_2, conv3_3, conv4_3
-(:mod:`~meshopt_cli.optimize.image_losses`). Settings are :class:`StyleSettings`, read from
-``presets/style/<name>.toml`` (keys = field names, plus ``description``).
+(:mod:`~meshopt_cli.optimize.image_losses`). The command's settings are
+:class:`meshopt_cli.commands.style.StyleSettings`.
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from meshopt_cli import presets
-from meshopt_cli import settings as shared
 from meshopt_cli.optimize.image_losses import content_loss, gram_matrices, style_loss, total_variation
-from meshopt_cli.optimize.textured import RenderedViews, TexturedSettings
-
-SettingsError = presets.PresetError
+from meshopt_cli.optimize.textured import RenderedViews
 MAX_STYLE_SIDE = 1024  # style images are downscaled to at most this many pixels per side on load
 MAX_STYLE_PIXELS = 500_000_000  # refuse decompression bombs beyond this
 MIN_STYLE_SIDE = 16  # a smaller image has no strokes to transfer (and is most likely a mistake)
-
-
-@dataclass
-class StyleSettings(TexturedSettings):
-    style_weight: float = 1.0
-    content_weight: float = 182.0  # the paper's 2e9 for Caffe VGG (see presets/style/paper.toml)
-    tv_weight: float = 0.91  # the paper's 1e7
-    texture_size: int = 4
-    turntable_frames: int = 36
-    turntable_size: int = 128
-    sheet_size: int = 128
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def loop_settings(self) -> TexturedSettings:
-        return TexturedSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TexturedSettings)})
-
-
-FIELDS = {f.name: f for f in dataclasses.fields(StyleSettings)}
-DEFAULT_PRESET = "fast"
-
-
-def resolve_named(preset: str | None = None, overrides: dict | None = None, config=None) -> tuple[StyleSettings, str]:
-    """Preset ``presets/style/<preset>.toml`` (or a .toml path) < ``config`` file < every override
-    that is not None; validated. Returns the settings and the name of the preset used."""
-    settings, chosen = shared.resolve(StyleSettings, "style", preset, DEFAULT_PRESET, config, overrides)
-    validate(settings)
-    return settings, chosen
-
-
-def resolve_settings(preset: str | None = DEFAULT_PRESET, overrides: dict | None = None, config=None) -> StyleSettings:
-    """:func:`resolve_named` without the preset's name."""
-    return resolve_named(preset, overrides, config)[0]
-
-
-def validate(settings: StyleSettings) -> None:
-    problems = [f"{k.replace('_', '-')} must be at least 1" for k in
-                ("batch_views", "image_size", "texture_size", "turntable_frames", "turntable_size", "sheet_size")
-                if getattr(settings, k) < 1]
-    problems += [f"{k.replace('_', '-')} must not be negative" for k in
-                 ("iterations", "distance_noise", "style_weight", "content_weight", "tv_weight", "vertex_lr", "texture_lr")
-                 if getattr(settings, k) < 0]
-    if settings.image_size < 16:
-        problems.append("image-size must be at least 16 (VGG pools 3 times)")
-    if problems:
-        raise SettingsError("; ".join(problems))
 
 
 class StyleImageError(ValueError):
@@ -127,14 +74,14 @@ class StyleLoss:
     """Callable loss for :func:`~meshopt_cli.optimize.textured.optimize_textured`.
 
     ``network``: a feature extractor ``[B, 3, S, S] -> {layer: [B, C, H, W]}`` (VGG16Features);
-    ``style``: ``[1, 3, S, S]``; ``initial_vertices``: ``[V, 3]``."""
+    ``style``: ``[1, 3, S, S]``; ``initial_vertices``: ``[V, 3]``; ``weights``: (λ_style, λ_content, λ_tv)."""
 
-    def __init__(self, network, style: torch.Tensor, initial_vertices: torch.Tensor, settings: StyleSettings):
+    def __init__(self, network, style: torch.Tensor, initial_vertices: torch.Tensor, weights: tuple[float, float, float]):
         self.network = network
         with torch.no_grad():
             self.grams = [g.detach() for g in gram_matrices(network(style))]
         self.initial = initial_vertices.detach()
-        self.weights = (settings.style_weight, settings.content_weight, settings.tv_weight)
+        self.weights = tuple(float(w) for w in weights)
 
     def __call__(self, views: RenderedViews, vertices: torch.Tensor):
         ws, wc, wt = self.weights

@@ -8,8 +8,8 @@ elevation uniform in ``[elevation_min, elevation_max]``, any azimuth; optionally
 ``loss_fn(views, vertices) -> (loss scalar, {name: float})`` where ``views`` is a
 :class:`RenderedViews`.
 
-A stop request (Ctrl-C or SIGTERM, :mod:`meshopt_cli.stop`) ends the loop after the current step and
-returns the current state with ``interrupted=True``; a loss or a parameter that is not finite ends
+``should_stop()`` (the commands pass :func:`meshopt_cli.stop.requested`), polled after every step,
+or a ``KeyboardInterrupt`` ends the loop and returns the current state with ``interrupted=True``; a loss or a parameter that is not finite ends
 it with the last finite state and ``failure`` saying what happened. Checkpoints
 (``checkpoint_every``, ``on_checkpoint``) are plain dicts (:func:`optimize_textured`'s ``resume``
 takes one back): step, offsets, logits, Adam's state, the view sampler's RNG state, curves and
@@ -26,24 +26,26 @@ from typing import Callable
 
 import torch
 
-from meshopt_cli import stop
+from meshopt_cli.fields import setting
 from meshopt_cli.render import Renderer, get_points_from_angles
 
 
 @dataclass
 class TexturedSettings:
-    iterations: int = 1000
-    batch_views: int = 4
-    image_size: int = 224
-    distance: float = 2.732
-    distance_noise: float = 0.1  # standard deviation of the camera distance
-    elevation_min: float = 20.0
-    elevation_max: float = 40.0
-    light_angle: float | None = 30.0  # degrees from vertical at a random azimuth; None: fixed (0, 1, 0)
-    vertex_lr: float = 0.0005  # the paper: 0.05 * 0.01
-    texture_lr: float = 0.05  # the paper: 0.05 * 1.0
-    optimize_vertices: bool = True
-    seed: int = 0
+    """What the loop reads (the commands' settings add their loss weights and outputs)."""
+
+    iterations: int = setting(1000, ge=0)
+    batch_views: int = setting(4, ge=1)
+    image_size: int = setting(224, ge=1)  # pixels of the rendered views
+    distance: float = setting(2.732, gt=0)
+    distance_noise: float = setting(0.1, ge=0)  # standard deviation of the camera distance
+    elevation_min: float = setting(20.0)  # degrees
+    elevation_max: float = setting(40.0)
+    light_angle: float | None = setting(30.0)  # degrees from vertical at a random azimuth; None: fixed (0, 1, 0)
+    vertex_lr: float = setting(0.0005, ge=0)  # the paper: 0.05 * 0.01
+    texture_lr: float = setting(0.05, ge=0)  # the paper: 0.05 * 1.0
+    optimize_vertices: bool = setting(True)
+    seed: int = setting(0)
 
 
 @dataclass
@@ -98,14 +100,16 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
                       progress: Callable[[int, dict], None] | None = None, *, checkpoint_every: int = 0,
                       on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None,
                       light_intensity: tuple[float, float] | None = None,
-                      random_background: bool = False) -> TexturedResult:
+                      random_background: bool = False,
+                      should_stop: Callable[[], object] = lambda: False) -> TexturedResult:
     """Optimize ``vertices [V, 3]`` and ``textures [F, T, T, T, 3]`` (in [0, 1]; faces ``[F, 3]``, all on
     one device) for ``loss_fn``. ``background``: RGB in [0, 1] of the rendered views.
     ``progress(step, terms)`` is called after every step. Deterministic for one seed on one device.
     ``on_checkpoint(state)`` is called every ``checkpoint_every`` steps and on Ctrl-C; ``resume``: such
     a state (the loop then starts at its step). ``light_intensity``: (ambient, directional) of the
     renderer (default: the renderer's own 0.5, 0.5). ``random_background``: every step one grey level
-    uniform in [0, 1] (drawn from the seeded view sampler, after the cameras) replaces ``background``."""
+    uniform in [0, 1] (drawn from the seeded view sampler, after the cameras) replaces ``background``.
+    ``should_stop()`` is polled after every step: true ends the loop as a stop request."""
     start = time.perf_counter()
     device = vertices.device
     base = vertices.detach().float()
@@ -188,7 +192,7 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
                 progress(step, terms)
             if on_checkpoint is not None and checkpoint_every > 0 and result.steps % checkpoint_every == 0:
                 on_checkpoint(state())
-            if stop.requested():
+            if should_stop():
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         result.interrupted = True

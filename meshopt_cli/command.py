@@ -1,0 +1,63 @@
+"""The shape of every command: what :mod:`meshopt_cli.batch` runs.
+
+A command is a :class:`Command`: its name, its settings dataclass (fields made with
+:func:`meshopt_cli.fields.setting`) and default preset (``presets/<name>/``), its options
+dataclass (what a call asks beyond settings: ``--png``, ``--images``, ``--weights`` ...), a *plan* that turns
+the call's inputs into :class:`~meshopt_cli.batch.Job` s (pure: it returns them and raises
+:class:`~meshopt_cli.console.UsageError`, mutating nothing), a *run* function that does one job
+and returns a :class:`~meshopt_cli.batch.JobResult`, and the files a complete result folder holds.
+:func:`run_command` resolves the settings (preset < ``--config`` < flags), plans, and hands the
+jobs to :func:`~meshopt_cli.batch.run_batch` with one picklable :class:`Payload`.
+
+Adding a command: a settings dataclass, a presets folder, a plan function, a run function (in
+``commands/<name>.py``, ending in ``COMMAND = Command(...)``) and a Typer function in ``cli.py``
+that calls :func:`run_command` — see the README's code map.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Sequence, TypeVar
+
+from meshopt_cli import console, settings
+from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, run_batch
+
+S = TypeVar("S")  # the command's settings dataclass
+O = TypeVar("O")  # the command's options: what the call asks beyond its settings (picklable)
+
+
+@dataclass(frozen=True)
+class Payload(Generic[S, O]):
+    """What every job of one call shares: the resolved settings, the preset they came from, the options."""
+
+    settings: S
+    preset: str
+    options: O
+
+
+@dataclass(frozen=True)
+class Command(Generic[S, O]):
+    """One command, as the batch runner and the CLI see it."""
+
+    name: str
+    settings: type  # its settings dataclass
+    options: type  # its options dataclass (frozen, picklable)
+    default_preset: str
+    plan: Callable[[Sequence[str], Any, Any, BatchOptions], list[Job]]  # (arguments, settings, options, batch) -> jobs
+    run: Callable[[Job, Payload, Context], JobResult]  # module-level, so that worker processes can import it
+    files: tuple[str, ...] = ()  # what every complete result folder holds (--skip-existing checks them)
+
+    def resolve(self, preset: str | None = None, config=None, overrides: dict | None = None) -> tuple[Any, str]:
+        """The validated settings (preset < ``config`` < overrides) and the name of the preset used;
+        raises :class:`~meshopt_cli.settings.SettingsError`."""
+        return settings.resolve(self.settings, self.name, self.default_preset, preset, config, overrides)
+
+
+def run_command(command: Command, arguments: Sequence[str], batch: BatchOptions, options, *,
+                preset: str | None = None, config=None, overrides: dict | None = None) -> int:
+    """Resolve, plan and run one call of ``command``; bad settings are usage errors. Exit status."""
+    try:
+        resolved, chosen = command.resolve(preset, config, overrides)
+    except settings.SettingsError as problem:
+        raise console.UsageError(str(problem)) from None
+    jobs = command.plan(list(arguments), resolved, options, batch)
+    return run_batch(command.run, jobs, Payload(resolved, chosen, options), batch, required=command.files)

@@ -1,0 +1,332 @@
+"""What ``style`` and ``dream`` share: a textured-mesh command around :mod:`meshopt_cli.optimize.textured`.
+
+Both take meshes, optimize their vertices and per-face texture cubes for a loss of rendered views,
+and write ``OUT/NAME/`` complete or not at all: ``STEM.obj`` + ``.mtl`` + ``.png`` (the input's UV
+layout kept when it has one), ``turntable.gif``, ``before-after.png`` and ``metrics.json``. A command
+built on this module supplies its settings (a :class:`TexturedCommandSettings`), its network and loss,
+and the figures only it has; :func:`load_subject`, :func:`optimize` and :func:`finish` do the rest,
+with ``--checkpoint-every``/``--resume`` at ``OUT/NAME.checkpoint.pt``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshopt_cli import __version__, console, stop
+from meshopt_cli.batch import Context, Job, JobResult, check_folder_name, make_jobs, source_name
+from meshopt_cli.command import Payload
+from meshopt_cli.fields import as_dict, setting
+from meshopt_cli.optimize.textured import TexturedSettings
+
+SHEET_AZIMUTHS = (0.0, 90.0, 180.0, 270.0)
+SHEET_ELEVATION = 30.0
+NETWORK_NAMES = {"vgg": "VGG", "googlenet": "GoogLeNet"}
+FILES = ("turntable.gif", "before-after.png", "metrics.json")  # besides STEM.obj, .mtl, .png
+
+
+@dataclass
+class TexturedCommandSettings(TexturedSettings):
+    """The loop's settings plus what both commands add: texture cube size and output sizes."""
+
+    texture_size: int = setting(4, ge=1)  # texture cube size T per face
+    turntable_frames: int = setting(36, ge=1)
+    turntable_size: int = setting(128, ge=1)
+    sheet_size: int = setting(128, ge=1)  # views of before-after.png
+
+
+@dataclass(frozen=True)
+class TexturedOptions:
+    """What one ``style`` or ``dream`` call asks beyond its settings and the batch options."""
+
+    weights: str = "imagenet"  # imagenet, random, or a state-dict file
+    name: str | None = None
+    checkpoint_every: int = 0
+    resume: bool = False
+
+
+def plan_jobs(inputs: list[str], options: TexturedOptions, suffix: str, out: Path, extra: dict | None = None) -> list[Job]:
+    """One job per mesh, folders ``OUT/<mesh>-<suffix>`` (or ``--name``); usage errors raise."""
+    if not inputs:
+        raise console.UsageError("no mesh given ('-' read no paths from standard input)")
+    check_folder_name(options.name)
+    if options.name is not None and len(inputs) > 1:
+        raise console.UsageError("--name names the result of one input; several inputs are named after themselves")
+    if options.checkpoint_every < 0:
+        raise console.UsageError("--checkpoint-every must not be negative")
+    names = [options.name] if options.name else [f"{source_name(i)}-{suffix}" for i in inputs]
+    return make_jobs(inputs, names, out, [dict(extra or {}) for _ in inputs])
+
+
+# ---------------------------------------------------------------- the input
+
+@dataclass
+class Subject:
+    """One input mesh, normalised: ``vertices [V, 3]`` = (mesh vertices − ``centre``) · ``scale``,
+    ``faces [F, 3]`` int64, ``textures [F, T, T, T, 3]`` in [0, 1] sampled from its texture."""
+
+    mesh: Any  # meshopt_cli.mesh.Mesh
+    centre: Any  # [3] float64
+    scale: float
+    vertices: Any
+    faces: Any
+    textures: Any
+
+
+def normalization(vertices):
+    """(centre [3], scale) of the paper's normalisation: the bounding box into [-1, 1] (longest side)."""
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    extent = float((hi - lo).max())
+    return (lo + hi) / 2.0, (2.0 / extent if extent > 0 else 1.0)
+
+
+def load_subject(job: Job, settings: TexturedCommandSettings, force: bool, device) -> Subject:
+    """Check that the result may be written, then load and normalise the job's mesh."""
+    import numpy as np
+    import torch
+
+    from meshopt_cli.export import check_writable
+    from meshopt_cli.mesh import load_mesh
+
+    check_writable(job.folder, force)
+    mesh = load_mesh(job.input)
+    centre, scale = normalization(np.asarray(mesh.vertices, np.float64))
+    return Subject(mesh=mesh, centre=centre, scale=scale,
+                   vertices=torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device),
+                   faces=torch.tensor(np.asarray(mesh.faces, np.int64), device=device),
+                   textures=torch.tensor(mesh.texture_cubes(settings.texture_size), device=device))
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def checkpoint_path(out: Path, name: str) -> Path:
+    """Where ``--checkpoint-every`` saves and ``--resume`` reads: ``OUT/NAME.checkpoint.pt``."""
+    return out / f"{name}.checkpoint.pt"
+
+
+def comparable(settings) -> dict:
+    """The settings a resumed run must share with the saved one (not the step count or output sizes)."""
+    values = as_dict(settings)
+    for key in ("iterations", "turntable_frames", "turntable_size", "sheet_size"):
+        values.pop(key)
+    return values
+
+
+def save_checkpoint(path: Path, state: dict, meta: dict) -> None:
+    """``torch.save`` of the loop's state plus ``meta``, atomically (temp file + rename)."""
+    import os
+    import tempfile
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save({"meta": meta, "state": state}, temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, meta: dict) -> dict:
+    """The loop state saved at ``path``; a one-line ValueError when missing or from another run."""
+    import torch
+
+    if not path.is_file():
+        raise ValueError(f"{path}: no checkpoint to resume from (run with --checkpoint-every N first)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved_meta, state = saved["meta"], saved["state"]
+    except Exception as problem:  # noqa: BLE001 - any unreadable file is one line
+        raise ValueError(f"{path}: not a readable checkpoint ({problem})") from None
+    for key, value in meta.items():
+        if saved_meta.get(key) != value:
+            raise ValueError(f"{path}: made with a different {key} ({saved_meta.get(key)!r}, now {value!r}); "
+                             "resume with the same mesh, image and settings")
+    return state
+
+
+# ---------------------------------------------------------------- the loop
+
+@dataclass
+class Optimized:
+    """A finished (or stopped) loop and its checkpoint bookkeeping."""
+
+    result: Any  # meshopt_cli.optimize.textured.TexturedResult
+    checkpoint: Path
+    checkpointing: bool  # --checkpoint-every was on
+    resumed: bool
+
+
+def optimize(kind: str, job: Job, payload: Payload, context: Context, subject: Subject, textures, loss, background,
+             meta: dict, **loop_options) -> Optimized:
+    """The shared loop with a progress bar and checkpoints; ``meta`` (what a resumed run must share
+    besides the mesh, the weights and the settings) is saved with every checkpoint."""
+    from meshopt_cli.optimize.textured import optimize_textured
+
+    settings, options = payload.settings, payload.options
+    meta = {"input": job.input, **meta, "faces": int(subject.mesh.num_faces), "vertices": int(subject.mesh.num_vertices),
+            "weights": str(options.weights), "settings": comparable(settings)}
+    saved_at = checkpoint_path(job.folder.parent, job.name)
+    resume = load_checkpoint(saved_at, meta) if options.resume else None
+    keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
+    with console.progress_bar(context.progress) as bar:
+        task = bar.add_task(f"{kind} {job.name}", total=settings.iterations)
+        if resume is not None:
+            bar.advance(task, resume["step"])
+
+        def progress(step, terms):
+            text = " ".join(f"{k} {v:.3g}" for k, v in terms.items())
+            bar.update(task, advance=1, description=f"{kind} {job.name} {text}") if hasattr(bar, "update") else bar.advance(task, 1)
+
+        result = optimize_textured(subject.vertices, subject.faces, textures, settings, loss, background, progress,
+                                   checkpoint_every=options.checkpoint_every, on_checkpoint=keep, resume=resume,
+                                   should_stop=stop.requested, **loop_options)
+    return Optimized(result=result, checkpoint=saved_at, checkpointing=keep is not None, resumed=resume is not None)
+
+
+def status_of(result) -> str:
+    """``done``, ``interrupted`` (a stop request) or ``failed`` (a non-finite value) for a loop result."""
+    return "failed" if result.failure else "interrupted" if result.interrupted else "done"
+
+
+# ---------------------------------------------------------------- figures
+
+def displacement(before, after) -> dict:
+    """Max, mean and sum of squares of the per-vertex distance between ``before`` and ``after`` ``[V, 3]``."""
+    moved = (after - before).norm(dim=1)
+    return {"max": float(moved.max()) if len(moved) else 0.0, "mean": float(moved.mean()) if len(moved) else 0.0,
+            "sum_of_squares": float((moved ** 2).sum())}
+
+
+def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None):
+    """Views at :data:`SHEET_AZIMUTHS`, elevation 30: ``(rgb [N, 3, S, S], alpha [N, S, S])``.
+    ``light_intensity``: (ambient, directional); default the renderer's own."""
+    import torch
+
+    from meshopt_cli.render import Renderer, get_points_from_angles
+
+    n = len(SHEET_AZIMUTHS)
+    renderer = Renderer(image_size=size, background_color=tuple(background))
+    if light_intensity is not None:
+        renderer.light_intensity_ambient, renderer.light_intensity_directional = (float(x) for x in light_intensity)
+    renderer.eye = get_points_from_angles(torch.full((n,), 2.732), torch.full((n,), SHEET_ELEVATION),
+                                          torch.tensor(SHEET_AZIMUTHS)).to(vertices.device)
+    with torch.no_grad():
+        rgb, _, alpha = renderer(vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1),
+                                 textures[None].expand(n, *textures.shape), mode=None)
+    return rgb.clamp(0, 1), alpha
+
+
+def colour_stats(rgb, alpha) -> dict:
+    """Mean and standard deviation of the colours inside the silhouettes (alpha > 0.5)."""
+    inside = alpha > 0.5
+    pixels = rgb.permute(0, 2, 3, 1)[inside]
+    if len(pixels) == 0:
+        return {"mean": [0.0, 0.0, 0.0], "std": [0.0, 0.0, 0.0]}
+    return {"mean": [round(float(x), 5) for x in pixels.mean(0)], "std": [round(float(x), 5) for x in pixels.std(0, unbiased=False)]}
+
+
+def step_timings(result, seconds: float, network: str) -> dict:
+    """metrics.json's ``seconds``: totals and the mean split of a step."""
+    def mean(xs):
+        return round(sum(xs) / len(xs), 5) if xs else None
+
+    return {"total": round(seconds, 3), "optimize": round(result.seconds, 3),
+            "per_step": mean(result.step_seconds) or 0.0,
+            "renderer_forward_per_step": mean(result.render_seconds),
+            f"{network}_forward_per_step": mean(result.loss_seconds),
+            "backward_and_adam_per_step": mean(result.backward_seconds),
+            "note": f"the backward pass goes through {NETWORK_NAMES[network]} and the renderer together; autograd does not split it"}
+
+
+def sheet(rows):
+    """Rows of views ``[(rgb [N, 3, S, S], alpha [N, S, S]), ...]`` on white -> ``[R S, N S, 3]`` uint8."""
+    import numpy as np
+
+    out = []
+    for rgb, alpha in rows:
+        a = alpha[:, None]
+        img = rgb * a + (1 - a)  # composite on white
+        img = (img.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+        out.append(np.concatenate(list(img), axis=1))
+    return np.concatenate(out, axis=0)
+
+
+# ---------------------------------------------------------------- the result
+
+def write_result(staging: Path, stem: str, subject: Subject, result, settings, before, after) -> list[str]:
+    """Write one optimized mesh into ``staging``: ``STEM.obj`` + ``.mtl`` + ``.png`` (the input's UV
+    layout kept by :func:`~meshopt_cli.mesh.save_mesh`; vertices back in the input's frame),
+    ``turntable.gif`` (elevation 30, white) and ``before-after.png`` (``before``/``after``:
+    :func:`render_fixed` views). Returns the sorted file names, ``metrics.json`` included (the
+    caller writes that one)."""
+    import numpy as np
+
+    from meshopt_cli.mesh import save_mesh
+    from meshopt_cli.turntable import render_views, write_gif, write_png
+
+    out_vertices = result.vertices.cpu().numpy().astype(np.float64) / subject.scale + subject.centre
+    written = save_mesh(staging / f"{stem}.obj", subject.mesh, textures=result.textures.cpu().numpy(),
+                        vertices=out_vertices.astype(np.float32))
+    frames = render_views(result.vertices, subject.faces, result.textures, frames=settings.turntable_frames,
+                          elevation=30.0, image_size=settings.turntable_size)
+    write_gif(staging / "turntable.gif", frames)
+    write_png(staging / "before-after.png", sheet([before, after]))
+    return sorted({Path(p).name for p in written} | set(FILES))
+
+
+def finish(job: Job, payload: Payload, context: Context, subject: Subject, optimized: Optimized, initial_textures, *,
+           stem: str, network, network_key: str, started: float, head: dict, weights: dict, extra: dict,
+           headline, figures) -> JobResult:
+    """Write the result folder (mesh, turntable, before-after, metrics.json), say how the run ended,
+    tidy its checkpoint. ``head``: the command's identity keys of metrics.json (after ``input``);
+    ``weights``: loss term -> weight, for ``weighted_final_terms``; ``extra``: the command's own
+    figures; ``headline(metrics)``: the log line's figures; ``figures(result)``: the summary's metrics
+    dataclass."""
+    from meshopt_cli.export import run_record, staged_folder, write_json
+
+    settings, options, result = payload.settings, payload.options, optimized.result
+    force = job.force or options.resume  # resuming replaces the interrupted run's result
+    before = render_fixed(subject.vertices, subject.faces, initial_textures, settings.sheet_size)
+    after = render_fixed(result.vertices, subject.faces, result.textures, settings.sheet_size)
+    status = status_of(result)
+    mesh = subject.mesh
+    with staged_folder(job.folder, force) as staging:
+        files = write_result(staging, stem, subject, result, settings, before, after)
+        seconds = time.perf_counter() - started
+        metrics = {
+            "meshopt": __version__,
+            "input": job.input,
+            **head,
+            "name": job.name,
+            "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces), "uv_layout": bool(mesh.has_uv_layout),
+                     "normalization_scale": subject.scale},
+            "weights": getattr(network, "weights_source", options.weights),
+            "steps": result.steps,
+            "planned_steps": settings.iterations,
+            "loss_curves": {k: [round(v, 6) for v in vs] for k, vs in result.curves.items()},
+            "final_loss_terms": {k: vs[-1] for k, vs in result.curves.items()},
+            "weighted_final_terms": {k: result.curves[k][-1] * w for k, w in weights.items() if k in result.curves},
+            **extra,
+            "vertex_displacement": dict(displacement(subject.vertices, result.vertices),
+                                        frame="normalised ([-1, 1] bounding box)"),
+            "colours": {"before": colour_stats(*before), "after": colour_stats(*after)},
+            "seconds": step_timings(result, seconds, network_key),
+            **run_record(context.device, payload.preset, settings, status, files, result.failure),
+        }
+        write_json(staging / "metrics.json", metrics)
+    if result.interrupted:
+        hint = f"; continue with --resume (checkpoint {optimized.checkpoint})" if optimized.checkpointing else ""
+        console.info(f"{job.name}: interrupted; saved the state after {result.steps} of {settings.iterations} steps "
+                     f"as a partial result{hint}", context.quiet)
+    elif not result.failure and (optimized.checkpointing or optimized.resumed):
+        optimized.checkpoint.unlink(missing_ok=True)  # finished: the checkpoint has served
+    console.info(f"{job.name}: {headline(metrics)} ({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); "
+                 f"files in {job.folder}", context.quiet)
+    error = (f"{job.name}: {result.failure}; saved the last finite state in {job.folder} (try lower learning rates)"
+             if result.failure else None)
+    return JobResult(status=status, error=error, files=[str(job.folder / f) for f in files], metrics=figures(result))
