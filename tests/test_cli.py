@@ -1,42 +1,75 @@
-"""The command line: help and version, in a subprocess as users run it."""
+"""The command line: help, version, option panels and parse errors (in process through Typer's CliRunner;
+a subprocess where the import cost or the exit status of a real process is the point)."""
+import json
 import subprocess
 import sys
 
+import pytest
+
+from conftest import meshopt_in_process as meshopt
 from meshopt_cli import __version__
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, timeout=120)
+COMMANDS = ("render", "fit", "style", "dream")
 
 
-def test_version():
-    result = run("--version")
+def test_version_in_a_real_process():
+    result = subprocess.run([sys.executable, "-m", "meshopt_cli", "--version"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert result.stdout.strip() == f"meshopt {__version__}"
 
 
-def test_help_lists_the_program():
-    result = run("--help")
+def test_help_lists_every_command():
+    result = meshopt("--help")
     assert result.returncode == 0
-    assert "Usage" in result.stdout and "meshopt" in result.stdout
+    for command in (*COMMANDS, "info", "presets"):
+        assert f" {command} " in result.stdout, command
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from meshopt_cli import cli; sys.exit(1 if 'torch' in sys.modules else 0)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    code = ("import sys; from typer.testing import CliRunner; from meshopt_cli.cli import app; "
+            "r = CliRunner().invoke(app, ['style', '--help']); "
+            "sys.exit(2 if r.exit_code else 1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
-def test_every_command_shares_the_batch_options():
-    for command in ("render", "fit", "style", "dream"):
-        text = run(command, "--help").stdout
-        for option in ("--out", "--force", "--skip-existing", "--json", "--jobs", "--device", "--config", "--preset"):
-            assert option in text, (command, option)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_shares_the_batch_options_in_their_panels(command):
+    text = meshopt(command, "--help").stdout
+    for option in ("--out", "--force", "--skip-existing", "--json", "--jobs", "--device", "--config", "--preset"):
+        assert option in text, (command, option)
+    for panel in ("Inputs and outputs", "Settings", "Rendering", "Batch"):
+        assert panel in text, (command, panel)
+    batch_panel = text.split("─ Batch ")[1]
+    assert "--jobs" in batch_panel and "--device" in batch_panel and "--out" not in batch_panel
+
+
+@pytest.mark.parametrize("args,message", [
+    (["fit", "builtin:cube", "--loss", "l1"], "Invalid value for '--loss'"),
+    (["dream", "--layer", "conv1"], "unknown layer 'conv1' (valid: inception_3a"),
+    (["render", "--device", "gpu"], "must be auto, cpu, cuda or cuda:N"),
+    (["render", "--frames", "abc"], "Invalid value for '--frames'"),
+    (["render", "--no-such-flag"], "No such option: --no-such-flag"),
+    (["render", "--frames", "0"], "frames must be at least 1"),
+    (["render", "--fps", "nan"], "fps must be a finite number"),
+    (["style", "builtin:cube", "x.png", "--image-size", "8"], "image-size must be at least 16 (VGG pools 3 times)"),
+])
+def test_parse_and_settings_errors_are_one_line_exit_2(tmp_path, args, message):
+    result = meshopt(*args, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(lines) == 1 and lines[0].startswith("meshopt: error:") and message in lines[0], result.stderr
+    assert not (tmp_path / "meshopt-out").exists()
+
+
+def test_layer_in_torchvision_spelling_and_device_forms_parse(tmp_path):
+    from meshopt_cli import cli
+
+    assert cli._layer("inception4a") == "inception_4a"
+    assert [cli._device(d) for d in ("auto", "CPU", "cuda", "cuda:3")] == ["auto", "cpu", "cuda", "cuda:3"]
 
 
 def test_info_json_is_one_object():
-    import json
-
-    result = run("info", "--json")
+    result = meshopt("info", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["meshopt"]["version"] == __version__ and "renderer" in data and "weights" in data

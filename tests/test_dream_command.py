@@ -1,4 +1,5 @@
-"""`meshopt dream` end to end through the CLI on CPU with random GoogLeNet weights (a few steps, 64 px)."""
+"""`meshopt dream` end to end through the CLI on CPU with random GoogLeNet weights (a few steps, 64 px): one
+run in a subprocess as users run it (stdout holds only the JSON line), the rest in process."""
 import json
 import subprocess
 import sys
@@ -11,11 +12,12 @@ from meshopt_cli.optimize.backbones import GOOGLENET_LAYERS
 from meshopt_cli.commands.dream import COMMAND as DREAM
 from meshopt_cli.fields import SettingsError
 from meshopt_cli.optimize.dream import initial_textures
+from conftest import meshopt_in_process as meshopt
 
 FAST = ["--weights", "random", "--image-size", "64", "--device", "cpu", "-q"]
 
 
-def meshopt(*args, cwd=None):
+def meshopt_subprocess(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "meshopt_cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=120)
 
@@ -23,7 +25,7 @@ def meshopt(*args, cwd=None):
 @pytest.fixture(scope="module")
 def sphere_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dream")
-    done = meshopt("dream", "builtin:sphere", *FAST, "--iterations", "12", "--out", tmp / "out", "--json")
+    done = meshopt_subprocess("dream", "builtin:sphere", *FAST, "--iterations", "12", "--out", tmp / "out", "--json")
     assert done.returncode == 0, done.stderr
     return tmp / "out" / "sphere-inception_4c", done
 

@@ -1,4 +1,5 @@
-"""`meshopt fit` end to end, in subprocesses as users run it: outputs, --force, --json, errors."""
+"""`meshopt fit` end to end: outputs, --force, --json, errors (the first run in a subprocess as users run
+it, the others in process)."""
 import json
 import subprocess
 import sys
@@ -7,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import meshopt_in_process
 
 TINY = """
 description = "tiny settings for tests"
@@ -24,9 +27,12 @@ turntable_size = 32
 """
 
 
-def meshopt(*args, cwd, stdin=None):
+def meshopt_subprocess(*args, cwd, stdin=None):
     return subprocess.run([sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300, input=stdin)
+
+
+meshopt = meshopt_in_process
 
 
 def error_lines(result):
@@ -48,7 +54,7 @@ def work(tmp_path):
 
 
 def test_fit_writes_its_folder_and_keeps_it_without_force(work):
-    result = meshopt("fit", "missing.obj", "builtin:cube", "--preset", "tiny.toml", "--json", "-o", "out", cwd=work)
+    result = meshopt_subprocess("fit", "missing.obj", "builtin:cube", "--preset", "tiny.toml", "--json", "-o", "out", cwd=work)
     assert result.returncode == 1, result.stderr  # one input failed, the other one was fitted
     assert error_lines(result) == ["meshopt: error: missing.obj: no such file"] and "Traceback" not in result.stderr
     failed, summary = (json.loads(line) for line in result.stdout.splitlines())  # one JSON object per input

@@ -1,13 +1,8 @@
 """`meshopt presets` lists and shows the preset files."""
-import subprocess
-import sys
 import tomllib
 
-from meshopt_cli.presets import PresetError, find_preset
-
-
-def meshopt(*args):
-    return subprocess.run([sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, timeout=120)
+from conftest import meshopt_in_process as meshopt
+from meshopt_cli.settings import SettingsError, find_preset
 
 
 def test_list_names_every_fit_preset_with_its_description():
@@ -39,7 +34,7 @@ def test_unknown_preset_is_a_usage_error_listing_the_valid_ones():
 def test_find_preset_rejects_an_unknown_command():
     try:
         find_preset("nope/paper")
-    except PresetError as problem:
+    except SettingsError as problem:
         assert "no presets for 'nope'" in str(problem)
     else:
-        raise AssertionError("expected PresetError")
+        raise AssertionError("expected SettingsError")

@@ -1,4 +1,4 @@
-"""`meshopt render` end to end, in subprocesses as users run it."""
+"""`meshopt render` end to end (the first run in a subprocess as users run it, the others in process)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -6,9 +6,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from conftest import meshopt_in_process
 
-def meshopt(*args, cwd):
+
+def meshopt_subprocess(*args, cwd):
     return subprocess.run([sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+meshopt = meshopt_in_process
 
 
 def write_textured_quad(folder: Path) -> Path:
@@ -28,7 +33,7 @@ def write_textured_quad(folder: Path) -> Path:
 
 
 def test_turntable_gif_has_the_asked_frames_and_size(tmp_path):
-    result = meshopt("render", "builtin:cube", "--frames", "6", "--size", "40", "-o", "cube.gif", "--png", "--sheet", cwd=tmp_path)
+    result = meshopt_subprocess("render", "builtin:cube", "--frames", "6", "--size", "40", "-o", "cube.gif", "--png", "--sheet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     gif = Image.open(tmp_path / "cube.gif")
     assert gif.n_frames == 6 and gif.size == (40, 40)

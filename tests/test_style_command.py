@@ -1,4 +1,5 @@
-"""`meshopt style` end to end through the CLI on CPU with random VGG weights (a few steps, 64 px)."""
+"""`meshopt style` end to end through the CLI on CPU with random VGG weights (a few steps, 64 px): one run
+in a subprocess as users run it, the rest in process."""
 import json
 import subprocess
 import sys
@@ -8,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import meshopt_in_process as meshopt
+
 FAST = ["--weights", "random", "--image-size", "64", "--device", "cpu", "-q"]
 
 
-def meshopt(*args, cwd=None):
+def meshopt_subprocess(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "meshopt_cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=120)
 
@@ -21,7 +24,7 @@ def red_run(tmp_path_factory):
     """One stylization of the sphere towards a pure red image (strong style term, no TV)."""
     tmp = tmp_path_factory.mktemp("style")
     Image.new("RGB", (40, 30), (255, 0, 0)).save(tmp / "red.png")
-    done = meshopt("style", "builtin:sphere", tmp / "red.png", *FAST, "--iterations", "20", "--texture-lr", "0.3",
+    done = meshopt_subprocess("style", "builtin:sphere", tmp / "red.png", *FAST, "--iterations", "20", "--texture-lr", "0.3",
                    "--style-weight", "1e4", "--tv-weight", "0", "--out", tmp / "out", "--json")
     assert done.returncode == 0, done.stderr
     return tmp / "out" / "sphere-red", done
@@ -143,9 +146,8 @@ def test_resume_without_a_checkpoint_is_one_line(tmp_path):
 
 def test_several_meshes_from_stdin_get_unique_folders_and_json_lines(tmp_path):
     Image.new("RGB", (32, 32), (0, 0, 255)).save(tmp_path / "blue.png")
-    done = subprocess.run([sys.executable, "-m", "meshopt_cli", "style", "-", str(tmp_path / "blue.png"), *FAST,
-                           "--iterations", "1", "--image-size", "32", "--batch-views", "1", "--json", "--out", str(tmp_path / "out")],
-                          input="builtin:cube\nnope.obj\nbuiltin:cube\n", capture_output=True, text=True, timeout=300)
+    done = meshopt("style", "-", tmp_path / "blue.png", *FAST, "--iterations", "1", "--image-size", "32",
+                   "--batch-views", "1", "--json", "--out", tmp_path / "out", stdin="builtin:cube\nnope.obj\nbuiltin:cube\n")
     assert done.returncode == 1, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(x["input"], x["name"], x["status"]) for x in lines] == [
