@@ -14,17 +14,18 @@ from textured_steps import load, parse_arguments, run_and_report
 def main() -> None:
     args = parse_arguments(("--layer",))
     from meshopt_cli.optimize.backbones import GoogLeNetFeatures
-    from meshopt_cli.optimize.dream import DreamLoss, initial_textures, resolve_settings
+    from meshopt_cli.commands.dream import COMMAND
+    from meshopt_cli.optimize.dream import DreamLoss, initial_textures
     from meshopt_cli.optimize.textured import optimize_textured
 
-    settings = resolve_settings(args.preset, {"iterations": args.steps + args.warmup, "layer": args.layer})
+    settings = COMMAND.resolve(args.preset, overrides={"iterations": args.steps + args.warmup, "layer": args.layer})[0]
     device, mesh, vertices, faces, textures = load(args, settings.texture_size)
     textures = initial_textures(textures, settings.init_bias)
     network = GoogLeNetFeatures(settings.layer, weights=args.weights, progress=False).to(device)
     loss = DreamLoss(network, faces, settings.length_weight)
     run_and_report(
-        args, device, mesh, settings, resolve_settings(args.preset).iterations, "googlenet",
-        lambda: optimize_textured(vertices, faces, textures, settings.loop_settings(), loss, (0.5, 0.5, 0.5),
+        args, device, mesh, settings, COMMAND.resolve(args.preset)[0].iterations, "googlenet",
+        lambda: optimize_textured(vertices, faces, textures, settings, loss, (0.5, 0.5, 0.5),
                                   light_intensity=(settings.ambient, settings.directional),
                                   random_background=settings.random_background),
         layer=settings.layer,

@@ -16,16 +16,17 @@ def main() -> None:
     import torch
 
     from meshopt_cli.optimize.backbones import VGG16Features
-    from meshopt_cli.optimize.style import StyleLoss, resolve_settings
+    from meshopt_cli.commands.style import COMMAND
+    from meshopt_cli.optimize.style import StyleLoss
     from meshopt_cli.optimize.textured import optimize_textured
 
-    settings = resolve_settings(args.preset, {"iterations": args.steps + args.warmup})
+    settings = COMMAND.resolve(args.preset, overrides={"iterations": args.steps + args.warmup})[0]
     device, mesh, vertices, faces, textures = load(args, settings.texture_size)
     network = VGG16Features(weights=args.weights, progress=False).to(device)
     style = torch.rand(1, 3, settings.image_size, settings.image_size, generator=torch.Generator().manual_seed(0)).to(device)
-    loss = StyleLoss(network, style, vertices, settings)
-    run_and_report(args, device, mesh, settings, resolve_settings(args.preset).iterations, "vgg",
-                   lambda: optimize_textured(vertices, faces, textures, settings.loop_settings(), loss, (0.5, 0.5, 0.5)))
+    loss = StyleLoss(network, style, vertices, (settings.style_weight, settings.content_weight, settings.tv_weight))
+    run_and_report(args, device, mesh, settings, COMMAND.resolve(args.preset)[0].iterations, "vgg",
+                   lambda: optimize_textured(vertices, faces, textures, settings, loss, (0.5, 0.5, 0.5)))
 
 
 if __name__ == "__main__":

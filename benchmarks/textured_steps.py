@@ -33,7 +33,7 @@ def load(args, texture_size: int):
     import numpy as np
     import torch
 
-    from meshopt_cli.commands.style import normalization
+    from meshopt_cli.commands.textured import normalization
     from meshopt_cli.mesh import load_mesh
 
     torch.set_num_threads(args.threads)
