@@ -1,4 +1,4 @@
-"""The approximate gradient on one-triangle scenes, against DESIGN.md's formula worked by hand.
+"""The approximate gradient on one-triangle scenes, against the formula of docs/design.md ("Worked example") worked by hand.
 
 Scene (S = 8, no anti-aliasing, unflipped frame, pixel units): p0 = (1.5, 1.5), p1 = (5.5, 1.5),
 p2 = (1.5, 5.5), z = 1; counter-clockwise. It covers the pixel centres (i, j) with i, j >= 2 and

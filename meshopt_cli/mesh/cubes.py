@@ -11,7 +11,7 @@ A face's texture is a cube ``[T, T, T, 3]`` of RGB samples indexed by barycentri
   The reference implementation (neural_renderer's ``load_textures`` kernel) renormalises only
   when the weights sum past 1; below 1 it uses the raw weights, which reads the image at a point
   shrunk towards UV (0, 0) instead of on the face (``(0, 0, 0)`` always reads pixel (0, 0)). We
-  renormalise always (what DESIGN.md states), which equals the reference for every sample whose
+  renormalise always (docs/design.md, "Texture cubes"), which equals the reference for every sample whose
   weights sum to >= 1 and puts the others on the face where they belong. The reference also wraps
   each corner's UV before interpolating (its REPEAT uses ``fmod(uv, 2)``); we wrap the
   interpolated point, as a GPU sampler does (identical for UVs inside [0, 1]).

@@ -71,7 +71,7 @@ class RasterizeFunction(torch.autograd.Function):
 
         if ctx.needs_input_grad[0]:
             grad_faces = torch.zeros_like(faces)
-            # the rendered channels and their gradients, alpha first (DESIGN.md: one summed delta)
+            # the rendered channels and their gradients, alpha first (docs/design.md, "Channels": one summed delta)
             rendered = [(alpha[..., None], grad_alpha[..., None] if grad_alpha is not None else None)] if return_alpha else []
             if return_rgb:
                 rendered.append((rgb, grad_rgb))

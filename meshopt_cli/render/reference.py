@@ -23,7 +23,7 @@ Functions
     forward(faces, textures, S, near, far, eps, background, light, fill_back)
         -> (face_index, weights, depth, rgb, alpha)
     backward_xy(faces, face_index, image, grad_image, eps) -> grad_faces ``[B, F, 9]``
-        the approximate gradient of DESIGN.md; ``image``/``grad_image`` are ``[B, S, S, C]``
+        the approximate gradient of docs/design.md; ``image``/``grad_image`` are ``[B, S, S, C]``
         (the rendered channels: alpha, rgb or alpha + rgb, alpha first); only x, y entries are
         non-zero.
     backward_depth(faces, face_index, grad_depth) -> grad_faces ``[B, F, 9]`` (exact)
@@ -277,7 +277,7 @@ def backward_depth(faces, face_index, grad_depth):
 
 
 def backward_xy(faces, face_index, image, grad_image, eps: float):
-    """The approximate gradient of DESIGN.md ("The approximate gradient"), vectorised over all
+    """The approximate gradient of docs/design.md ("The approximate gradient"), vectorised over all
     scanline crossings of all edges. Returns ``[B, F, 9]`` with zeros in the z entries."""
     B, F = faces.shape[:2]
     S = face_index.shape[1]
@@ -373,7 +373,7 @@ class _Crossing:
 
 
 def _accumulate(grad, crossing, owner, v_pix, delta, v_axis, a, b, S, eps):
-    """update(v, delta) of DESIGN.md for the pixels ``v_pix`` of crossings ``owner``."""
+    """update(v, delta) of docs/design.md ("The approximate gradient") for the pixels ``v_pix`` of crossings ``owner``."""
     positive = delta > 0
     owner, v_pix, delta = owner[positive], v_pix[positive], delta[positive]
     ua, ub, u0 = crossing.ua[owner], crossing.ub[owner], crossing.u0[owner]
