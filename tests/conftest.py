@@ -1,5 +1,7 @@
-"""Shared fixtures: the two CPU backends of the rasterizer contract."""
+"""Shared fixtures and helpers: the two CPU backends of the rasterizer contract, one gradient
+comparison, and `meshopt` run in process."""
 import pytest
+import torch
 
 from meshopt_cli.render import reference
 
@@ -40,3 +42,18 @@ def meshopt_in_process(*args, cwd=None, stdin: str | None = None) -> Ran:
     with contextlib.chdir(cwd or os.getcwd()):
         result = CliRunner().invoke(app, [str(a) for a in args], input=stdin, catch_exceptions=False)
     return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def assert_gradients_close(actual, expected, what: str = "", rtol: float = 1e-4, atol_share: float = 1e-4) -> None:
+    """``actual`` (any device) equals ``expected`` (CPU) entry by entry within
+    ``rtol·|expected| + atol_share·max|expected| + 1e-6``; both None passes, one None fails."""
+    if expected is None or actual is None:
+        assert expected is None and actual is None, what
+        return
+    actual = actual.cpu()
+    assert actual.shape == expected.shape, what
+    assert torch.isfinite(actual).all(), what
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    error = float((actual - expected).abs().max()) if expected.numel() else 0.0
+    assert torch.allclose(actual, expected, rtol=rtol, atol=atol_share * scale + 1e-6), \
+        f"{what}: max error {error:.3g} vs largest gradient {scale:.3g}"

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshopt_cli.render import native
+from conftest import assert_gradients_close
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 NEAR, FAR = 0.1, 100.0
@@ -204,18 +205,6 @@ def assert_maps_equal(expected, actual):
         torch.testing.assert_close(a, e, rtol=0, atol=1e-5, msg=lambda m: f"{name}: {m}")
 
 
-def assert_gradients_close(expected, actual, what=""):
-    if expected is None or actual is None:
-        assert expected is None and actual is None, what
-        return
-    actual = actual.cpu()
-    assert actual.shape == expected.shape, what
-    assert torch.isfinite(actual).all(), what
-    scale = max(float(expected.abs().max()) if expected.numel() else 0.0, 1e-12)
-    error = float((actual - expected).abs().max()) if expected.numel() else 0.0
-    assert error <= 1e-4 * scale, f"{what}: max error {error:.3g} vs largest gradient {scale:.3g}"
-
-
 def compare_backends(expected, actual, device, scene, size, eps=1e-4, seed=0):
     """forward (rgb and silhouettes) and every backward of two backends on one scene."""
     faces, textures, light, background = scene
@@ -232,19 +221,19 @@ def compare_backends(expected, actual, device, scene, size, eps=1e-4, seed=0):
     g = torch.Generator().manual_seed(seed)
     for name, image in (("alpha", alpha[..., None]), ("rgb", rgb), ("alpha+rgb", torch.cat((alpha[..., None], rgb), -1))):
         grad = torch.randn(image.shape, generator=g) * (torch.rand(image.shape, generator=g) < 0.6)
-        assert_gradients_close(expected.backward_xy(faces, face_index, image.contiguous(), grad, eps),
-                               actual.backward_xy(on(faces), on(face_index), on(image.contiguous()), on(grad), eps),
-                               "backward_xy " + name)
+        assert_gradients_close(actual.backward_xy(on(faces), on(face_index), on(image.contiguous()), on(grad), eps),
+                               expected.backward_xy(faces, face_index, image.contiguous(), grad, eps),
+                               "backward_xy " + name, rtol=0)
     grad_depth = torch.randn(depth.shape, generator=g)
-    assert_gradients_close(expected.backward_depth(faces, face_index, grad_depth),
-                           actual.backward_depth(on(faces), on(face_index), on(grad_depth)), "backward_depth")
+    assert_gradients_close(actual.backward_depth(on(faces), on(face_index), on(grad_depth)),
+                           expected.backward_depth(faces, face_index, grad_depth), "backward_depth", rtol=0)
     grad_rgb = torch.randn(rgb.shape, generator=g)
     expected_textures, expected_light = expected.backward_textures(faces, face_index, weights, depth, grad_rgb,
                                                                    textures, light, fill_back, eps)
     actual_textures, actual_light = actual.backward_textures(on(faces), on(face_index), on(weights), on(depth),
                                                              on(grad_rgb), on(textures), on(light), fill_back, eps)
-    assert_gradients_close(expected_textures, actual_textures, "backward_textures")
-    assert_gradients_close(expected_light, actual_light, "backward_textures (light)")
+    assert_gradients_close(actual_textures, expected_textures, "backward_textures", rtol=0)
+    assert_gradients_close(actual_light, expected_light, "backward_textures (light)", rtol=0)
     return maps
 
 
@@ -346,4 +335,4 @@ def test_cuda_rasterize_autograd_matches_cpu():
     for e, a in zip(images_cpu, images_cuda):
         torch.testing.assert_close(a, e, rtol=0, atol=1e-5)
     for name, e, a in zip(("faces", "textures", "light"), grads_cpu, grads_cuda):
-        assert_gradients_close(e, a, name)
+        assert_gradients_close(a, e, name, rtol=0)

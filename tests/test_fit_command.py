@@ -68,7 +68,7 @@ def test_fit_writes_its_folder_and_keeps_it_without_force(work):
     assert len(metrics["loss_curve"]) == 12 and metrics["settings"]["image_size"] == 32
     assert metrics["views"] == {**metrics["views"], "train": 8, "heldout": 4}
     assert 0 < metrics["iou"]["heldout"] <= 1 and 0 < metrics["voxel_iou"] <= 1
-    assert metrics["device"] == "cpu" and metrics["backend"] in ("native", "reference")
+    assert metrics["device"] == "cpu" and metrics["backend"] == "native"  # the kernels build on every test machine (conftest asserts it)
     assert summary["folder"] == str(Path("out") / "cube") and summary["metrics"]["heldout_iou"] == metrics["iou"]["heldout"]
     assert summary["status"] == "done" and metrics["status"] == "done" and metrics["partial"] is False
     assert sorted(summary["files"]) == sorted(str(Path("out") / "cube" / p.name) for p in folder.iterdir())

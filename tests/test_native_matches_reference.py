@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshopt_cli.render import reference
+from conftest import assert_gradients_close
 
 
 @st.composite
@@ -50,12 +51,6 @@ def make_scene(batch, count, size, texture_size, near, far, snap, seed, fill_bac
     face_light = torch.rand(batch, faces.shape[1], 3, generator=g) if light else None
     background = torch.rand(batch, 3, generator=g)
     return faces, textures, face_light, background
-
-
-def assert_gradients_close(actual, expected):
-    scale = float(expected.abs().max()) if expected.numel() else 0.0
-    assert torch.isfinite(actual).all()
-    assert torch.allclose(actual, expected, rtol=1e-4, atol=1e-4 * scale + 1e-6), float((actual - expected).abs().max())
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
