@@ -131,6 +131,12 @@ Resume = Annotated[bool, typer.Option("--resume", rich_help_panel=FILES,
                                            "the interrupted result).")]
 
 
+Precision = Annotated[Optional[Literal["auto", "fp32", "bf16"]], typer.Option(
+    rich_help_panel=OPTIMIZATION, help="Number format of the backbone network: bf16 autocast where the device runs it "
+                                       "fast (AMX or AVX512-BF16 CPUs, bf16 GPUs; meshopt info says), else fp32 "
+                                       "(default: from the preset, auto).")]
+
+
 def _weights(network: str):
     return Annotated[str, typer.Option(rich_help_panel=OPTIMIZATION,
                                        help=f"{network} weights: imagenet (torchvision's, cached), random (smoke tests), "
@@ -291,6 +297,7 @@ def style_command(
     preset: _preset("fast, paper, texture-only", "fast") = None,
     config: Config = None,
     weights: _weights("VGG16") = "imagenet",
+    precision: Precision = None,
     iterations: Iterations = None,
     style_weight: Annotated[Optional[float], _from_preset("Weight of the Gram style term", OPTIMIZATION)] = None,
     content_weight: Annotated[Optional[float], _from_preset("Weight of the vertex-displacement term", OPTIMIZATION)] = None,
@@ -337,6 +344,7 @@ def dream_command(
                                                  help="GoogLeNet inception block whose activations grow (torchvision's "
                                                       "inception4c spelling works too; default: from the preset).")] = None,
     weights: _weights("GoogLeNet") = "imagenet",
+    precision: Precision = None,
     iterations: Iterations = None,
     length_weight: Annotated[Optional[float], _from_preset("Weight of the edge-length variance term", OPTIMIZATION)] = None,
     init_bias: Annotated[Optional[str], _from_preset("R,G,B added to the initial textures, e.g. 0,0.5,0.5", OPTIMIZATION)] = None,

@@ -10,6 +10,7 @@ import functools
 import time
 from dataclasses import dataclass
 
+from meshopt_cli import precision
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, read_inputs
 from meshopt_cli.command import Command, Payload
 from meshopt_cli.commands import textured
@@ -78,15 +79,15 @@ class DreamFigures:
 def plan(arguments: list[str], settings: DreamSettings, options: TexturedOptions, batch: BatchOptions) -> list[Job]:
     """``[MESH...]`` (default the teapot), folders ``OUT/<mesh>-<layer>``."""
     inputs = read_inputs(arguments) if arguments else [DEFAULT_MESH]
-    return textured.plan_jobs(inputs, options, settings.layer, batch.out)
+    return textured.plan_jobs(inputs, settings, options, settings.layer, batch)
 
 
 @functools.lru_cache(maxsize=2)
-def googlenet_features(layer: str, weights: str, seed: int, device, progress: bool):
+def googlenet_features(layer: str, weights: str, seed: int, device, progress: bool, bf16: bool):
     """GoogLeNet up to ``layer`` on ``device``, loaded once per process."""
     from meshopt_cli.optimize.backbones import GoogLeNetFeatures
 
-    return GoogLeNetFeatures(layer, weights=weights, seed=seed, progress=progress).to(device)
+    return GoogLeNetFeatures(layer, weights=weights, seed=seed, progress=progress, bf16=bf16).to(device)
 
 
 def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context: Context) -> JobResult:
@@ -99,7 +100,8 @@ def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context:
     started = time.perf_counter()
     settings, options, device = payload.settings, payload.options, context.device
     subject = textured.load_subject(job, settings, job.force or options.resume, device)
-    network = googlenet_features(settings.layer, options.weights, settings.seed, device, not context.quiet)
+    used = precision.choose(settings.precision, device)
+    network = googlenet_features(settings.layer, options.weights, settings.seed, device, not context.quiet, used.bf16)
     torch.manual_seed(settings.seed)
     textures = initial_textures(subject.textures, settings.init_bias)
     loss = DreamLoss(network, subject.faces, settings.length_weight)
@@ -126,7 +128,7 @@ def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context:
                             **{k: last.get(k) for k in ("dream", "activation", "edge_variance", "total")})
 
     return textured.finish(job, payload, context, subject, optimized, textures, stem="dream", network=network,
-                           network_key="googlenet", started=started, head={"layer": settings.layer},
+                           network_key="googlenet", used=used, started=started, head={"layer": settings.layer},
                            weights={"dream": 1.0, "edge_variance": settings.length_weight},
                            extra={"edge_length_variance_x_faces": edge_variance,
                                   "mean_activation_sq_fixed_views": fixed_activation},

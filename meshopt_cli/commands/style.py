@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshopt_cli import console
+from meshopt_cli import console, precision
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, read_inputs
 from meshopt_cli.command import Command, Payload
 from meshopt_cli.commands import textured
@@ -41,15 +41,15 @@ def plan(arguments: list[str], settings: StyleSettings, options: TexturedOptions
     if len(arguments) < 2:
         raise console.UsageError("give the mesh(es) and then the style image: meshopt style MESH... IMAGE")
     *meshes, image = arguments
-    return textured.plan_jobs(read_inputs(meshes), options, Path(image).stem or "style", batch.out, {"image": image})
+    return textured.plan_jobs(read_inputs(meshes), settings, options, Path(image).stem or "style", batch, {"image": image})
 
 
 @functools.lru_cache(maxsize=2)
-def vgg_features(weights: str, seed: int, device, progress: bool):
+def vgg_features(weights: str, seed: int, device, progress: bool, bf16: bool):
     """VGG16 features on ``device``, loaded once per process."""
     from meshopt_cli.optimize.backbones import VGG16Features
 
-    return VGG16Features(weights=weights, seed=seed, progress=progress).to(device)
+    return VGG16Features(weights=weights, seed=seed, progress=progress, bf16=bf16).to(device)
 
 
 def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context: Context) -> JobResult:
@@ -63,7 +63,8 @@ def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context:
     image_path = job.extra["image"]
     subject = textured.load_subject(job, settings, job.force or options.resume, device)
     style_image = load_style_image(image_path)
-    network = vgg_features(options.weights, settings.seed, device, not context.quiet)
+    used = precision.choose(settings.precision, device)
+    network = vgg_features(options.weights, settings.seed, device, not context.quiet, used.bf16)
     torch.manual_seed(settings.seed)
     background = [float(c) for c in style_image.reshape(-1, 3).mean(0)]
     weights = {"style": settings.style_weight, "content": settings.content_weight, "tv": settings.tv_weight}
@@ -77,7 +78,7 @@ def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context:
         return StyleFigures(steps=result.steps, **{k: last.get(k) for k in ("style", "content", "tv", "total")})
 
     return textured.finish(job, payload, context, subject, optimized, subject.textures, stem="stylized",
-                           network=network, network_key="vgg", started=started, head={"image": image_path},
+                           network=network, network_key="vgg", used=used, started=started, head={"image": image_path},
                            weights=weights, extra={"background": background},
                            headline=lambda m: f"style loss {m['final_loss_terms'].get('style', float('nan')):.4g}",
                            figures=figures)

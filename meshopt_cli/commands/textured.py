@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshopt_cli import __version__, console, stop
-from meshopt_cli.batch import Context, Job, JobResult, check_folder_name, make_jobs, source_name
+from meshopt_cli import __version__, console, precision, stop
+from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, check_folder_name, make_jobs, source_name
 from meshopt_cli.command import Payload
 from meshopt_cli.fields import as_dict, setting
 from meshopt_cli.optimize.textured import TexturedSettings
+from meshopt_cli.precision import PRECISIONS
 
 SHEET_AZIMUTHS = (0.0, 90.0, 180.0, 270.0)
 SHEET_ELEVATION = 30.0
@@ -34,6 +35,7 @@ class TexturedCommandSettings(TexturedSettings):
     turntable_frames: int = setting(36, ge=1)
     turntable_size: int = setting(128, ge=1)
     sheet_size: int = setting(128, ge=1)  # views of before-after.png
+    precision: str = setting("auto", choices=PRECISIONS)  # of the backbone network (meshopt_cli/precision.py)
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,16 @@ class TexturedOptions:
     resume: bool = False
 
 
-def plan_jobs(inputs: list[str], options: TexturedOptions, suffix: str, out: Path, extra: dict | None = None) -> list[Job]:
-    """One job per mesh, folders ``OUT/<mesh>-<suffix>`` (or ``--name``); usage errors raise."""
+def plan_jobs(inputs: list[str], settings: TexturedCommandSettings, options: TexturedOptions, suffix: str,
+              batch: BatchOptions, extra: dict | None = None) -> list[Job]:
+    """One job per mesh, folders ``OUT/<mesh>-<suffix>`` (or ``--name``); usage errors raise, a
+    ``--precision`` the device cannot run among them."""
+    from meshopt_cli.devices import resolve_device
+
+    try:
+        precision.choose(settings.precision, resolve_device(batch.device))
+    except ValueError as problem:
+        raise console.UsageError(str(problem)) from None
     if not inputs:
         raise console.UsageError("no mesh given ('-' read no paths from standard input)")
     check_folder_name(options.name)
@@ -56,7 +66,7 @@ def plan_jobs(inputs: list[str], options: TexturedOptions, suffix: str, out: Pat
     if options.checkpoint_every < 0:
         raise console.UsageError("--checkpoint-every must not be negative")
     names = [options.name] if options.name else [f"{source_name(i)}-{suffix}" for i in inputs]
-    return make_jobs(inputs, names, out, [dict(extra or {}) for _ in inputs])
+    return make_jobs(inputs, names, batch.out, [dict(extra or {}) for _ in inputs])
 
 
 # ---------------------------------------------------------------- the input
@@ -280,12 +290,12 @@ def write_result(staging: Path, stem: str, subject: Subject, result, settings, b
 
 
 def finish(job: Job, payload: Payload, context: Context, subject: Subject, optimized: Optimized, initial_textures, *,
-           stem: str, network, network_key: str, started: float, head: dict, weights: dict, extra: dict,
-           headline, figures) -> JobResult:
+           stem: str, network, network_key: str, used: precision.Precision, started: float, head: dict, weights: dict,
+           extra: dict, headline, figures) -> JobResult:
     """Write the result folder (mesh, turntable, before-after, metrics.json), say how the run ended,
     tidy its checkpoint. ``head``: the command's identity keys of metrics.json (after ``input``);
     ``weights``: loss term -> weight, for ``weighted_final_terms``; ``extra``: the command's own
-    figures; ``headline(metrics)``: the log line's figures; ``figures(result)``: the summary's metrics
+    figures; ``used``: the backbone's precision; ``headline(metrics)``: the log line's figures; ``figures(result)``: the summary's metrics
     dataclass."""
     from meshopt_cli.export import run_record, staged_folder, write_json
 
@@ -306,6 +316,7 @@ def finish(job: Job, payload: Payload, context: Context, subject: Subject, optim
             "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces), "uv_layout": bool(mesh.has_uv_layout),
                      "normalization_scale": subject.scale},
             "weights": getattr(network, "weights_source", options.weights),
+            "precision": {"asked": settings.precision, "used": used.name, "reason": used.reason},
             "steps": result.steps,
             "planned_steps": settings.iterations,
             "loss_curves": {k: [round(v, 6) for v in vs] for k, vs in result.curves.items()},

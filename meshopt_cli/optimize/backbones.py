@@ -23,6 +23,10 @@ Weights (the ``weights`` argument, the CLI's ``--weights``):
 
 Set ``MESHOPT_OFFLINE=1`` to never attempt a download.
 
+``bf16=True`` (``--precision``, :mod:`meshopt_cli.precision`) runs the network under
+``torch.autocast(dtype=torch.bfloat16)`` with its weights and input in channels-last layout; the
+normalisation before it and the outputs after it are float32, so the losses never see bf16.
+
 :func:`describe_weights` reports the cache directory and which ImageNet files are present.
 """
 from __future__ import annotations
@@ -233,17 +237,31 @@ def _resolve_state_dict(arch: str, weights, seed: int, progress: bool, make_rand
 
 
 class _Frozen(nn.Module):
-    """Common part: ImageNet normalisation, frozen parameters, always eval mode."""
+    """Common part: ImageNet normalisation, frozen parameters, always eval mode, the number format.
+    Subclasses implement ``_features(normalised images) -> tensor or dict of tensors``."""
 
-    def __init__(self) -> None:
+    def __init__(self, bf16: bool = False) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.bf16 = bool(bf16)
 
     def _freeze(self) -> None:
         for p in self.parameters():
             p.requires_grad_(False)
         super().train(False)
+        if self.bf16:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor):
+        x = self.normalize(images)
+        if not self.bf16:
+            return self._features(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            out = self._features(x.contiguous(memory_format=torch.channels_last))
+        if isinstance(out, torch.Tensor):
+            return out.float()
+        return OrderedDict((name, value.float()) for name, value in out.items())
 
     def train(self, mode: bool = True):  # noqa: D401 - frozen: always eval
         """No-op: a frozen feature extractor stays in eval mode (BatchNorm running statistics)."""
@@ -272,8 +290,8 @@ class VGG16Features(_Frozen):
     """
 
     def __init__(self, layers: Sequence[str] = VGG16_STYLE_LAYERS, weights="imagenet", *,
-                 seed: int = 0, progress: bool = True) -> None:
-        super().__init__()
+                 seed: int = 0, progress: bool = True, bf16: bool = False) -> None:
+        super().__init__(bf16)
         layers = tuple(layers)
         unknown = [n for n in layers if n not in VGG16_LAYERS]
         if unknown or not layers:
@@ -302,8 +320,7 @@ class VGG16Features(_Frozen):
         _apply_state_dict(self, state, self.weights_source, "VGG16", alt_prefix="features.")
         self._freeze()
 
-    def forward(self, images: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        x = self.normalize(images)
+    def _features(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         found = {}
         for index, layer in enumerate(self.features):
             x = layer(x)
@@ -354,8 +371,8 @@ class GoogLeNetFeatures(_Frozen):
     """
 
     def __init__(self, layer: str = GOOGLENET_DEFAULT_LAYER, weights="imagenet", *,
-                 seed: int = 0, progress: bool = True) -> None:
-        super().__init__()
+                 seed: int = 0, progress: bool = True, bf16: bool = False) -> None:
+        super().__init__(bf16)
         attr = _googlenet_attr(layer)
         self.layer = attr.replace("inception", "inception_")
         self._sequence = _GOOGLENET_SEQUENCE[: _GOOGLENET_SEQUENCE.index(attr) + 1]
@@ -386,8 +403,7 @@ class GoogLeNetFeatures(_Frozen):
         _apply_state_dict(self, state, self.weights_source, "GoogLeNet")
         self._freeze()
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(images)
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         # torchvision's transform_input: ImageNet-normalised -> (x - 0.5) / 0.5
         x = torch.cat(
             [x[:, c: c + 1] * (s / 0.5) + (m - 0.5) / 0.5
