@@ -23,6 +23,7 @@ def parse_arguments(extra: tuple[str, ...] = ()) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--weights", default="random")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     for name in extra:
         parser.add_argument(name, default=None)
     return parser.parse_args()
@@ -46,9 +47,18 @@ def load(args, texture_size: int):
     return device, mesh, vertices, faces, textures
 
 
+def precision_of(args, device):
+    """The backbone's :class:`~meshopt_cli.precision.Precision` for ``--precision`` on ``device``."""
+    from meshopt_cli import precision
+
+    return precision.choose(args.precision, device)
+
+
 def run_and_report(args, device, mesh, settings, preset_iterations: int, network_name: str, optimize, **extra) -> None:
     """Time ``optimize() -> TexturedResult`` and print one JSON object (``extra`` added to it)."""
     import torch
+
+    from meshopt_cli import precision
 
     from meshopt_cli.render import get_backend
 
@@ -61,6 +71,8 @@ def run_and_report(args, device, mesh, settings, preset_iterations: int, network
         "mesh": args.mesh, "faces": int(mesh.num_faces), "preset": args.preset, "device": str(device),
         "backend": get_backend(device).name, "threads": torch.get_num_threads(),
         "image_size": settings.image_size, "batch_views": settings.batch_views, "texture_size": settings.texture_size,
+        "precision": precision_of(args, device).name,
+        "cpu": precision.cpu_model(), "cpu_bf16_instructions": list(precision.cpu_bf16_instructions()),
         "timed_steps": len(steps),
         "seconds_per_step_mean": round(statistics.mean(steps), 4),
         "seconds_per_step_median": round(statistics.median(steps), 4),

@@ -45,6 +45,11 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     b, c, h, w = features.shape
     if mask is not None:
         features = features * pool_mask(mask.to(features.dtype), (h, w))
+    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+        # channels-last features (the bf16 backbones): [B, H·W, C] is a view, and the gradient
+        # comes back in the backbone's own layout instead of being converted at every layer
+        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        return torch.bmm(flat.transpose(1, 2), flat) / (c * h * w)
     flat = features.reshape(b, c, h * w)
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
