@@ -62,7 +62,7 @@ def test_vgg_style_loss_in_bf16_matches_fp32():
         assert all(f.dtype == torch.float32 for f in features.values())  # losses never see bf16
         loss = style_loss(features, grams, alpha)
         loss.backward()
-        results.append((float(loss), x.grad))
+        results.append((loss.item(), x.grad))
     (l32, g32), (l16, g16) = results
     assert l16 == pytest.approx(l32, rel=0.05)
     assert _cosine(g16, g32) >= 0.99
@@ -79,7 +79,7 @@ def test_googlenet_dream_loss_in_bf16_matches_fp32():
         assert out.dtype == torch.float32
         loss = dream_loss(out)
         loss.backward()
-        results.append((float(loss), x.grad))
+        results.append((loss.item(), x.grad))
     (l32, g32), (l16, g16) = results
     assert l16 == pytest.approx(l32, rel=0.05)
     assert _cosine(g16, g32) >= 0.99
@@ -96,14 +96,37 @@ def _style_run(tmp_path, precision_name):
     return json.loads((tmp_path / precision_name / "sphere-red" / "metrics.json").read_text())
 
 
-def test_a_short_style_run_in_bf16_lowers_its_loss_like_fp32(tmp_path, amx_cpu):
+def test_a_style_run_in_bf16_follows_the_fp32_run(tmp_path, amx_cpu):
+    """The command's run: same seeds, the same loss curve to bf16 rounding (random VGG weights give
+    the style term little pull, so the curve is compared, not its descent; see the next test)."""
     m32, m16 = _style_run(tmp_path, "fp32"), _style_run(tmp_path, "bf16")
     assert m16["precision"]["used"] == "bf16" and m32["precision"]["used"] == "fp32"
     assert m16["settings"]["precision"] == "bf16"
     c32, c16 = m32["loss_curves"]["total"], m16["loss_curves"]["total"]
-    assert c16[-1] < c16[0] and c32[-1] < c32[0]
-    assert c16[-1] == pytest.approx(c32[-1], rel=0.1)
+    assert len(c16) == len(c32) == 8
+    assert c16 == pytest.approx(c32, rel=0.02)
     assert m16["seconds"]["vgg_forward_per_step"] > 0  # the split is still measured under autocast
+
+
+def test_style_optimization_in_bf16_lowers_the_loss_like_fp32():
+    """Adam on an image's logits against a style image's Gram matrices, 15 steps."""
+    drops = []
+    for bf16 in (False, True):
+        net = VGG16Features(weights="random", seed=1, bf16=bf16)
+        style = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+        grams = [g.detach() for g in gram_matrices(net(style))]
+        logits = torch.zeros(1, 3, 48, 48, requires_grad=True)
+        optimizer = torch.optim.Adam([logits], lr=0.1)
+        curve = []
+        for _ in range(15):
+            loss = style_loss(net(torch.sigmoid(logits)), grams)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            curve.append(loss.item())
+        drops.append(curve[-1] / curve[0])
+    assert drops[0] < 0.3 and drops[1] < 0.3  # fp32 measured 0.187
+    assert drops[1] == pytest.approx(drops[0], rel=0.05)
 
 
 def test_bf16_where_it_cannot_run_is_one_line_exit_2(tmp_path, no_bf16_cpu):
