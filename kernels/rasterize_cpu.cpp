@@ -117,18 +117,13 @@ void rasterize_item(const meshopt::ForwardParams& p, int64_t b) {
 
 }  // namespace
 
-std::vector<at::Tensor> forward(at::Tensor faces, at::Tensor textures, int64_t image_size, double near, double far,
-                                double eps, at::Tensor background, at::Tensor light, bool fill_back, bool need_rgb) {
-  meshopt::ForwardParams p =
-      meshopt::forward_params(faces, textures, image_size, near, far, eps, background, light, fill_back, need_rgb, at::kCPU);
-  std::vector<at::Tensor> outputs = meshopt::forward_outputs(p, faces, need_rgb);
+void meshopt::launch_forward(const ForwardParams& p, bool need_rgb, const at::TensorOptions&) {
   for (int64_t b = 0; b < p.B; ++b) {
     if (need_rgb)
       rasterize_item<true>(p, b);
     else
       rasterize_item<false>(p, b);
   }
-  return outputs;
 }
 
 namespace {
@@ -156,10 +151,8 @@ PixelsByFace group_pixels(const int32_t* fi, int64_t B, int64_t S, int64_t F) {
 
 }  // namespace
 
-at::Tensor backward_depth(at::Tensor faces, at::Tensor face_index, at::Tensor grad_depth) {
-  meshopt::DepthGradientParams p = meshopt::backward_depth_params(faces, face_index, grad_depth, at::kCPU);
-  auto grad_faces = at::zeros_like(faces);
-  p.grad_faces = grad_faces.data_ptr<float>();
+// One task per face: its 9 sums over its own pixels.
+void meshopt::launch_backward_depth(const DepthGradientParams& p, const at::TensorOptions&) {
   const PixelsByFace groups = group_pixels(p.face_index, p.B, p.S, p.F);
   const int S = p.S;
   at::parallel_for(0, p.B * p.F, 256, [&](int64_t begin, int64_t end) {
@@ -175,27 +168,19 @@ at::Tensor backward_depth(at::Tensor faces, at::Tensor face_index, at::Tensor gr
       for (int k = 0; k < 9; ++k) p.grad_faces[9 * bf + k] = g9[k];
     }
   });
-  return grad_faces;
 }
 
-std::vector<at::Tensor> backward_textures(at::Tensor faces, at::Tensor face_index, at::Tensor weights, at::Tensor depth,
-                                          at::Tensor grad_rgb, at::Tensor textures, at::Tensor light, bool fill_back,
-                                          double eps) {
-  meshopt::TextureGradientParams p = meshopt::backward_textures_params(faces, face_index, weights, depth, grad_rgb,
-                                                                       textures, light, fill_back, eps, at::kCPU);
-  auto grad_textures = at::empty_like(textures);  // every cube is zeroed by the task that owns it
-  auto grad_light = p.light ? at::zeros({p.B, p.F, 3}, faces.options()) : at::empty({0}, faces.options());
-  p.grad_textures = grad_textures.data_ptr<float>();
-  p.grad_light = p.light ? grad_light.data_ptr<float>() : nullptr;
+// One task per cube (zeroed by that task), covering every rasterized face that reads it: the face
+// and, with fill_back, its reversed copy.
+void meshopt::launch_backward_textures(const TextureGradientParams& p, const at::TensorOptions&) {
   const PixelsByFace groups = group_pixels(p.face_index, p.B, p.S, p.F);
   const int64_t Ft = p.cubes.count, cube = p.cubes.floats();
   const auto add = [](float* target, float value) { *target += value; };  // this task owns the cube
-  // one task per cube, covering every rasterized face that reads it (the face and its reversed copy)
   at::parallel_for(0, p.B * Ft, 256, [&](int64_t begin, int64_t end) {
     for (int64_t bs = begin; bs < end; ++bs) {
       const int64_t b = bs / Ft, source = bs % Ft;
       std::fill(p.grad_textures + bs * cube, p.grad_textures + (bs + 1) * cube, 0.f);
-      for (int copy = 0; copy < (fill_back ? 2 : 1); ++copy) {
+      for (int copy = 0; copy < (p.cubes.fill_back ? 2 : 1); ++copy) {
         const int64_t f = source + copy * Ft, bf = b * p.F + f;
         float grad_light_f[3] = {0.f, 0.f, 0.f};
         for (int64_t k = groups.start[bf]; k < groups.start[bf + 1]; ++k) {
@@ -208,7 +193,6 @@ std::vector<at::Tensor> backward_textures(at::Tensor faces, at::Tensor face_inde
       }
     }
   });
-  return {grad_textures, grad_light};
 }
 
 namespace {
@@ -377,10 +361,7 @@ void backward_xy_impl(const BackwardInputs& in) {
 
 }  // namespace
 
-at::Tensor backward_xy(at::Tensor faces, at::Tensor face_index, at::Tensor image, at::Tensor grad_image, double eps) {
-  meshopt::XyGradientParams p = meshopt::backward_xy_params(faces, face_index, image, grad_image, eps, at::kCPU);
-  auto grad_faces = at::zeros_like(faces);
-  p.grad_faces = grad_faces.data_ptr<float>();
+void meshopt::launch_backward_xy(const XyGradientParams& p, const at::TensorOptions&) {
   // Kept per calling thread: allocating (and page-faulting) tens of MB on every call costs more
   // than the lists themselves at large image sizes.
   thread_local LineSet lines;
@@ -395,7 +376,6 @@ at::Tensor backward_xy(at::Tensor faces, at::Tensor face_index, at::Tensor image
     backward_xy_impl<3>(in);
   else
     backward_xy_impl<4>(in);
-  return grad_faces;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { meshopt::define_ops(m); }
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { meshopt::define_ops<at::kCPU>(m); }

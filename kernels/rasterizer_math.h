@@ -366,15 +366,22 @@ struct Nearest {
   }
 };
 
+// texture_corners of face bf = b * F + f of `faces` (f: its number within the batch item) at
+// weights w and depth, in the cube that f reads.
+MESHOPT_HD void face_texture_corners(const float* faces, int64_t bf, int64_t f, const Cubes& cubes, float upper,
+                                     const float w[3], float depth, int index[8], float weight[8]) {
+  const float* f9 = faces + 9 * bf;
+  const float z[3] = {f9[2], f9[5], f9[8]};
+  texture_corners(w, depth, z, cubes.T, upper, index, weight, cubes.reversed(f));
+}
+
 // Colour of face f (batch item b) at weights w and depth: trilinear sample of its cube, times the
 // face's light when there is one.
 MESHOPT_HD void sample_rgb(const ForwardParams& p, int64_t b, int32_t f, const float w[3], float depth, float rgb[3]) {
   const int64_t bf = b * p.F + f;
-  const float* f9 = p.faces + 9 * bf;
-  const float z[3] = {f9[2], f9[5], f9[8]};
   int index[8];
   float corner_weight[8];
-  texture_corners(w, depth, z, p.cubes.T, p.upper, index, corner_weight, p.cubes.reversed(f));
+  face_texture_corners(p.faces, bf, f, p.cubes, p.upper, w, depth, index, corner_weight);
   const float* texture = p.textures + p.cubes.offset(b, f);
   float color[3] = {0.f, 0.f, 0.f};
   for (int c = 0; c < 8; ++c)
@@ -413,12 +420,9 @@ template <class Add>
 MESHOPT_HD void texture_gradient_pixel(const TextureGradientParams& p, int64_t b, int64_t f, int64_t pixel, Add add,
                                        float grad_light[3]) {
   const int64_t bf = b * p.F + f;
-  const float* f9 = p.faces + 9 * bf;
-  const float z[3] = {f9[2], f9[5], f9[8]};
   int index[8];
   float corner_weight[8];
-  texture_corners(p.weights + 3 * pixel, p.depth[pixel], z, p.cubes.T, p.upper, index, corner_weight,
-                  p.cubes.reversed(f));
+  face_texture_corners(p.faces, bf, f, p.cubes, p.upper, p.weights + 3 * pixel, p.depth[pixel], index, corner_weight);
   float light_f[3] = {1.f, 1.f, 1.f};
   if (p.light != nullptr)
     for (int ch = 0; ch < 3; ++ch) light_f[ch] = p.light[3 * bf + ch];

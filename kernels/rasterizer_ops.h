@@ -1,8 +1,10 @@
 // Host side of the four ops, shared by the CPU (rasterize_cpu.cpp) and CUDA (rasterize_cuda.cu)
-// entry points: their signatures (each backend defines all four), their Python bindings, and the
-// input checks that turn tensors into the parameter structs of rasterizer_math.h. Both backends
-// call the same *_params function with their device type, so they accept and reject the same
-// inputs with the same messages; only the device differs.
+// extensions: the ops themselves as Python sees them (forward, backward_xy, backward_depth,
+// backward_textures), their bindings, and the input checks that turn tensors into the parameter
+// structs of rasterizer_math.h. An op checks its inputs, allocates its outputs and hands the
+// parameters to its backend's launcher; each backend defines the four launch_* functions below.
+// Both backends therefore accept and reject the same inputs with the same messages; only the
+// device type (the template argument) differs.
 #pragma once
 
 #include <torch/extension.h>
@@ -11,23 +13,16 @@
 
 #include "rasterizer_math.h"
 
-std::vector<at::Tensor> forward(at::Tensor faces, at::Tensor textures, int64_t image_size, double near, double far,
-                                double eps, at::Tensor background, at::Tensor light, bool fill_back, bool need_rgb);
-at::Tensor backward_xy(at::Tensor faces, at::Tensor face_index, at::Tensor image, at::Tensor grad_image, double eps);
-at::Tensor backward_depth(at::Tensor faces, at::Tensor face_index, at::Tensor grad_depth);
-std::vector<at::Tensor> backward_textures(at::Tensor faces, at::Tensor face_index, at::Tensor weights, at::Tensor depth,
-                                          at::Tensor grad_rgb, at::Tensor textures, at::Tensor light, bool fill_back,
-                                          double eps);
-
 namespace meshopt {
 
-// The body of each backend's PYBIND11_MODULE.
-inline void define_ops(pybind11::module& m) {
-  m.def("forward", &forward, "rasterize: face index, weights, depth, rgb, alpha");
-  m.def("backward_xy", &backward_xy, "approximate gradient of rgb/alpha with respect to x, y");
-  m.def("backward_depth", &backward_depth, "exact gradient of depth");
-  m.def("backward_textures", &backward_textures, "gradient of rgb with respect to the texture cubes");
-}
+// ----------------------------------------------------------------------------- per backend
+// Run the kernels of one op on checked parameters. Outputs the ops zero: grad_faces, grad_light;
+// every other output is uninitialised and the launcher must write all of it. `options`: the
+// dtype-less options of faces (device), for temporaries.
+void launch_forward(const ForwardParams& p, bool need_rgb, const at::TensorOptions& options);
+void launch_backward_xy(const XyGradientParams& p, const at::TensorOptions& options);
+void launch_backward_depth(const DepthGradientParams& p, const at::TensorOptions& options);
+void launch_backward_textures(const TextureGradientParams& p, const at::TensorOptions& options);
 
 // ----------------------------------------------------------------------------- checks
 
@@ -108,24 +103,6 @@ inline ForwardParams forward_params(const at::Tensor& faces, const at::Tensor& t
   return p;
 }
 
-// The five outputs of forward (face_index, weights, depth, rgb, alpha), uninitialised: the kernels
-// write every pixel (write_pixel). rgb is empty without need_rgb.
-inline std::vector<at::Tensor> forward_outputs(ForwardParams& p, const at::Tensor& faces, bool need_rgb) {
-  const auto opts = faces.options();
-  const int64_t B = p.B, S = p.S;
-  auto face_index = at::empty({B, S, S}, opts.dtype(at::kInt));
-  auto weights = at::empty({B, S, S, 3}, opts);
-  auto depth = at::empty({B, S, S}, opts);
-  auto rgb = need_rgb ? at::empty({B, S, S, 3}, opts) : at::empty({0}, opts);
-  auto alpha = at::empty({B, S, S}, opts);
-  p.face_index = face_index.data_ptr<int32_t>();
-  p.weights = weights.data_ptr<float>();
-  p.depth = depth.data_ptr<float>();
-  p.rgb = need_rgb ? rgb.data_ptr<float>() : nullptr;
-  p.alpha = alpha.data_ptr<float>();
-  return {face_index, weights, depth, rgb, alpha};
-}
-
 inline DepthGradientParams backward_depth_params(const at::Tensor& faces, const at::Tensor& face_index,
                                                  const at::Tensor& grad_depth, c10::DeviceType device) {
   check_faces(faces, device);
@@ -189,6 +166,70 @@ inline XyGradientParams backward_xy_params(const at::Tensor& faces, const at::Te
   p.C = (int)C;
   p.eps = (float)eps;
   return p;
+}
+
+// ----------------------------------------------------------------------------- the ops
+
+template <c10::DeviceType kDevice>
+std::vector<at::Tensor> forward(at::Tensor faces, at::Tensor textures, int64_t image_size, double near, double far,
+                                double eps, at::Tensor background, at::Tensor light, bool fill_back, bool need_rgb) {
+  ForwardParams p =
+      forward_params(faces, textures, image_size, near, far, eps, background, light, fill_back, need_rgb, kDevice);
+  const auto opts = faces.options();
+  const int64_t B = p.B, S = p.S;
+  auto face_index = at::empty({B, S, S}, opts.dtype(at::kInt));
+  auto weights = at::empty({B, S, S, 3}, opts);
+  auto depth = at::empty({B, S, S}, opts);
+  auto rgb = need_rgb ? at::empty({B, S, S, 3}, opts) : at::empty({0}, opts);
+  auto alpha = at::empty({B, S, S}, opts);
+  p.face_index = face_index.data_ptr<int32_t>();
+  p.weights = weights.data_ptr<float>();
+  p.depth = depth.data_ptr<float>();
+  p.rgb = need_rgb ? rgb.data_ptr<float>() : nullptr;
+  p.alpha = alpha.data_ptr<float>();
+  launch_forward(p, need_rgb, opts);
+  return {face_index, weights, depth, rgb, alpha};
+}
+
+template <c10::DeviceType kDevice>
+at::Tensor backward_xy(at::Tensor faces, at::Tensor face_index, at::Tensor image, at::Tensor grad_image, double eps) {
+  XyGradientParams p = backward_xy_params(faces, face_index, image, grad_image, eps, kDevice);
+  auto grad_faces = at::zeros_like(faces);
+  p.grad_faces = grad_faces.data_ptr<float>();
+  launch_backward_xy(p, faces.options());
+  return grad_faces;
+}
+
+template <c10::DeviceType kDevice>
+at::Tensor backward_depth(at::Tensor faces, at::Tensor face_index, at::Tensor grad_depth) {
+  DepthGradientParams p = backward_depth_params(faces, face_index, grad_depth, kDevice);
+  auto grad_faces = at::zeros_like(faces);
+  p.grad_faces = grad_faces.data_ptr<float>();
+  launch_backward_depth(p, faces.options());
+  return grad_faces;
+}
+
+template <c10::DeviceType kDevice>
+std::vector<at::Tensor> backward_textures(at::Tensor faces, at::Tensor face_index, at::Tensor weights, at::Tensor depth,
+                                          at::Tensor grad_rgb, at::Tensor textures, at::Tensor light, bool fill_back,
+                                          double eps) {
+  TextureGradientParams p = backward_textures_params(faces, face_index, weights, depth, grad_rgb, textures, light,
+                                                     fill_back, eps, kDevice);
+  auto grad_textures = at::empty_like(textures);  // the launcher zeroes it
+  auto grad_light = p.light ? at::zeros({p.B, p.F, 3}, faces.options()) : at::empty({0}, faces.options());
+  p.grad_textures = grad_textures.data_ptr<float>();
+  p.grad_light = p.light ? grad_light.data_ptr<float>() : nullptr;
+  launch_backward_textures(p, faces.options());
+  return {grad_textures, grad_light};
+}
+
+// The body of each backend's PYBIND11_MODULE: define_ops<at::kCPU>(m) or define_ops<at::kCUDA>(m).
+template <c10::DeviceType kDevice>
+void define_ops(pybind11::module& m) {
+  m.def("forward", &forward<kDevice>, "rasterize: face index, weights, depth, rgb, alpha");
+  m.def("backward_xy", &backward_xy<kDevice>, "approximate gradient of rgb/alpha with respect to x, y");
+  m.def("backward_depth", &backward_depth<kDevice>, "exact gradient of depth");
+  m.def("backward_textures", &backward_textures<kDevice>, "gradient of rgb with respect to the texture cubes");
 }
 
 }  // namespace meshopt
