@@ -17,8 +17,8 @@ namespace meshopt {
 
 // ----------------------------------------------------------------------------- per backend
 // Run the kernels of one op on checked parameters. Outputs the ops zero: grad_faces, grad_light;
-// every other output is uninitialised and the launcher must write all of it. `options`: the
-// dtype-less options of faces (device), for temporaries.
+// every other output is uninitialised and the launcher must write all of it. `options`: those of
+// faces (float32 on its device), for the device guard and temporaries.
 void launch_forward(const ForwardParams& p, bool need_rgb, const at::TensorOptions& options);
 void launch_backward_xy(const XyGradientParams& p, const at::TensorOptions& options);
 void launch_backward_depth(const DepthGradientParams& p, const at::TensorOptions& options);
