@@ -1,5 +1,9 @@
 // Per-face and per-pixel math of the meshopt rasterizer, shared by the CPU (rasterize_cpu.cpp)
-// and CUDA (rasterize_cuda.cu) kernels so that the two cannot drift. The pure-PyTorch oracle,
+// and CUDA (rasterize_cuda.cu) kernels so that the two cannot drift: face setup, coverage and depth,
+// texture sampling and its gradient, the depth gradient, the scan-line crossings of the approximate
+// gradient and its dense pixel runs, and the parameter structs the kernels take. Everything here
+// is plain C++ (no torch) and __host__ __device__ under nvcc; the host side shared by both
+// backends (op signatures, bindings, input checks) is rasterizer_ops.h. The pure-PyTorch oracle,
 // meshopt_cli/render/reference.py, performs the same float operations in the same order: keep
 // the three in step (and compile without FMA contraction) so that every backend picks the same
 // visible face on every pixel.
@@ -11,6 +15,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
 
 #ifdef __CUDACC__
 #define MESHOPT_HD __host__ __device__ __forceinline__
@@ -243,6 +248,243 @@ MESHOPT_HD void inner_range(const ScanEdge& e, const Crossing& c, int S, int& fi
   const float v_limit = e.direction > 0 ? ceilf(c.v_x2) : floorf(c.v_x2);
   const float v_in = (float)c.v_in;
   pixel_range(fminf(v_in, v_limit), fmaxf(v_in, v_limit), S, first, count);
+}
+
+
+// The pixels of the scan lines that edge e crosses (u between its two vertices), clipped to the image.
+MESHOPT_HD void edge_lines(const ScanEdge& e, int S, int& first, int& count) {
+  pixel_range(fminf(e.ua, e.ub), fmaxf(e.ua, e.ub), S, first, count);
+}
+
+// Scan line u0 of batch item b in a [B, S, S, ...] pixel array: axis 0 is column u0 (v = row),
+// axis 1 is row u0 (v = column).
+struct ScanLine {
+  int64_t origin, step;
+  MESHOPT_HD int64_t pixel(int v) const { return origin + (int64_t)v * step; }
+};
+
+MESHOPT_HD ScanLine scan_line(int64_t b, int u0, int axis, int S) {
+  ScanLine line;
+  line.origin = b * S * S + (axis == 0 ? (int64_t)u0 : (int64_t)u0 * S);
+  line.step = axis == 0 ? S : 1;
+  return line;
+}
+
+// ----------------------------------------------------------------------------- parameters
+// The arguments of the four ops as flat arrays (contiguous, checked and filled from tensors by
+// rasterizer_ops.h), passed by value to the CUDA kernels and by reference on the CPU.
+
+// Which texture cube a face reads. With fill_back, faces [count, 2 count) are reversed copies
+// (vertices 2, 1, 0) of faces [0, count) and read their original's cube transposed.
+struct Cubes {
+  int64_t count;  // Ft: cubes per batch item
+  bool fill_back;
+  int T;  // samples per side of a cube (0 when no textures are read)
+  MESHOPT_HD int64_t source(int64_t f) const { return fill_back && f >= count ? f - count : f; }
+  MESHOPT_HD bool reversed(int64_t f) const { return fill_back && f >= count; }
+  MESHOPT_HD int64_t floats() const { return (int64_t)T * T * T * 3; }
+  // Where the cube read by face f of batch item b starts in a [B, count, T, T, T, 3] array.
+  MESHOPT_HD int64_t offset(int64_t b, int64_t f) const { return (b * count + source(f)) * floats(); }
+};
+
+struct ForwardParams {
+  const float* faces;       // [B, F, 9]
+  const float* textures;    // [B, Ft, T, T, T, 3]; null without rgb
+  const float* light;       // [B, F, 3]; null when not given
+  const float* background;  // [B, 3]
+  int64_t B, F;
+  Cubes cubes;
+  int S;
+  float near, far;
+  float upper;           // largest texture coordinate, (T - 1) - eps
+  int32_t* face_index;   // [B, S, S] outputs: -1 on background
+  float* weights;        // [B, S, S, 3]
+  float* depth;          // [B, S, S]
+  float* rgb;            // [B, S, S, 3]; null without rgb
+  float* alpha;          // [B, S, S]
+};
+
+struct DepthGradientParams {
+  const float* faces;        // [B, F, 9]
+  const int32_t* face_index;  // [B, S, S]
+  const float* grad_depth;   // [B, S, S]
+  int64_t B, F;
+  int S;
+  float* grad_faces;  // [B, F, 9] output (zeroed)
+};
+
+struct TextureGradientParams {
+  const float* faces;         // [B, F, 9]
+  const int32_t* face_index;  // [B, S, S]
+  const float* weights;       // [B, S, S, 3]
+  const float* depth;         // [B, S, S]
+  const float* grad_rgb;      // [B, S, S, 3]
+  const float* textures;      // [B, Ft, T, T, T, 3]
+  const float* light;         // [B, F, 3]; null when not given
+  int64_t B, F;
+  Cubes cubes;
+  int S;
+  float upper;
+  float* grad_textures;  // [B, Ft, T, T, T, 3] output
+  float* grad_light;     // [B, F, 3] output (zeroed); null when light is
+};
+
+struct XyGradientParams {
+  const float* faces;         // [B, F, 9]
+  const int32_t* face_index;  // [B, S, S]
+  const float* image;         // [B, S, S, C]
+  const float* grad_image;    // [B, S, S, C]
+  int64_t B, F;
+  int S, C;
+  float eps;
+  float* grad_faces;  // [B, F, 9] output (zeroed)
+};
+
+// ----------------------------------------------------------------------------- forward: per pixel
+
+// The nearest face seen so far at one pixel centre. Faces must be offered in increasing order:
+// the z-test is strict, so of equal depths the lower face index wins.
+struct Nearest {
+  float depth;
+  int32_t face;  // -1: none
+  float w[3];
+  MESHOPT_HD void reset(float far) {
+    depth = far;
+    face = -1;
+    w[0] = w[1] = w[2] = 0.f;
+  }
+  MESHOPT_HD void offer(const Face& f, int32_t id, float qx, float qy, float near, float far) {
+    float w_f[3], z;
+    if (!shade_pixel(f, qx, qy, near, far, w_f, z)) return;
+    if (z < depth) {
+      depth = z;
+      face = id;
+      w[0] = w_f[0];
+      w[1] = w_f[1];
+      w[2] = w_f[2];
+    }
+  }
+};
+
+// texture_corners of face bf = b * F + f of `faces` (f: its number within the batch item) at
+// weights w and depth, in the cube that f reads.
+MESHOPT_HD void face_texture_corners(const float* faces, int64_t bf, int64_t f, const Cubes& cubes, float upper,
+                                     const float w[3], float depth, int index[8], float weight[8]) {
+  const float* f9 = faces + 9 * bf;
+  const float z[3] = {f9[2], f9[5], f9[8]};
+  texture_corners(w, depth, z, cubes.T, upper, index, weight, cubes.reversed(f));
+}
+
+// Colour of face f (batch item b) at weights w and depth: trilinear sample of its cube, times the
+// face's light when there is one.
+MESHOPT_HD void sample_rgb(const ForwardParams& p, int64_t b, int32_t f, const float w[3], float depth, float rgb[3]) {
+  const int64_t bf = b * p.F + f;
+  int index[8];
+  float corner_weight[8];
+  face_texture_corners(p.faces, bf, f, p.cubes, p.upper, w, depth, index, corner_weight);
+  const float* texture = p.textures + p.cubes.offset(b, f);
+  float color[3] = {0.f, 0.f, 0.f};
+  for (int c = 0; c < 8; ++c)
+    for (int k = 0; k < 3; ++k) color[k] += corner_weight[c] * texture[3 * index[c] + k];
+  if (p.light != nullptr)
+    for (int k = 0; k < 3; ++k) color[k] = p.light[3 * bf + k] * color[k];
+  for (int k = 0; k < 3; ++k) rgb[k] = color[k];
+}
+
+// Every output of pixel (x, y) of batch item b, `best` its nearest face (background when none).
+template <bool kRgb>
+MESHOPT_HD void write_pixel(const ForwardParams& p, int64_t b, int x, int y, const Nearest& best) {
+  const int64_t pixel = (b * p.S + y) * p.S + x;
+  p.face_index[pixel] = best.face;
+  if (best.face < 0) {
+    for (int k = 0; k < 3; ++k) p.weights[3 * pixel + k] = 0.f;
+    p.depth[pixel] = p.far;
+    p.alpha[pixel] = 0.f;
+    if (kRgb)
+      for (int k = 0; k < 3; ++k) p.rgb[3 * pixel + k] = p.background[3 * b + k];
+    return;
+  }
+  for (int k = 0; k < 3; ++k) p.weights[3 * pixel + k] = best.w[k];
+  p.depth[pixel] = best.depth;
+  p.alpha[pixel] = 1.f;
+  if (kRgb) sample_rgb(p, b, best.face, best.w, best.depth, p.rgb + 3 * pixel);
+}
+
+// ----------------------------------------------------------------------------- backward: textures
+
+// One pixel (flat index `pixel`, covered by face f of batch item b) of backward_textures: the
+// trilinear weights times the (lit) gradient go into the cube that f reads, through
+// add(pointer, value) (+= where one thread owns the cube, atomicAdd otherwise); grad_light gets
+// this pixel's part of the gradient of f's light, grad . unlit colour.
+template <class Add>
+MESHOPT_HD void texture_gradient_pixel(const TextureGradientParams& p, int64_t b, int64_t f, int64_t pixel, Add add,
+                                       float grad_light[3]) {
+  const int64_t bf = b * p.F + f;
+  int index[8];
+  float corner_weight[8];
+  face_texture_corners(p.faces, bf, f, p.cubes, p.upper, p.weights + 3 * pixel, p.depth[pixel], index, corner_weight);
+  float light_f[3] = {1.f, 1.f, 1.f};
+  if (p.light != nullptr)
+    for (int ch = 0; ch < 3; ++ch) light_f[ch] = p.light[3 * bf + ch];
+  const float g[3] = {p.grad_rgb[3 * pixel], p.grad_rgb[3 * pixel + 1], p.grad_rgb[3 * pixel + 2]};
+  const int64_t offset = p.cubes.offset(b, f);
+  const float* texture = p.textures + offset;
+  float* grad_cube = p.grad_textures + offset;
+  float color[3] = {0.f, 0.f, 0.f};
+  for (int c = 0; c < 8; ++c)
+    for (int ch = 0; ch < 3; ++ch) {
+      add(grad_cube + 3 * index[c] + ch, corner_weight[c] * (g[ch] * light_f[ch]));
+      color[ch] += corner_weight[c] * texture[3 * index[c] + ch];
+    }
+  for (int ch = 0; ch < 3; ++ch) grad_light[ch] = g[ch] * color[ch];
+}
+
+// ----------------------------------------------------------------------------- backward: pixel runs
+// A crossing's two runs: OUT, the pixels beyond the edge up to the image border (the face would
+// grow over them; they are compared with the pixel just inside, v_in), and IN, the face's own
+// pixels from v_in to its opposite side (it would shrink and uncover them; compared with the pixel
+// just outside, v_out). A pixel at position v counts with delta = sum_c (I_c - ref_c) G_c where
+// delta > 0, adding contribution(delta, k, v - v_x, eps) to each vertex.
+
+// Pixels v = first, first + stride, ... < end of one scan line (kOwnOnly: only those of face f),
+// compared with pixel ref_pixel; the contributions are added to sum_a and sum_b in that order.
+template <int C, bool kOwnOnly>
+MESHOPT_HD void walk_run(const XyGradientParams& p, int32_t f, const ScanLine& line, int64_t ref_pixel, int first,
+                         int end, int stride, const Crossing& c, float& sum_a, float& sum_b) {
+  float ref[C];
+  for (int ch = 0; ch < C; ++ch) ref[ch] = p.image[ref_pixel * C + ch];
+  for (int v = first; v < end; v += stride) {
+    const int64_t pixel = line.pixel(v);
+    if (kOwnOnly && p.face_index[pixel] != f) continue;
+    float delta = 0.f;
+    for (int ch = 0; ch < C; ++ch) delta += (p.image[pixel * C + ch] - ref[ch]) * p.grad_image[pixel * C + ch];
+    if (!(delta > 0.f)) continue;
+    const float offset = (float)v - c.v_x;
+    sum_a += contribution(delta, c.k_a, offset, p.eps);
+    sum_b += contribution(delta, c.k_b, offset, p.eps);
+  }
+}
+
+// The IN run of crossing c of face f; `lane` of `lanes` walkers visits every lanes-th pixel from
+// the lane-th (the CPU walks it alone: 0 of 1).
+template <int C>
+MESHOPT_HD void add_in_run(const XyGradientParams& p, int32_t f, const ScanEdge& e, const Crossing& c,
+                           const ScanLine& line, int lane, int lanes, float& sum_a, float& sum_b) {
+  int first, count;
+  inner_range(e, c, p.S, first, count);
+  walk_run<C, true>(p, f, line, line.pixel(c.v_out), first + lane, first + count, lanes, c, sum_a, sum_b);
+}
+
+// The OUT run of crossing c of face f, walked densely (every pixel to the border), when the pixel
+// just inside is f's own. The CPU walks the same run over per-line lists of the pixels that can
+// contribute instead (walk_out in rasterize_cpu.cpp; docs/design.md says how the two agree).
+template <int C>
+MESHOPT_HD void add_out_run(const XyGradientParams& p, int32_t f, const ScanEdge& e, const Crossing& c,
+                            const ScanLine& line, int lane, int lanes, float& sum_a, float& sum_b) {
+  const int64_t pixel_in = line.pixel(c.v_in);
+  if (p.face_index[pixel_in] != f) return;
+  const int first = e.direction > 0 ? c.v_out : 0, end = e.direction > 0 ? p.S : c.v_out + 1;
+  walk_run<C, false>(p, f, line, pixel_in, first + lane, end, lanes, c, sum_a, sum_b);
 }
 
 }  // namespace meshopt

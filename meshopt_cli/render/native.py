@@ -24,7 +24,7 @@ _CANDIDATE_KERNEL_DIRS = (_PACKAGE_DIR.parent / "kernels", _PACKAGE_DIR / "_kern
 
 CPU_SOURCES = ("rasterize_cpu.cpp",)
 CUDA_SOURCES = ("rasterize_cuda.cu",)
-HEADERS = ("rasterizer_math.h",)
+HEADERS = ("rasterizer_math.h", "rasterizer_ops.h")
 # No FMA contraction: the forward pass must round exactly like the reference backend.
 # -fopenmp: at::parallel_for is a header template that runs serially unless OpenMP is on.
 CPU_FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp", "-march=native"]
