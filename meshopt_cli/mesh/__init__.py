@@ -14,8 +14,8 @@ Public API::
     MeshError                                   # ValueError, one line "<file>: <problem>"
 
 Modules: ``objparse`` (vectorised OBJ records), ``material`` (MTL + images), ``cubes`` (texture
-cube sampling rules), ``bake`` (cubes -> own UV layout / per-face atlas), ``mesh`` (``Mesh``,
-``load_mesh``), ``obj`` (``load_obj``), ``save`` (writers), ``foreign`` (trimesh formats),
+cube sampling rules), ``bake`` (cubes -> own UV layout / per-face atlas), ``core`` (``Mesh``),
+``mesh`` (``load_mesh``), ``obj`` (``load_obj``), ``save`` (writers), ``foreign`` (trimesh formats),
 ``builtins`` + ``teapot_data`` (shapes), ``topology`` (weld / winding checks), ``atomic``.
 """
 from meshopt_cli.mesh.builtins import BUILTIN_NAMES, builtin_shape

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from meshopt_cli.mesh.core import Mesh
 from meshopt_cli.mesh.errors import MeshError
 from meshopt_cli.mesh.material import Material, image_to_rgb
 
@@ -43,8 +44,6 @@ def read_with_trimesh(path: Path, max_faces: int):
     triangles of an STL). Texture (UVs + base colour image), base colour factors and
     vertex/face colours are kept. Raises MeshError with one line naming the file."""
     import trimesh
-
-    from meshopt_cli.mesh.mesh import Mesh
 
     suffix = path.suffix.lower()
     kind = FORMAT_NAMES.get(suffix, suffix.lstrip(".").upper())
