@@ -203,7 +203,7 @@ def parse_camera(entry, where, image_size: int):
 def read_cameras(path: str | os.PathLike, images: list[Path], sizes: list[int]) -> Views:
     """The cameras of ``images`` from a JSON file: a list with one entry per image (in order), an
     object ``{"cameras": [...]}``, or an object mapping image file names to entries. An entry is
-    ``{"azimuth", "elevation", "distance"}`` (degrees; elevation 30 and distance 2.732 when left out;
+    ``{"azimuth", "elevation", "distance"}`` (degrees; elevation 30 and distance ``DISTANCE``, 2.732, when left out;
     optional "viewing_angle", 30) or ``{"K": 3x3, "R": 3x3, "t": 3}`` (optional "dist_coeffs" (5) and
     "orig_size", the image size K refers to, default the image's width)."""
     path = Path(path)
@@ -281,7 +281,7 @@ class ImageTarget(SilhouetteTarget):
 def image_target(images: list[str], cameras: str | None, name: str, device, holdout: int = 0,
                  azimuth: float | None = None, elevation: float | None = None, distance: float | None = None) -> ImageTarget:
     """Masks of ``images`` with the cameras of the JSON file ``cameras``, or (one image) the camera at
-    ``azimuth``/``elevation``/``distance`` (0, 30, 2.732 when None)."""
+    ``azimuth``/``elevation``/``distance`` (0, 30 and ``DISTANCE``, 2.732, when None)."""
     paths = [Path(p) for p in images]
     masks = [load_mask(p) for p in paths]
     if cameras is not None:

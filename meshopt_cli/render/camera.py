@@ -13,6 +13,11 @@ import torch.nn.functional as F
 
 VectorLike = Union[torch.Tensor, Sequence[float]]
 
+#: The paper's camera distance from the origin, in the units of a mesh normalised into [-1, 1]
+#: (longest side): the default of every command and view set. It rounds the distance of the
+#: ``Renderer``'s default eye, 1 / tan(30 degrees) + 1 = 2.7320508 (derived from its viewing angle).
+DEFAULT_DISTANCE = 2.732
+
 _NORMALIZE_EPS = 1e-5
 
 
