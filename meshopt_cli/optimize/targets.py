@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from meshopt_cli.mesh.normalize import box_normalization
 from meshopt_cli.optimize.views import (DISTANCE, ELEVATION, VIEWING_ANGLE, Views, angle_views, heldout_views,
                                         render_silhouettes, training_views)
 
@@ -43,20 +44,16 @@ class SilhouetteTarget:
         raise NotImplementedError
 
 
-def _normalization(vertices: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre (of the bounding box) and scale that put ``vertices`` in the unit ball."""
-    lo, hi = vertices.min(0), vertices.max(0)
-    centre = (lo + hi) / 2
-    radius = float(np.linalg.norm(vertices - centre, axis=1).max())
-    return centre.astype(np.float64), (1.0 / radius if radius > 0 else 1.0)
-
-
 def normalize_to_ball(vertices: np.ndarray, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
-    """``vertices [V, 3]`` centred (bounding box) and scaled so that the farthest vertex is at
-    ``radius``; returns ``(normalised vertices, centre, scale)`` with normalised = (v - centre) * scale."""
-    centre, scale = _normalization(np.asarray(vertices, np.float64))
-    scale *= radius
-    return ((np.asarray(vertices, np.float64) - centre) * scale).astype(np.float32), centre, scale
+    """``vertices [V, 3]`` centred (the bounding box's middle, as in ``mesh.box_normalization``) and
+    scaled so that the farthest vertex is at ``radius`` (not the box's [-1, 1]: a ball stays inside
+    every view at the same distance); returns ``(normalised vertices [V, 3] float32, centre [3]
+    float64, scale)`` with normalised = (v - centre) * scale. A one-point mesh is only moved."""
+    v = np.asarray(vertices, np.float64)
+    centre, _ = box_normalization(v)
+    farthest = float(np.linalg.norm(v - centre, axis=1).max())
+    scale = (1.0 / farthest if farthest > 0 else 1.0) * radius
+    return ((v - centre) * scale).astype(np.float32), centre, scale
 
 
 class MeshTarget(SilhouetteTarget):
