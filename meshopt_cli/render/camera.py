@@ -11,12 +11,9 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 
-VectorLike = Union[torch.Tensor, Sequence[float]]
+from meshopt_cli.defaults import DEFAULT_DISTANCE  # noqa: F401 - the camera's default, exported by render
 
-#: The paper's camera distance from the origin, in the units of a mesh normalised into [-1, 1]
-#: (longest side): the default of every command and view set. It rounds the distance of the
-#: ``Renderer``'s default eye, 1 / tan(30 degrees) + 1 = 2.7320508 (derived from its viewing angle).
-DEFAULT_DISTANCE = 2.732
+VectorLike = Union[torch.Tensor, Sequence[float]]
 
 _NORMALIZE_EPS = 1e-5
 

@@ -30,7 +30,7 @@ class Renderer(nn.Module):
 
     Every constructor argument is also an attribute that may be changed later
     (``renderer.eye = ...``, ``renderer.image_size = 64``). ``eye`` (default (0, 0, -d) with
-    d = 1 / tan(viewing_angle) + 1, 2.7320508 for 30 degrees, which ``camera.DEFAULT_DISTANCE``
+    d = 1 / tan(viewing_angle) + 1, 2.7320508 for 30 degrees, which ``DEFAULT_DISTANCE``
     rounds), ``background_color`` and ``light_direction`` may be ``[3]`` or one per batch item ``[B, 3]``.
     """
 
