@@ -8,8 +8,6 @@ import torch
 
 from meshopt_cli.checkpoints import load_checkpoint, save_checkpoint
 from meshopt_cli.mesh import builtin_shape
-from meshopt_cli.optimize.dream import DreamSettings
-from meshopt_cli.optimize.style import StyleSettings
 from meshopt_cli.optimize.textured import TexturedSettings, optimize_textured
 
 
@@ -44,8 +42,9 @@ def test_a_real_checkpoint_round_trips_with_weights_only_and_resumes_exactly(tmp
                       on_checkpoint=saved.append)
     state = saved[0]
     assert state["generator"].dtype == torch.uint8 and state["optimizer"]["state"]  # Adam has moments
+    settings = dataclasses.asdict(s)  # the commands' settings: numbers, bools, str, None, lists
     meta = {"input": "builtin:cube", "faces": 12, "weights": "imagenet",
-            "settings": StyleSettings().as_dict(), "dream": DreamSettings().as_dict()}
+            "settings": {**settings, "init_bias": [0.1, 0.2, 0.3], "layer": "inception4c", "light_angle": None}}
     path = tmp_path / "run" / "cube.checkpoint.pt"
     save_checkpoint(path, state, meta)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
