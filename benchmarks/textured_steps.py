@@ -34,13 +34,12 @@ def load(args, texture_size: int):
     import numpy as np
     import torch
 
-    from meshopt_cli.commands.textured import normalization
-    from meshopt_cli.mesh import load_mesh
+    from meshopt_cli.mesh import box_normalization, load_mesh
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     mesh = load_mesh(args.mesh)
-    centre, scale = normalization(np.asarray(mesh.vertices, np.float64))
+    centre, scale = box_normalization(mesh.vertices)
     vertices = torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device)
     faces = torch.tensor(np.asarray(mesh.faces, np.int64), device=device)
     textures = torch.tensor(mesh.texture_cubes(texture_size), device=device)

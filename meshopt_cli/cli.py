@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from meshopt_cli import __version__, console
+from meshopt_cli.defaults import DEFAULT_DISTANCE
 from meshopt_cli.optimize.layer_names import GOOGLENET_LAYERS, googlenet_layer
 
 # Typer's parse errors (a bad value for a typed option, an unknown flag) derive from this class.
@@ -244,7 +245,7 @@ def fit_command(
                                                         "in the images' order, or keyed by file name).")] = None,
     azimuth: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: azimuth in degrees (0).")] = None,
     elevation: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: elevation in degrees (30).")] = None,
-    distance: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: distance (2.732).")] = None,
+    distance: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help=f"Camera of a single image: distance ({DEFAULT_DISTANCE}).")] = None,
     holdout: Annotated[int, typer.Option(rich_help_panel=FILES, help="With --images: keep N images out of the fit to measure the held-out IoU.")] = 0,
     out: Out = Path("meshopt-out"),
     name: Name = None,

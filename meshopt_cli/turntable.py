@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from meshopt_cli.mesh.atomic import atomic_write_bytes
-from meshopt_cli.render import Renderer, get_points_from_angles
+from meshopt_cli.render import DEFAULT_DISTANCE, Renderer, get_points_from_angles
 
 COLORS = {
     "white": (1.0, 1.0, 1.0),
@@ -48,7 +48,7 @@ def render_views(
     textures: torch.Tensor | None = None,
     frames: int = 90,
     elevation: float = 30.0,
-    distance: float = 2.732,
+    distance: float = DEFAULT_DISTANCE,
     start_azimuth: float = 0.0,
     image_size: int = 256,
     background: Sequence[float] = (1.0, 1.0, 1.0),

@@ -86,3 +86,53 @@ def test_points_from_angles():
 def test_bad_eye_shape_is_a_value_error():
     with pytest.raises(ValueError, match="eye"):
         look_at(torch.zeros(2, 3, 3), torch.zeros(3, 3))
+
+
+# ----------------------------------------------------------------------------- the default distance
+
+#: Files allowed to spell 2.732 in code (none: every one imports DEFAULT_DISTANCE).
+AWAITING_DEFAULT_DISTANCE: set[str] = set()
+
+
+def test_default_distance_is_the_papers_and_rounds_the_renderers_default_eye():
+    import inspect
+
+    from meshopt_cli import render, turntable
+    from meshopt_cli.optimize import views
+    from meshopt_cli.defaults import DEFAULT_DISTANCE
+    from meshopt_cli.render import camera
+
+    assert render.DEFAULT_DISTANCE is camera.DEFAULT_DISTANCE is DEFAULT_DISTANCE == 2.732
+    assert views.DISTANCE == DEFAULT_DISTANCE
+    assert inspect.signature(turntable.render_views).parameters["distance"].default == DEFAULT_DISTANCE
+    assert torch.allclose(views.training_views(4).eyes.norm(dim=1), torch.full((4,), DEFAULT_DISTANCE))
+    eye = render.Renderer().eye
+    assert eye[:2] == (0.0, 0.0) and eye[2] == pytest.approx(-DEFAULT_DISTANCE, abs=1e-4)
+
+
+def test_no_other_module_spells_the_default_distance_in_code():
+    import ast
+    from pathlib import Path
+
+    import meshopt_cli
+
+    root = Path(meshopt_cli.__file__).parent
+    found = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, float) and abs(node.value - 2.732) < 1e-9:
+                found.add(path.relative_to(root).as_posix())
+    assert found - AWAITING_DEFAULT_DISTANCE == {"defaults.py"}
+
+
+def test_the_defaults_import_neither_torch_nor_numpy():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import meshopt_cli
+
+    code = "import sys, meshopt_cli.defaults; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(meshopt_cli.__file__).parent.parent)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

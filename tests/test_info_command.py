@@ -141,7 +141,7 @@ def test_kernels_built_flag_follows_the_extension_cache(monkeypatch, tmp_path):
 
 def test_unbuilt_kernels_without_a_compiler_mean_the_reference_backend(monkeypatch):
     monkeypatch.setattr(native, "_loaded", {})
-    monkeypatch.setattr(info.shutil, "which", lambda name, *args, **kwargs: None)
+    monkeypatch.setattr(native.shutil, "which", lambda name, *args, **kwargs: None)
     monkeypatch.delenv("CUDA_HOME", raising=False)
     monkeypatch.delenv("CUDA_PATH", raising=False)
     renderer = info.collect()["renderer"]
@@ -156,9 +156,9 @@ def test_extensions_root_is_where_torch_builds(monkeypatch, tmp_path):
 
     monkeypatch.setattr(os, "makedirs", lambda *args, **kwargs: None)  # torch's function creates the folder
     name = native.extension_name("cpu")
-    assert info._extensions_root() / name == Path(cpp_extension._get_build_directory(name, False))
+    assert native.extensions_root() / name == Path(cpp_extension._get_build_directory(name, False))
     monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
-    assert info._extensions_root() / name == Path(cpp_extension._get_build_directory(name, False))
+    assert native.extensions_root() / name == Path(cpp_extension._get_build_directory(name, False))
 
 
 def test_weights_cache_shows_which_backbones_are_present(monkeypatch, tmp_path):

@@ -124,7 +124,7 @@ def test_resume_from_a_checkpoint_continues_exactly():
 
 
 def test_checkpoint_from_another_run_is_refused(tmp_path):
-    from meshopt_cli.commands.textured import load_checkpoint, save_checkpoint
+    from meshopt_cli.checkpoints import load_checkpoint, save_checkpoint
 
     path = tmp_path / "x.checkpoint.pt"
     save_checkpoint(path, {"step": 1}, {"input": "a.obj", "faces": 12})

@@ -11,7 +11,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -129,105 +128,32 @@ def _cuda() -> dict:
     return {"available": available, "torch_cuda": torch.version.cuda, "device_count": count, "devices": devices}
 
 
-def _extensions_root() -> Path:
-    """torch's extension cache folder, as ``cpp_extension._get_build_directory`` computes it (which
-    also creates it, so it is not called here)."""
-    import torch
-    from torch.utils import cpp_extension
-
-    root = os.environ.get("TORCH_EXTENSIONS_DIR")
-    if root is not None:
-        return Path(root)
-    if torch.version.hip is not None:
-        def key(version: str) -> str:
-            return version.split("-", maxsplit=1)[0].replace(".", "")
-
-        rocm = getattr(torch.version, "rocm", None)
-        accelerator = f"rocm{key(rocm)}_hip{key(torch.version.hip)}" if rocm else f"rocm{key(torch.version.hip)}"
-    elif torch.version.cuda is not None:
-        accelerator = f"cu{torch.version.cuda.replace('.', '')}"
-    else:
-        accelerator = "cpu"
-    python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
-    return Path(cpp_extension.get_default_build_root()) / f"{python}_{accelerator}"
-
-
-def _toolchain(native) -> dict:
-    """C++ compiler, ninja, nvcc and the CUDA_HOME a kernel build would use (the environment is left
-    as it was)."""
-    saved = os.environ.get("CUDA_HOME")
-    try:
-        native._ensure_cuda_home()  # native.load's choice; also keeps cpp_extension's import quiet
-        from torch.utils import cpp_extension
-
-        cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or cpp_extension.CUDA_HOME
-    finally:
-        if saved is None:
-            os.environ.pop("CUDA_HOME", None)
-        else:
-            os.environ["CUDA_HOME"] = saved
-    compiler = _guard(cpp_extension.get_cxx_compiler) if hasattr(cpp_extension, "get_cxx_compiler") else os.environ.get("CXX", "c++")
-    nvcc = Path(cuda_home) / "bin" / "nvcc" if cuda_home else None
-    return {"cxx": shutil.which(compiler) if isinstance(compiler, str) else None,
-            "ninja": shutil.which("ninja"),
-            "nvcc": str(nvcc) if nvcc is not None and nvcc.is_file() else shutil.which("nvcc"),
-            "cuda_home": cuda_home}
-
-
-def _kernels(native, kind: str, root, tools: dict, choice: str) -> dict:
+def _kernels(native, kind: str, root, tools: dict) -> dict:
     """The ``kind`` ("cpu" | "cuda") extension: its name, where it is built, whether it is, and the
-    backend that rendering on that device would use."""
-    entry = {"extension": None, "build_dir": None, "built": None, "file": None, "loaded": kind in native._loaded}
+    backend that rendering on that device would use (``native.backend_choice``)."""
+    entry = {"extension": None, "build_dir": None, "built": None, "file": None, "loaded": native.module_loaded(kind)}
     try:
-        name = native.extension_name(kind)
-        entry["extension"] = name
         if isinstance(root, Path):
-            build_dir = root / name
-            found = sorted(build_dir.glob(f"{name}*.so")) + sorted(build_dir.glob(f"{name}*.pyd"))
-            entry.update(build_dir=str(build_dir), built=bool(found), file=str(found[0]) if found else None)
+            entry.update(native.build_status(kind, root))
         else:
-            entry["built"] = root  # why the cache folder is unknown
+            entry.update(extension=native.extension_name(kind), built=root)  # root: why the cache folder is unknown
     except Exception as error:  # noqa: BLE001 - e.g. the kernel sources are missing
         entry["built"] = _unknown(error)
     if kind == "cuda":
         entry["arch_list"] = _guard(native.cuda_arch_list)
-
-    if choice == "reference":
-        backend, reason = "reference", "MESHOPT_BACKEND=reference"
-    elif choice != "native":
-        backend, reason = "invalid", f"MESHOPT_BACKEND must be 'native' or 'reference', got {choice!r}: rendering fails"
-    elif "backend:" + kind in native._loaded:
-        loaded = native._loaded["backend:" + kind] is not None
-        backend = "native" if loaded else "reference"
-        reason = "loaded in this process" if loaded else "the native build failed in this process"
-    elif entry["built"] is True:
-        backend, reason = "native", "kernels built"
-    else:
-        needed = [("C++ compiler", tools.get("cxx")), ("ninja", tools.get("ninja"))]
-        if kind == "cuda":
-            needed.append(("nvcc", tools.get("nvcc")))
-        missing = [tool for tool, path in needed if not path]
-        if missing:
-            backend, reason = "reference", f"kernels not built and no {', '.join(missing)} found to build them"
-        else:
-            backend, reason = "native", "kernels not built yet; built on first use, about a minute"
-    if kind == "cuda" and choice in ("native", "reference") and _guard(_cuda_available) is not True:
-        reason += "; no CUDA device here"
-    entry.update(backend=backend, reason=reason)
+    entry["backend"], entry["reason"] = native.backend_choice(kind, built=entry["built"], tools=tools)
     return entry
 
 
 def _renderer() -> dict:
     from meshopt_cli.render import native
 
-    env = os.environ.get("MESHOPT_BACKEND")
-    choice = (env if env is not None else "native").strip().lower()  # as rasterize.get_backend reads it
-    tools = _guard(_toolchain, native)  # first: it keeps cpp_extension's import from logging a CUDA_HOME guess
-    root = _guard(_extensions_root)
+    tools = _guard(native.toolchain)  # first: it keeps cpp_extension's import from logging a CUDA_HOME guess
+    root = _guard(native.extensions_root)
     tools = tools if isinstance(tools, dict) else {"cxx": tools, "ninja": tools, "nvcc": tools, "cuda_home": tools}
-    return {"MESHOPT_BACKEND": env, "selected": choice,
-            "cpu": _guard(_kernels, native, "cpu", root, tools, choice),
-            "cuda": _guard(_kernels, native, "cuda", root, tools, choice),
+    return {"MESHOPT_BACKEND": os.environ.get(native.BACKEND_VARIABLE), "selected": native.backend_setting(),
+            "cpu": _guard(_kernels, native, "cpu", root, tools),
+            "cuda": _guard(_kernels, native, "cuda", root, tools),
             "kernel_sources": _guard(lambda: str(native.kernel_dir())),
             "extensions_root": str(root), **tools}
 

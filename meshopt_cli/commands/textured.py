@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from meshopt_cli import __version__, console, precision, stop
+from meshopt_cli.checkpoints import load_checkpoint, save_checkpoint
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, check_folder_name, make_jobs, source_name
 from meshopt_cli.command import Payload
 from meshopt_cli.fields import as_dict, setting
@@ -84,24 +85,17 @@ class Subject:
     textures: Any
 
 
-def normalization(vertices):
-    """(centre [3], scale) of the paper's normalisation: the bounding box into [-1, 1] (longest side)."""
-    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-    extent = float((hi - lo).max())
-    return (lo + hi) / 2.0, (2.0 / extent if extent > 0 else 1.0)
-
-
 def load_subject(job: Job, settings: TexturedCommandSettings, force: bool, device) -> Subject:
     """Check that the result may be written, then load and normalise the job's mesh."""
     import numpy as np
     import torch
 
     from meshopt_cli.export import check_writable
-    from meshopt_cli.mesh import load_mesh
+    from meshopt_cli.mesh import box_normalization, load_mesh
 
     check_writable(job.folder, force)
     mesh = load_mesh(job.input)
-    centre, scale = normalization(np.asarray(mesh.vertices, np.float64))
+    centre, scale = box_normalization(mesh.vertices)
     return Subject(mesh=mesh, centre=centre, scale=scale,
                    vertices=torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device),
                    faces=torch.tensor(np.asarray(mesh.faces, np.int64), device=device),
@@ -121,42 +115,6 @@ def comparable(settings) -> dict:
     for key in ("iterations", "turntable_frames", "turntable_size", "sheet_size"):
         values.pop(key)
     return values
-
-
-def save_checkpoint(path: Path, state: dict, meta: dict) -> None:
-    """``torch.save`` of the loop's state plus ``meta``, atomically (temp file + rename)."""
-    import os
-    import tempfile
-
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save({"meta": meta, "state": state}, temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: Path, meta: dict) -> dict:
-    """The loop state saved at ``path``; a one-line ValueError when missing or from another run."""
-    import torch
-
-    if not path.is_file():
-        raise ValueError(f"{path}: no checkpoint to resume from (run with --checkpoint-every N first)")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        saved_meta, state = saved["meta"], saved["state"]
-    except Exception as problem:  # noqa: BLE001 - any unreadable file is one line
-        raise ValueError(f"{path}: not a readable checkpoint ({problem})") from None
-    for key, value in meta.items():
-        if saved_meta.get(key) != value:
-            raise ValueError(f"{path}: made with a different {key} ({saved_meta.get(key)!r}, now {value!r}); "
-                             "resume with the same mesh, image and settings")
-    return state
 
 
 # ---------------------------------------------------------------- the loop
@@ -217,13 +175,13 @@ def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0
     ``light_intensity``: (ambient, directional); default the renderer's own."""
     import torch
 
-    from meshopt_cli.render import Renderer, get_points_from_angles
+    from meshopt_cli.render import DEFAULT_DISTANCE, Renderer, get_points_from_angles
 
     n = len(SHEET_AZIMUTHS)
     renderer = Renderer(image_size=size, background_color=tuple(background))
     if light_intensity is not None:
         renderer.light_intensity_ambient, renderer.light_intensity_directional = (float(x) for x in light_intensity)
-    renderer.eye = get_points_from_angles(torch.full((n,), 2.732), torch.full((n,), SHEET_ELEVATION),
+    renderer.eye = get_points_from_angles(torch.full((n,), DEFAULT_DISTANCE), torch.full((n,), SHEET_ELEVATION),
                                           torch.tensor(SHEET_AZIMUTHS)).to(vertices.device)
     with torch.no_grad():
         rgb, _, alpha = renderer(vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1),

@@ -11,20 +11,24 @@ Public API::
         -> [written paths]                       # .obj (+ .mtl + .png) or .glb, atomic
     save_mesh(path, mesh, textures=None, vertices=None)   # own UV layout when the mesh has one
     builtin_shape("builtin:teapot") -> (vertices [V,3] float32, faces [F,3] int64)
+    box_normalization(vertices) -> (centre [3], scale)   # bounding box into [-1, 1] by its longest side
+    normalize_vertices(vertices) -> vertices             # the same, torch, the reference's float32 steps
     MeshError                                   # ValueError, one line "<file>: <problem>"
 
 Modules: ``objparse`` (vectorised OBJ records), ``material`` (MTL + images), ``cubes`` (texture
-cube sampling rules), ``bake`` (cubes -> own UV layout / per-face atlas), ``mesh`` (``Mesh``,
-``load_mesh``), ``obj`` (``load_obj``), ``save`` (writers), ``foreign`` (trimesh formats),
-``builtins`` + ``teapot_data`` (shapes), ``topology`` (weld / winding checks), ``atomic``.
+cube sampling rules), ``bake`` (cubes -> own UV layout / per-face atlas), ``core`` (``Mesh``),
+``mesh`` (``load_mesh``), ``obj`` (``load_obj``), ``normalize`` (the [-1, 1] frame), ``save``
+(writers), ``foreign`` (trimesh formats), ``builtins`` + ``teapot_data`` (shapes), ``topology``
+(weld / winding checks), ``atomic``.
 """
 from meshopt_cli.mesh.builtins import BUILTIN_NAMES, builtin_shape
 from meshopt_cli.mesh.cubes import WRAPPINGS, cube_weights
 from meshopt_cli.mesh.errors import MeshError
 from meshopt_cli.mesh.material import Material
 from meshopt_cli.mesh.mesh import SUPPORTED_SUFFIXES, Mesh, load_mesh
+from meshopt_cli.mesh.normalize import box_normalization, normalize_box, normalize_vertices
+from meshopt_cli.mesh.obj import load_obj
 from meshopt_cli.mesh.objparse import MAX_FACES
-from meshopt_cli.mesh.obj import load_obj, normalize_vertices
 from meshopt_cli.mesh.save import export_glb, save_mesh, save_obj
 
 __all__ = [
@@ -35,11 +39,13 @@ __all__ = [
     "Material",
     "Mesh",
     "MeshError",
+    "box_normalization",
     "builtin_shape",
     "cube_weights",
     "export_glb",
     "load_mesh",
     "load_obj",
+    "normalize_box",
     "normalize_vertices",
     "save_mesh",
     "save_obj",

@@ -25,6 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from meshopt_cli.mesh.normalize import normalize_box
 from meshopt_cli.mesh.topology import orient_outward, weld
 
 BUILTIN_PREFIX = "builtin:"
@@ -151,9 +152,7 @@ def teapot(segments: int = 8) -> tuple[np.ndarray, np.ndarray]:
     v, f = weld(v, np.concatenate(faces), decimals=6)
     f = orient_outward(v, f)
     v = np.stack([v[:, 0], v[:, 2], -v[:, 1]], axis=1)  # z up -> y up (a rotation)
-    lo, hi = v.min(axis=0), v.max(axis=0)
-    v = (v - (lo + hi) / 2.0) * (2.0 / (hi - lo).max())
-    return v.astype(np.float32), f.astype(np.int64)
+    return normalize_box(v).astype(np.float32), f.astype(np.int64)
 
 
 _MAKERS = {"sphere": icosphere, "teapot": teapot, "cube": cube, "torus": torus}

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from meshopt_cli.mesh.core import Mesh
 from meshopt_cli.mesh.errors import MeshError
 from meshopt_cli.mesh.material import Material, image_to_rgb
+from meshopt_cli.mesh.topology import weld
 
 FORMAT_NAMES = {".ply": "PLY", ".stl": "STL", ".off": "OFF", ".glb": "GLB", ".gltf": "glTF"}
 
@@ -25,26 +27,12 @@ def _reason(exc: Exception) -> str:
     return text.splitlines()[0][:160]
 
 
-def _weld_keeping_corners(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge vertices with identical coordinates (STL triangle soups, glTF vertices split at UV
-    seams), keeping first-occurrence order; per-corner data stays valid since faces keep their
-    order. Faces that collapse are NOT dropped here (the face list must stay aligned)."""
-    key = np.asarray(vertices) + 0.0
-    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return np.asarray(vertices)[first[order]], rank[inverse.reshape(-1)][faces]
-
-
 def read_with_trimesh(path: Path, max_faces: int):
     """Read a PLY / STL / OFF / GLB / glTF file into a ``Mesh`` (vertices welded where they
     coincide exactly, so an optimization cannot tear the surface at seams or between the
     triangles of an STL). Texture (UVs + base colour image), base colour factors and
     vertex/face colours are kept. Raises MeshError with one line naming the file."""
     import trimesh
-
-    from meshopt_cli.mesh.mesh import Mesh
 
     suffix = path.suffix.lower()
     kind = FORMAT_NAMES.get(suffix, suffix.lstrip(".").upper())
@@ -91,11 +79,12 @@ def read_with_trimesh(path: Path, max_faces: int):
         else:
             face_colors = np.asarray(visual.face_colors, np.float32)[:, :3] / 255.0
 
+    # STL triangle soups and glTF vertices split at UV seams; collapsed faces stay (uvs are per face)
     if vertex_colors is None:
-        vertices, faces = _weld_keeping_corners(vertices, faces)
+        vertices, faces = weld(vertices, faces, drop_degenerate=False)
     else:  # weld only where colours agree too
         combined = np.concatenate([vertices, vertex_colors], axis=1)
-        combined, faces = _weld_keeping_corners(combined, faces)
+        combined, faces = weld(combined, faces, drop_degenerate=False)
         vertices, vertex_colors = combined[:, :3], combined[:, 3:].astype(np.float32)
     return Mesh(
         vertices=vertices.astype(np.float32),

@@ -2,32 +2,12 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from meshopt_cli.mesh.cubes import canonical_wrapping
 from meshopt_cli.mesh.mesh import load_mesh
-
-if TYPE_CHECKING:  # torch is imported on first use: ``import meshopt_cli.mesh`` stays light
-    import torch
-
-
-def normalize_vertices(vertices: "torch.Tensor") -> "torch.Tensor":
-    """Map vertices [V, 3] so that the longest bounding-box side spans [-1, 1] and the box is
-    centred, with the reference implementation's exact float32 steps:
-    ``v -= min(v); v /= max|v|; v *= 2; v -= max(v) / 2`` (min/max per axis except ``max|v|``).
-    Returns a new tensor. A mesh of one point (zero extent) is only translated."""
-    import torch
-
-    v = vertices.clone()
-    v -= v.min(0)[0][None, :]
-    extent = torch.abs(v).max()
-    if extent > 0:
-        v /= extent
-    v *= 2
-    v -= v.max(0)[0][None, :] / 2
-    return v
+from meshopt_cli.mesh.normalize import normalize_vertices
 
 
 def load_obj(filename_obj: str | os.PathLike, normalization: bool = True, texture_size: int = 4,

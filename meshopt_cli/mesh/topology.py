@@ -1,6 +1,6 @@
 """Small mesh-topology helpers: welding, consistent winding, orientation checks.
 
-vertices: [V, 3] float arrays; faces: [F, 3] int arrays of vertex indices.
+vertices: [V, 3] float arrays (``weld`` also takes [V, D]); faces: [F, 3] int arrays of vertex indices.
 """
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ from collections import deque
 import numpy as np
 
 
-def weld(vertices: np.ndarray, faces: np.ndarray, decimals: int | None = None
-         ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge vertices with equal coordinates (exactly, or after rounding to ``decimals``).
-    Kept vertices stay in order of first occurrence; faces are re-indexed, and faces that
-    collapse (two equal corners) are dropped. Returns (vertices [V', 3], faces [F', 3])."""
+def weld(vertices: np.ndarray, faces: np.ndarray, decimals: int | None = None, *,
+         drop_degenerate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Merge vertices with equal rows (exactly, or after rounding to ``decimals``; -0.0 equals 0.0).
+
+    vertices: ``[V, D]`` floats, usually positions (D = 3, mesh units); extra columns (e.g. colours,
+              D = 6) must match too for two vertices to merge.
+    faces:    ``[F, 3]`` ints, indices into ``vertices``.
+    decimals: round the rows to this many decimal places before comparing (None: exact). The kept
+              rows are the originals (the first of each group), not rounded.
+    drop_degenerate: drop the faces that collapse (two equal corners); with False the faces stay
+              aligned with the input's (for per-corner data such as UVs), collapsed ones included.
+
+    Kept vertices stay in order of first occurrence; faces keep their order and are re-indexed.
+    Returns ``(vertices [V', D], faces [F', 3] int64)``; welding the result again changes nothing.
+    """
     v = np.asarray(vertices)
     key = np.round(v, decimals) + 0.0 if decimals is not None else v + 0.0  # +0.0: -0.0 -> 0.0
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
@@ -23,6 +33,8 @@ def weld(vertices: np.ndarray, faces: np.ndarray, decimals: int | None = None
     rank[order] = np.arange(len(order))
     new_vertices = v[first[order]]
     new_faces = rank[inverse][np.asarray(faces)]
+    if not drop_degenerate:
+        return new_vertices, new_faces
     keep = ((new_faces[:, 0] != new_faces[:, 1]) & (new_faces[:, 1] != new_faces[:, 2])
             & (new_faces[:, 2] != new_faces[:, 0]))
     return new_vertices, new_faces[keep]

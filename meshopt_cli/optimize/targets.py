@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from meshopt_cli.mesh.normalize import box_normalization
 from meshopt_cli.optimize.views import (DISTANCE, ELEVATION, VIEWING_ANGLE, Views, angle_views, heldout_views,
                                         render_silhouettes, training_views)
 
@@ -43,20 +44,16 @@ class SilhouetteTarget:
         raise NotImplementedError
 
 
-def _normalization(vertices: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre (of the bounding box) and scale that put ``vertices`` in the unit ball."""
-    lo, hi = vertices.min(0), vertices.max(0)
-    centre = (lo + hi) / 2
-    radius = float(np.linalg.norm(vertices - centre, axis=1).max())
-    return centre.astype(np.float64), (1.0 / radius if radius > 0 else 1.0)
-
-
 def normalize_to_ball(vertices: np.ndarray, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
-    """``vertices [V, 3]`` centred (bounding box) and scaled so that the farthest vertex is at
-    ``radius``; returns ``(normalised vertices, centre, scale)`` with normalised = (v - centre) * scale."""
-    centre, scale = _normalization(np.asarray(vertices, np.float64))
-    scale *= radius
-    return ((np.asarray(vertices, np.float64) - centre) * scale).astype(np.float32), centre, scale
+    """``vertices [V, 3]`` centred (the bounding box's middle, as in ``mesh.box_normalization``) and
+    scaled so that the farthest vertex is at ``radius`` (not the box's [-1, 1]: a ball stays inside
+    every view at the same distance); returns ``(normalised vertices [V, 3] float32, centre [3]
+    float64, scale)`` with normalised = (v - centre) * scale. A one-point mesh is only moved."""
+    v = np.asarray(vertices, np.float64)
+    centre, _ = box_normalization(v)
+    farthest = float(np.linalg.norm(v - centre, axis=1).max())
+    scale = (1.0 / farthest if farthest > 0 else 1.0) * radius
+    return ((v - centre) * scale).astype(np.float32), centre, scale
 
 
 class MeshTarget(SilhouetteTarget):
@@ -203,7 +200,7 @@ def parse_camera(entry, where, image_size: int):
 def read_cameras(path: str | os.PathLike, images: list[Path], sizes: list[int]) -> Views:
     """The cameras of ``images`` from a JSON file: a list with one entry per image (in order), an
     object ``{"cameras": [...]}``, or an object mapping image file names to entries. An entry is
-    ``{"azimuth", "elevation", "distance"}`` (degrees; elevation 30 and distance 2.732 when left out;
+    ``{"azimuth", "elevation", "distance"}`` (degrees; elevation 30 and distance ``DISTANCE``, 2.732, when left out;
     optional "viewing_angle", 30) or ``{"K": 3x3, "R": 3x3, "t": 3}`` (optional "dist_coeffs" (5) and
     "orig_size", the image size K refers to, default the image's width)."""
     path = Path(path)
@@ -281,7 +278,7 @@ class ImageTarget(SilhouetteTarget):
 def image_target(images: list[str], cameras: str | None, name: str, device, holdout: int = 0,
                  azimuth: float | None = None, elevation: float | None = None, distance: float | None = None) -> ImageTarget:
     """Masks of ``images`` with the cameras of the JSON file ``cameras``, or (one image) the camera at
-    ``azimuth``/``elevation``/``distance`` (0, 30, 2.732 when None)."""
+    ``azimuth``/``elevation``/``distance`` (0, 30 and ``DISTANCE``, 2.732, when None)."""
     paths = [Path(p) for p in images]
     masks = [load_mask(p) for p in paths]
     if cameras is not None:

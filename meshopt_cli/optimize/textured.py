@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from meshopt_cli.fields import setting
-from meshopt_cli.render import Renderer, get_points_from_angles
+from meshopt_cli.render import DEFAULT_DISTANCE, Renderer, get_points_from_angles
 
 
 @dataclass
@@ -37,7 +37,7 @@ class TexturedSettings:
     iterations: int = setting(1000, ge=0)
     batch_views: int = setting(4, ge=1)
     image_size: int = setting(224, ge=1)  # pixels of the rendered views
-    distance: float = setting(2.732, gt=0)
+    distance: float = setting(DEFAULT_DISTANCE, gt=0)
     distance_noise: float = setting(0.1, ge=0)  # standard deviation of the camera distance
     elevation_min: float = setting(20.0)  # degrees
     elevation_max: float = setting(40.0)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from meshopt_cli.render import Renderer, get_points_from_angles
+from meshopt_cli.render import DEFAULT_DISTANCE, Renderer, get_points_from_angles
 
-DISTANCE = 2.732  # the paper's camera distance (and the renderer's default eye)
+DISTANCE = DEFAULT_DISTANCE  # the paper's camera distance (the renderer's default eye, rounded)
 ELEVATION = 30.0  # the paper's training elevation
 VIEWING_ANGLE = 30.0  # the renderer's default half viewing angle
 # Held-out views: azimuths between the training ones, and elevations other than the training

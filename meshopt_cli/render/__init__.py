@@ -6,7 +6,7 @@ API compatible with the paper's reference implementation::
     renderer = Renderer(image_size=256)
     rgb, depth, alpha = renderer(vertices, faces, textures)
 """
-from meshopt_cli.render.camera import get_points_from_angles, look, look_at, perspective, projection
+from meshopt_cli.render.camera import DEFAULT_DISTANCE, get_points_from_angles, look, look_at, perspective, projection
 from meshopt_cli.render.geometry import fill_back, vertices_to_faces
 from meshopt_cli.render.lighting import lighting
 from meshopt_cli.render.rasterize import (
@@ -19,6 +19,7 @@ from meshopt_cli.render.rasterize import (
 from meshopt_cli.render.renderer import Renderer
 
 __all__ = [
+    "DEFAULT_DISTANCE",
     "Renderer",
     "fill_back",
     "get_backend",

@@ -11,6 +11,8 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from meshopt_cli.defaults import DEFAULT_DISTANCE  # noqa: F401 - the camera's default, exported by render
+
 VectorLike = Union[torch.Tensor, Sequence[float]]
 
 _NORMALIZE_EPS = 1e-5

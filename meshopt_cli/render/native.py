@@ -1,9 +1,23 @@
-"""Builds and loads the native kernels (``kernels/``) with ``torch.utils.cpp_extension``.
+"""Builds and loads the native kernels (``kernels/``) with ``torch.utils.cpp_extension``, and says
+which backend renders on a device.
 
 The CPU extension is built on first use into torch's extension cache (a one-line status on
 stderr while it builds); the CUDA extension likewise, the first time a CUDA tensor is rendered.
 When a build fails, :func:`backend_for` warns once and returns None so that the caller falls
 back to the reference backend.
+
+The backend seam, shared by ``rasterize.get_backend`` (which renders) and ``meshopt info`` (which
+reports without building anything)::
+
+    backend_setting() -> str              # MESHOPT_BACKEND, normalised, "native" when unset
+    requested_backend() -> str            # the same, validated: "native" | "reference" (else ValueError)
+    backend_choice(device) -> (name, reason)   # what rendering on device would use, and why
+    backend_state(kind) -> True | False | None # backend_for's outcome in this process (None: not asked)
+    module_loaded(kind) -> bool           # the extension module is imported in this process
+    build_status(kind) -> {"extension", "build_dir", "built", "file"}; kernels_built(kind) -> bool
+    toolchain() -> {"cxx", "ninja", "nvcc", "cuda_home"}; extensions_root() -> Path
+
+``kind`` is ``"cpu"`` or ``"cuda"`` (:func:`kernel_kind` of a device).
 """
 from __future__ import annotations
 
@@ -32,7 +46,11 @@ CUDA_FLAGS = ["-O3", "--fmad=false"]
 # GPU architectures of a CUDA build when TORCH_CUDA_ARCH_LIST is unset and no GPU is visible (with
 # a GPU, torch builds for the visible devices): Turing, Ampere, Hopper, and PTX for newer GPUs.
 DEFAULT_CUDA_ARCH_LIST = "7.5;8.0;9.0+PTX"
+#: The environment variable that picks the backend, and the values it may take.
+BACKEND_VARIABLE = "MESHOPT_BACKEND"
+BACKEND_NAMES = ("native", "reference")
 
+# kind -> extension module; "backend:" + kind -> backend_for's result (None: the build failed)
 _loaded: dict = {}
 
 
@@ -107,6 +125,11 @@ def _ensure_cuda_home() -> None:
             return
 
 
+def _built_library(build_dir: pathlib.Path, name: str) -> pathlib.Path | None:
+    found = sorted(build_dir.glob(f"{name}*.so")) + sorted(build_dir.glob(f"{name}*.pyd"))
+    return found[0] if found else None
+
+
 def load(kind: str = "cpu", verbose: bool = False):
     """Build (first time only) and import the ``cpu`` or ``cuda`` extension module."""
     if kind in _loaded:
@@ -117,7 +140,7 @@ def load(kind: str = "cpu", verbose: bool = False):
     name = extension_name(kind)
     directory = kernel_dir()
     build_dir = pathlib.Path(cpp_extension._get_build_directory(name, verbose=False))
-    if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
+    if _built_library(build_dir, name) is None:
         print(f"meshopt: building {kind.upper()} kernels (first run only, about a minute)...", file=sys.stderr, flush=True)
     sources = [str(directory / s) for s in (CPU_SOURCES if kind == "cpu" else CUDA_SOURCES)]
     # without a visible GPU torch cannot pick the architectures itself: name them for this build
@@ -141,9 +164,15 @@ def load(kind: str = "cpu", verbose: bool = False):
     return module
 
 
+def kernel_kind(device) -> str:
+    """``"cuda"`` for a CUDA device (a ``torch.device``, a string such as ``"cuda:1"``, or the kind
+    itself), else ``"cpu"``."""
+    return "cuda" if torch.device(device).type == "cuda" else "cpu"
+
+
 def backend_for(device: torch.device):
     """A backend object (reference.py's contract) on ``device``, or None when it cannot be built."""
-    kind = "cuda" if torch.device(device).type == "cuda" else "cpu"
+    kind = kernel_kind(device)
     key = "backend:" + kind
     if key in _loaded:
         return _loaded[key]
@@ -186,3 +215,144 @@ def _wrap(module) -> SimpleNamespace:
 
     return SimpleNamespace(name="native", forward=forward, backward_xy=backward_xy,
                            backward_depth=backward_depth, backward_textures=backward_textures)
+
+
+# ----------------------------------------------------------------------------- the backend seam
+
+
+def backend_setting() -> str:
+    """MESHOPT_BACKEND as the renderer reads it (stripped, lower-case; ``"native"`` when unset),
+    not validated."""
+    return os.environ.get(BACKEND_VARIABLE, "native").strip().lower()
+
+
+def requested_backend() -> str:
+    """The backend MESHOPT_BACKEND asks for: ``"native"`` (the default) or ``"reference"``; a
+    one-line ValueError naming the variable for anything else."""
+    choice = backend_setting()
+    if choice not in BACKEND_NAMES:
+        raise ValueError(f"{BACKEND_VARIABLE} must be 'native' or 'reference', got {choice!r}")
+    return choice
+
+
+def module_loaded(kind: str) -> bool:
+    """True when the ``kind`` extension module has been imported in this process."""
+    return kind in _loaded
+
+
+def backend_state(kind: str) -> bool | None:
+    """:func:`backend_for`'s outcome for ``kind`` in this process: True (native), False (the build
+    failed: the reference backend renders), None (not asked yet)."""
+    key = "backend:" + kind
+    return None if key not in _loaded else _loaded[key] is not None
+
+
+def extensions_root() -> pathlib.Path:
+    """torch's extension cache folder, as ``cpp_extension._get_build_directory`` computes it (which
+    also creates it, so it is not called here)."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if root is not None:
+        return pathlib.Path(root)
+    if torch.version.hip is not None:
+        def key(version: str) -> str:
+            return version.split("-", maxsplit=1)[0].replace(".", "")
+
+        rocm = getattr(torch.version, "rocm", None)
+        accelerator = f"rocm{key(rocm)}_hip{key(torch.version.hip)}" if rocm else f"rocm{key(torch.version.hip)}"
+    elif torch.version.cuda is not None:
+        accelerator = f"cu{torch.version.cuda.replace('.', '')}"
+    else:
+        accelerator = "cpu"
+    python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+    return pathlib.Path(cpp_extension.get_default_build_root()) / f"{python}_{accelerator}"
+
+
+def build_status(kind: str, root: pathlib.Path | None = None) -> dict:
+    """Where the ``kind`` extension is built and whether it is, without building or creating
+    anything: ``{"extension": name, "build_dir": str, "built": bool, "file": str or None}``.
+    ``root``: the extension cache folder (default :func:`extensions_root`). Raises when the kernel
+    sources are missing."""
+    name = extension_name(kind)
+    build_dir = (extensions_root() if root is None else pathlib.Path(root)) / name
+    found = _built_library(build_dir, name)
+    return {"extension": name, "build_dir": str(build_dir), "built": found is not None,
+            "file": str(found) if found is not None else None}
+
+
+def kernels_built(kind: str) -> bool:
+    """True when the ``kind`` extension for these sources, flags and machine is in torch's cache."""
+    return build_status(kind)["built"]
+
+
+def toolchain() -> dict:
+    """C++ compiler, ninja, nvcc and the CUDA_HOME a kernel build would use (paths or None; the
+    environment is left as it was)."""
+    saved = os.environ.get("CUDA_HOME")
+    try:
+        _ensure_cuda_home()  # load's choice; also keeps cpp_extension's import quiet
+        from torch.utils import cpp_extension
+
+        cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or cpp_extension.CUDA_HOME
+    finally:
+        if saved is None:
+            os.environ.pop("CUDA_HOME", None)
+        else:
+            os.environ["CUDA_HOME"] = saved
+    try:
+        compiler = cpp_extension.get_cxx_compiler() if hasattr(cpp_extension, "get_cxx_compiler") else os.environ.get("CXX", "c++")
+    except Exception:  # noqa: BLE001 - no compiler to report
+        compiler = None
+    nvcc = pathlib.Path(cuda_home) / "bin" / "nvcc" if cuda_home else None
+    return {"cxx": shutil.which(compiler) if isinstance(compiler, str) else None,
+            "ninja": shutil.which("ninja"),
+            "nvcc": str(nvcc) if nvcc is not None and nvcc.is_file() else shutil.which("nvcc"),
+            "cuda_home": cuda_home}
+
+
+def _cuda_available() -> bool:
+    try:
+        return torch.cuda.is_available() is True
+    except Exception:  # noqa: BLE001 - a broken driver reads as no CUDA device
+        return False
+
+
+def backend_choice(device, *, built=None, tools: dict | None = None) -> tuple[str, str]:
+    """``(name, reason)``: the backend that rendering on ``device`` would use, ``"native"``,
+    ``"reference"`` or ``"invalid"`` (MESHOPT_BACKEND is neither: rendering raises), predicted
+    without building anything. In the order ``get_backend`` decides: MESHOPT_BACKEND, then what
+    :func:`backend_for` already found in this process, then whether the kernels are built, then
+    whether the tools to build them are there. ``built`` (:func:`kernels_built`'s answer) and
+    ``tools`` (:func:`toolchain`'s) are computed when not given."""
+    kind = kernel_kind(device)
+    try:
+        choice = requested_backend()
+    except ValueError as error:
+        return "invalid", f"{error}: rendering fails"
+    state = backend_state(kind)
+    if choice == "reference":
+        name, reason = "reference", f"{BACKEND_VARIABLE}=reference"
+    elif state is not None:
+        name, reason = ("native", "loaded in this process") if state else ("reference", "the native build failed in this process")
+    else:
+        if built is None:
+            try:
+                built = kernels_built(kind)
+            except Exception:  # noqa: BLE001 - e.g. missing sources: not built
+                built = False
+        if built is True:
+            name, reason = "native", "kernels built"
+        else:
+            tools = toolchain() if tools is None else tools
+            needed = [("C++ compiler", tools.get("cxx")), ("ninja", tools.get("ninja"))]
+            if kind == "cuda":
+                needed.append(("nvcc", tools.get("nvcc")))
+            missing = [tool for tool, path in needed if not path]
+            if missing:
+                name, reason = "reference", f"kernels not built and no {', '.join(missing)} found to build them"
+            else:
+                name, reason = "native", "kernels not built yet; built on first use, about a minute"
+    if kind == "cuda" and not _cuda_available():
+        reason += "; no CUDA device here"
+    return name, reason

@@ -7,13 +7,12 @@ gradient for textures. The work is done by a backend (``native`` kernels or the 
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
-from meshopt_cli.render import reference
+from meshopt_cli.render import native, reference
 
 DEFAULT_IMAGE_SIZE = 256
 DEFAULT_ANTI_ALIASING = True
@@ -27,14 +26,10 @@ ColorLike = Union[torch.Tensor, Sequence[float]]
 
 def get_backend(device: torch.device):
     """The backend module for ``device``: ``native`` unless ``MESHOPT_BACKEND=reference`` or the
-    kernels cannot be built (then ``reference``, with a one-line warning)."""
-    choice = os.environ.get("MESHOPT_BACKEND", "native").strip().lower()
-    if choice == "reference":
+    kernels cannot be built (then ``reference``, with a one-line warning); a ValueError when
+    MESHOPT_BACKEND is neither. ``native.backend_choice`` predicts it without building."""
+    if native.requested_backend() == "reference":
         return reference
-    if choice != "native":
-        raise ValueError(f"MESHOPT_BACKEND must be 'native' or 'reference', got {choice!r}")
-    from meshopt_cli.render import native
-
     return native.backend_for(device) or reference
 
 

@@ -29,8 +29,9 @@ class Renderer(nn.Module):
     """Differentiable mesh renderer (Kato et al., CVPR 2018).
 
     Every constructor argument is also an attribute that may be changed later
-    (``renderer.eye = ...``, ``renderer.image_size = 64``). ``eye`` (default (0, 0, -2.732)),
-    ``background_color`` and ``light_direction`` may be ``[3]`` or one per batch item ``[B, 3]``.
+    (``renderer.eye = ...``, ``renderer.image_size = 64``). ``eye`` (default (0, 0, -d) with
+    d = 1 / tan(viewing_angle) + 1, 2.7320508 for 30 degrees, which ``DEFAULT_DISTANCE``
+    rounds), ``background_color`` and ``light_direction`` may be ``[3]`` or one per batch item ``[B, 3]``.
     """
 
     def __init__(

@@ -1,0 +1,110 @@
+"""The backend seam (``native``'s public API): ``get_backend`` renders with what it decides and
+``meshopt info`` reports it through the same functions, without reading native's private state."""
+import ast
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from meshopt_cli.commands import info
+from meshopt_cli.render import native, reference
+from meshopt_cli.render.rasterize import get_backend
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """As in a new process with an empty extension cache: nothing loaded, nothing built."""
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "extensions"))
+    monkeypatch.delenv("MESHOPT_BACKEND", raising=False)
+    return tmp_path / "extensions"
+
+
+@pytest.mark.parametrize("value, expected", [(None, "native"), (" Reference ", "reference"), ("NATIVE", "native")])
+def test_requested_backend_reads_the_variable(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("MESHOPT_BACKEND", raising=False)
+    else:
+        monkeypatch.setenv("MESHOPT_BACKEND", value)
+    assert native.requested_backend() == native.backend_setting() == expected
+
+
+def test_an_invalid_setting_raises_in_get_backend_and_reads_invalid_in_the_choice(monkeypatch):
+    monkeypatch.setenv("MESHOPT_BACKEND", "Fast")
+    assert native.backend_setting() == "fast"
+    with pytest.raises(ValueError, match=r"^MESHOPT_BACKEND must be 'native' or 'reference', got 'fast'$"):
+        native.requested_backend()
+    with pytest.raises(ValueError, match="MESHOPT_BACKEND"):
+        get_backend(torch.device("cpu"))
+    assert native.backend_choice("cpu") == (
+        "invalid", "MESHOPT_BACKEND must be 'native' or 'reference', got 'fast': rendering fails")
+
+
+def test_reference_is_chosen_and_used_when_asked_for(monkeypatch, fresh):
+    monkeypatch.setenv("MESHOPT_BACKEND", "reference")
+    assert get_backend(torch.device("cpu")) is reference
+    assert native.backend_choice("cpu") == ("reference", "MESHOPT_BACKEND=reference")
+    assert native.backend_state("cpu") is None and not native.module_loaded("cpu")  # nothing was built
+
+
+def test_nothing_built_in_a_fresh_cache(fresh):
+    name = native.extension_name("cpu")
+    assert native.build_status("cpu") == {"extension": name, "build_dir": str(fresh / name), "built": False, "file": None}
+    assert native.kernels_built("cpu") is False and native.backend_state("cpu") is None
+    assert native.backend_choice("cpu", tools={"cxx": "/usr/bin/c++", "ninja": "/usr/bin/ninja"}) == (
+        "native", "kernels not built yet; built on first use, about a minute")
+    assert native.backend_choice("cpu", tools={"cxx": None, "ninja": "/usr/bin/ninja"}) == (
+        "reference", "kernels not built and no C++ compiler found to build them")
+    assert not fresh.exists()  # asking created nothing
+
+    (fresh / name).mkdir(parents=True)
+    (fresh / name / f"{name}.so").write_bytes(b"")
+    assert native.build_status("cpu")["file"] == str(fresh / name / f"{name}.so")
+    assert native.kernels_built("cpu") is True
+    assert native.backend_choice("cpu") == ("native", "kernels built")
+
+
+def test_a_failed_build_is_what_both_sides_then_see(monkeypatch, fresh):
+    def broken(kind, verbose=False):
+        raise RuntimeError("Error building extension: c++: not found")
+
+    monkeypatch.setattr(native, "load", broken)
+    with pytest.warns(RuntimeWarning, match="reference backend"):
+        assert get_backend(torch.device("cpu")) is reference
+    assert native.backend_state("cpu") is False
+    assert native.backend_choice("cpu") == ("reference", "the native build failed in this process")
+    assert info.collect()["renderer"]["cpu"]["backend"] == "reference"
+
+
+def test_a_loaded_backend_is_what_both_sides_then_see(native_backend, monkeypatch):
+    monkeypatch.delenv("MESHOPT_BACKEND", raising=False)
+    assert get_backend(torch.device("cpu")) is native_backend
+    assert native.backend_state("cpu") is True and native.module_loaded("cpu")
+    assert native.kernels_built("cpu") is True
+    assert native.backend_choice(torch.device("cpu")) == ("native", "loaded in this process")
+    cpu = info.collect()["renderer"]["cpu"]
+    assert (cpu["backend"], cpu["reason"], cpu["loaded"]) == ("native", "loaded in this process", True)
+
+
+def test_the_cuda_choice_says_when_there_is_no_device(monkeypatch, fresh):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert native.kernel_kind("cuda:1") == native.kernel_kind(torch.device("cuda")) == "cuda"
+    assert native.kernel_kind("cpu") == "cpu"
+    _, reason = native.backend_choice("cuda", tools={"cxx": "c++", "ninja": "ninja", "nvcc": None})
+    assert reason == "kernels not built and no nvcc found to build them; no CUDA device here"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: 1 / 0)  # a broken driver: no device, no raise
+        assert native.backend_choice("cuda", built=True) == ("native", "kernels built; no CUDA device here")
+
+
+def test_info_uses_only_the_public_seam():
+    tree = ast.parse(Path(info.__file__).read_text())
+    private = {node.attr for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "native"
+               and node.attr.startswith("_")}
+    assert private == set()
+    text = Path(info.__file__).read_text()
+    for derived in ("in this process", "kernels built", "found to build them", "'native' or 'reference'"):
+        assert derived not in text  # the choice and its reasons come from native, not re-derived here
