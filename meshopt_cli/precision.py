@@ -45,14 +45,17 @@ def cpu_flags() -> frozenset[str]:
 
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
-    """The CPU's model name (``Intel(R) Xeon(R) ...``), else the platform's processor string."""
+    """The CPU's model name (``Intel(R) Xeon(R) ...``; Arm: ``Hardware``/``CPU model``), else the
+    platform's processor string."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("model name", "hardware", "cpu model") and value.strip():
+            return value.strip()
+    return platform.processor() or "unknown (no model name in /proc/cpuinfo)"
 
 
 def cpu_bf16_instructions() -> tuple[str, ...]:

@@ -22,6 +22,7 @@ KEYS = {
     "versions": {"python", "platform", "torch", "torchvision", "numpy", "trimesh", "pillow", "typer", "rich"},
     "cpu": {"model", "machine", "logical_cpus", "usable_cpus", "torch_threads"},
     "cuda": {"available", "torch_cuda", "device_count", "devices"},
+    "precision": {"cpu_bf16_instructions", "auto"},
     "renderer": {"MESHOPT_BACKEND", "selected", "cpu", "cuda", "kernel_sources", "extensions_root",
                  "cxx", "ninja", "nvcc", "cuda_home"},
     "weights": {"checkpoint_dir", "backbones", "offline", "MESHOPT_OFFLINE"},
@@ -45,7 +46,7 @@ def isolated(monkeypatch, tmp_path):
 
 def test_collect_has_every_section_and_key_and_is_json():
     data = info.collect()
-    assert tuple(data) == info.SECTIONS == ("meshopt", "versions", "cpu", "cuda", "renderer", "weights")
+    assert tuple(data) == info.SECTIONS == ("meshopt", "versions", "cpu", "cuda", "precision", "renderer", "weights")
     for section, keys in KEYS.items():
         assert isinstance(data[section], dict), data[section]
         assert set(data[section]) == keys, section
@@ -210,3 +211,16 @@ def test_cuda_devices_are_listed_in_the_text():
                     "devices": [{"index": 0, "name": "Fake GPU", "memory_gib": 79.6, "capability": "9.0"}]}
     rows = [line.split(None, 1) for line in info.format_text(data).splitlines() if line.strip().startswith("cuda:0")]
     assert rows == [["cuda:0", "Fake GPU, 79.6 GiB, compute 9.0"]]
+
+
+def test_precision_says_what_auto_picks_and_why(monkeypatch):
+    from meshopt_cli import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: ())
+    section = info.collect()["precision"]
+    assert section["cpu_bf16_instructions"] == []
+    assert section["auto"]["cpu"]["uses"] == "fp32" and "neither AMX-BF16 nor AVX512-BF16" in section["auto"]["cpu"]["reason"]
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: ("avx512_bf16",))
+    section = info.collect()["precision"]
+    assert section["auto"]["cpu"]["uses"] == "bf16" and "AVX512_BF16" in section["auto"]["cpu"]["reason"]
+    assert any(line.split()[:4] == ["auto", "on", "cpu", "bf16"] for line in info.format_text(info.collect()).splitlines())

@@ -23,7 +23,7 @@ DISTRIBUTIONS = ("torch", "torchvision", "numpy", "trimesh", "pillow", "typer", 
 NOT_INSTALLED = "not installed"
 #: The commands that use each backbone's ImageNet weights.
 WEIGHTS_USED_BY = {"vgg16": "style", "googlenet": "dream"}
-SECTIONS = ("meshopt", "versions", "cpu", "cuda", "renderer", "weights")
+SECTIONS = ("meshopt", "versions", "cpu", "cuda", "precision", "renderer", "weights")
 
 
 def _reason(error: BaseException) -> str:
@@ -84,23 +84,13 @@ def _versions() -> dict:
     return versions
 
 
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("model name", "hardware", "cpu model") and value.strip():
-            return value.strip()
-    return platform.processor() or "unknown (no model name in /proc/cpuinfo)"
-
-
 def _cpu() -> dict:
     import torch
 
     usable = _guard(lambda: len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"model": _guard(_cpu_model), "machine": platform.machine(), "logical_cpus": os.cpu_count(),
+    from meshopt_cli.precision import cpu_model
+
+    return {"model": _guard(cpu_model), "machine": platform.machine(), "logical_cpus": os.cpu_count(),
             "usable_cpus": usable, "torch_threads": _guard(torch.get_num_threads)}
 
 
@@ -171,13 +161,26 @@ def collect() -> dict:
     """Everything ``meshopt info`` reports, JSON-serialisable: one dict per section of
     :data:`SECTIONS`; a section or value that cannot be probed is ``"unknown (reason)"``."""
     probes = {"meshopt": _meshopt, "versions": _versions, "cpu": _cpu, "cuda": _cuda,
-              "renderer": _renderer, "weights": _weights}
+              "precision": _precision, "renderer": _renderer, "weights": _weights}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. torch.cuda's driver warnings: the report says it
         return {section: _guard(probes[section]) for section in SECTIONS}
 
 
 # ----------------------------------------------------------------------------- text
+
+
+def _precision() -> dict:
+    """What ``--precision auto`` picks for the backbones (style, dream) on each device, and why."""
+    import torch
+
+    from meshopt_cli.precision import choose, cpu_bf16_instructions
+
+    picks = {"cpu": choose("auto", torch.device("cpu"))}
+    if _cuda_available() is True:
+        picks.update({f"cuda:{k}": choose("auto", torch.device("cuda", k)) for k in range(torch.cuda.device_count())})
+    return {"cpu_bf16_instructions": list(cpu_bf16_instructions()),
+            "auto": {device: {"uses": p.name, "reason": p.reason} for device, p in picks.items()}}
 
 
 def _show(value) -> str:
@@ -214,6 +217,11 @@ def _section_rows(name: str, section: dict) -> list:
                                                            f"compute {device.get('capability')}"))
             else:
                 rows.append(("device", device))
+        return rows
+    if name == "precision":
+        rows = [("CPU bf16 instructions", ", ".join(section.get("cpu_bf16_instructions") or []) or "none")]
+        for device, pick in (section.get("auto") or {}).items():
+            rows.append((f"auto on {device}", f"{pick.get('uses')} ({pick.get('reason')})"))
         return rows
     if name == "renderer":
         env = section.get("MESHOPT_BACKEND")
