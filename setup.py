@@ -4,6 +4,7 @@ The sources live at the repository top level (kernels are C++/CUDA, presets are 
 a non-editable install copies them into the package as ``meshopt_cli/_kernels`` and
 ``meshopt_cli/_presets`` so that the JIT build and the preset loader find them.
 """
+
 import pathlib
 import shutil
 

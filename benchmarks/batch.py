@@ -9,6 +9,7 @@ Run with the kernels already built (any earlier render builds them):
 
     python benchmarks/batch.py
 """
+
 from __future__ import annotations
 
 import json
@@ -58,16 +59,35 @@ def main() -> None:
         one = timed(MESHOPT + common + [str(meshes[0]), "-o", str(folder / "one")])
         results = {}
         for jobs in (2, 1):
-            results[jobs] = timed(MESHOPT + common + [str(m) for m in meshes] + ["--jobs", str(jobs), "-o", str(folder / f"out{jobs}")])
+            results[jobs] = timed(
+                MESHOPT + common + [str(m) for m in meshes] + ["--jobs", str(jobs), "-o", str(folder / f"out{jobs}")]
+            )
         written = len(list((folder / "out2").glob("*/turntable.gif")))
-        print(json.dumps({"case": "render 100 meshes x 1000 faces, --frames 8", "meshes_written": written,
-                          "jobs2_seconds": round(results[2], 2), "jobs1_seconds": round(results[1], 2),
-                          "one_mesh_seconds": round(one, 2),
-                          "per_mesh_after_startup_jobs1": round((results[1] - one) / 99, 3),
-                          "target_seconds": 60, "cpu_threads": os.cpu_count()}))
+        print(
+            json.dumps(
+                {
+                    "case": "render 100 meshes x 1000 faces, --frames 8",
+                    "meshes_written": written,
+                    "jobs2_seconds": round(results[2], 2),
+                    "jobs1_seconds": round(results[1], 2),
+                    "one_mesh_seconds": round(one, 2),
+                    "per_mesh_after_startup_jobs1": round((results[1] - one) / 99, 3),
+                    "target_seconds": 60,
+                    "cpu_threads": os.cpu_count(),
+                }
+            )
+        )
     helps = [timed(MESHOPT + ["--help"]) for _ in range(5)]
-    print(json.dumps({"case": "meshopt --help", "median_seconds": round(statistics.median(helps), 3),
-                      "max_seconds": round(max(helps), 3), "target_seconds": 1.0}))
+    print(
+        json.dumps(
+            {
+                "case": "meshopt --help",
+                "median_seconds": round(statistics.median(helps), 3),
+                "max_seconds": round(max(helps), 3),
+                "target_seconds": 1.0,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ same scenes run on the CPU so that the script itself is exercised.
 
     compute-sanitizer --tool memcheck python benchmarks/cuda_scenes.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def main() -> None:
         f = torch.tensor(f, dtype=torch.int64, device=device)[None].expand(batch, -1, -1).contiguous()
         textures = torch.rand(batch, f.shape[1], 2, 2, 2, 3, device=device, requires_grad=True)
         renderer = Renderer(image_size=size)
-        renderer.eye = get_points_from_angles(torch.full((batch,), 2.732), torch.full((batch,), 30.0),
-                                              torch.linspace(0, 300, batch)).to(device)
+        renderer.eye = get_points_from_angles(
+            torch.full((batch,), 2.732), torch.full((batch,), 30.0), torch.linspace(0, 300, batch)
+        ).to(device)
         rgb, depth, alpha = renderer(v, f, textures)
         silhouettes = renderer(v, f, mode="silhouettes")
         (rgb.square().mean() + alpha.mean() + depth.mean() + silhouettes.mean()).backward()

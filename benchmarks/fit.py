@@ -9,6 +9,7 @@ written as OBJ files) and the teapot.
     python benchmarks/fit.py                          # the issue's table
     python benchmarks/fit.py --targets teapot --preset fast --keep /tmp/fits
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,13 +64,33 @@ def target_source(name: str, folder: Path) -> str:
 
 def run_one(name: str, source: str, out: Path, args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    command = [sys.executable, "-m", "meshopt_cli", "fit", source, "--preset", args.preset, "--device", args.device,
-               "-o", str(out), "--name", name, "--force", "--json", "--quiet", *args.extra]
+    command = [
+        sys.executable,
+        "-m",
+        "meshopt_cli",
+        "fit",
+        source,
+        "--preset",
+        args.preset,
+        "--device",
+        args.device,
+        "-o",
+        str(out),
+        "--name",
+        name,
+        "--force",
+        "--json",
+        "--quiet",
+        *args.extra,
+    ]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
-        return {"target": name, "error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"}
+        return {
+            "target": name,
+            "error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}",
+        }
     metrics = json.loads((out / name / "metrics.json").read_text())
     return {
         "target": name,

@@ -7,6 +7,7 @@
 
     python benchmarks/mesh_io.py
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,17 @@ def main() -> None:
         subprocess.run(command + ["--frames", "1"], check=True)  # make sure the kernels are built
         start = time.perf_counter()
         subprocess.run(command + ["--force"], check=True)
-        print(json.dumps({"case": "meshopt render builtin:teapot", "frames": 90, "size": 256,
-                          "wall_s": round(time.perf_counter() - start, 2)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "case": "meshopt render builtin:teapot",
+                    "frames": 90,
+                    "size": 256,
+                    "wall_s": round(time.perf_counter() - start, 2),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

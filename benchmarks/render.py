@@ -10,6 +10,7 @@ optimization mid-way: the target pokes out of the current silhouette on one side
     python benchmarks/render.py --meshes ico20480 --sizes 256 --backends native reference
     python benchmarks/render.py --isolate       # one process per case: per-case peak memory
 """
+
 from __future__ import annotations
 
 import argparse
@@ -156,8 +157,9 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["silhouettes", "rgb"], choices=["silhouettes", "rgb"])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--isolate", action="store_true",
-                        help="run every case in a fresh process, so that peak_memory_mb is that case's own peak")
+    parser.add_argument(
+        "--isolate", action="store_true", help="run every case in a fresh process, so that peak_memory_mb is that case's own peak"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -166,9 +168,26 @@ def main() -> None:
             for size in args.sizes:
                 for mode in args.modes:
                     if args.isolate:
-                        command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
-                                   "--backends", backend, "--meshes", mesh, "--sizes", str(size), "--modes", mode,
-                                   "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+                        command = [
+                            sys.executable,
+                            __file__,
+                            "--device",
+                            args.device,
+                            "--threads",
+                            str(args.threads),
+                            "--backends",
+                            backend,
+                            "--meshes",
+                            mesh,
+                            "--sizes",
+                            str(size),
+                            "--modes",
+                            mode,
+                            "--repeats",
+                            str(args.repeats),
+                            "--warmup",
+                            str(args.warmup),
+                        ]
                         print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip(), flush=True)
                         continue
                     print(json.dumps(run_case(backend, args.device, mesh, size, mode, args.repeats, args.warmup)), flush=True)

@@ -6,6 +6,7 @@ Prints one JSON object: mean/median seconds per step (after 2 warm-up steps), th
 renderer forward, VGG forward and backward + Adam, and peak resident memory (ru_maxrss) in GB
 (peak CUDA memory too on a GPU). Random VGG weights cost the same time as ImageNet ones.
 """
+
 from __future__ import annotations
 
 from textured_steps import load, parse_arguments, precision_of, run_and_report
@@ -15,8 +16,8 @@ def main() -> None:
     args = parse_arguments()
     import torch
 
-    from meshopt_cli.optimize.backbones import VGG16Features
     from meshopt_cli.commands.style import COMMAND
+    from meshopt_cli.optimize.backbones import VGG16Features
     from meshopt_cli.optimize.style import StyleLoss
     from meshopt_cli.optimize.textured import optimize_textured
 
@@ -25,8 +26,15 @@ def main() -> None:
     network = VGG16Features(weights=args.weights, progress=False, bf16=precision_of(args, device).bf16).to(device)
     style = torch.rand(1, 3, settings.image_size, settings.image_size, generator=torch.Generator().manual_seed(0)).to(device)
     loss = StyleLoss(network, style, vertices, (settings.style_weight, settings.content_weight, settings.tv_weight))
-    run_and_report(args, device, mesh, settings, COMMAND.resolve(args.preset)[0].iterations, "vgg",
-                   lambda: optimize_textured(vertices, faces, textures, settings, loss, (0.5, 0.5, 0.5)))
+    run_and_report(
+        args,
+        device,
+        mesh,
+        settings,
+        COMMAND.resolve(args.preset)[0].iterations,
+        "vgg",
+        lambda: optimize_textured(vertices, faces, textures, settings, loss, (0.5, 0.5, 0.5)),
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What benchmarks/style.py and benchmarks/dream.py share: their arguments, the mesh as the commands
 normalise it, and the JSON figures of a run of the textured loop (seconds per step after warm-up,
 its split, peak memory). Each script only builds its network and loss."""
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,6 @@ def run_and_report(args, device, mesh, settings, preset_iterations: int, network
     import torch
 
     from meshopt_cli import precision
-
     from meshopt_cli.render import get_backend
 
     started = time.perf_counter()
@@ -67,11 +67,18 @@ def run_and_report(args, device, mesh, settings, preset_iterations: int, network
     w = args.warmup
     steps = result.step_seconds[w:]
     out = {
-        "mesh": args.mesh, "faces": int(mesh.num_faces), "preset": args.preset, "device": str(device),
-        "backend": get_backend(device).name, "threads": torch.get_num_threads(),
-        "image_size": settings.image_size, "batch_views": settings.batch_views, "texture_size": settings.texture_size,
+        "mesh": args.mesh,
+        "faces": int(mesh.num_faces),
+        "preset": args.preset,
+        "device": str(device),
+        "backend": get_backend(device).name,
+        "threads": torch.get_num_threads(),
+        "image_size": settings.image_size,
+        "batch_views": settings.batch_views,
+        "texture_size": settings.texture_size,
         "precision": precision_of(args, device).name,
-        "cpu": precision.cpu_model(), "cpu_bf16_instructions": list(precision.cpu_bf16_instructions()),
+        "cpu": precision.cpu_model(),
+        "cpu_bf16_instructions": list(precision.cpu_bf16_instructions()),
         "timed_steps": len(steps),
         "seconds_per_step_mean": round(statistics.mean(steps), 4),
         "seconds_per_step_median": round(statistics.median(steps), 4),
@@ -81,9 +88,9 @@ def run_and_report(args, device, mesh, settings, preset_iterations: int, network
         "total_seconds_incl_warmup": round(total, 3),
         "estimated_seconds_for_preset": round(statistics.mean(steps) * preset_iterations, 1),
         **{k: v(result) if callable(v) else v for k, v in extra.items()},
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3),
     }
     if device.type == "cuda":
-        out["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated(device) / 1024 ** 3, 3)
+        out["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated(device) / 1024**3, 3)
     json.dump(out, sys.stdout)
     print()

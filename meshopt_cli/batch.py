@@ -17,6 +17,7 @@ reported and skipped; the exit status is 0 (all done or skipped), 1 (some input 
 (stopped by SIGINT/SIGTERM: running inputs finish their step and save a partial result, inputs
 not started are listed as such).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -102,6 +103,7 @@ class Context:
 
 # ---------------------------------------------------------------- inputs and names
 
+
 def read_inputs(arguments: list[str], stdin=None) -> list[str]:
     """``arguments`` with every ``-`` replaced by the non-empty lines of standard input."""
     out: list[str] = []
@@ -143,8 +145,10 @@ def check_folder_name(name: str | None) -> None:
 def make_jobs(inputs: list[str], names: list[str], out: Path, extras: list[dict] | None = None) -> list[Job]:
     """One :class:`Job` per input, folders ``out/<unique name>``."""
     extras = extras or [{} for _ in inputs]
-    return [Job(index=k, input=i, name=n, folder=out / n, extra=e)
-            for k, (i, n, e) in enumerate(zip(inputs, unique_names(names), extras))]
+    return [
+        Job(index=k, input=i, name=n, folder=out / n, extra=e)
+        for k, (i, n, e) in enumerate(zip(inputs, unique_names(names), extras))
+    ]
 
 
 def result_status(folder: Path, required: tuple[str, ...] = ()) -> str | None:
@@ -178,13 +182,20 @@ def check_output_folder(out: Path) -> None:
 
 # ---------------------------------------------------------------- running
 
+
 def _summary(job: Job, status: str, started: float, result: JobResult | None = None, error: str | None = None) -> Summary:
     metrics = result.metrics if result is not None else None
-    return Summary(index=job.index, input=job.input, name=job.name, status=status, folder=str(job.folder),
-                   files=list(result.files) if result is not None else [],
-                   metrics=dataclasses.asdict(metrics) if metrics is not None else {},
-                   seconds=round(time.perf_counter() - started, 3),
-                   error=error if error is not None else (result.error if result is not None else None))
+    return Summary(
+        index=job.index,
+        input=job.input,
+        name=job.name,
+        status=status,
+        folder=str(job.folder),
+        files=list(result.files) if result is not None else [],
+        metrics=dataclasses.asdict(metrics) if metrics is not None else {},
+        seconds=round(time.perf_counter() - started, 3),
+        error=error if error is not None else (result.error if result is not None else None),
+    )
 
 
 def _os_message(problem: OSError, folder: Path) -> str:
@@ -263,6 +274,7 @@ def run_batch(runner: Callable, jobs: list[Job], payload, options: BatchOptions,
     started = time.perf_counter()
     summaries: dict[int, Summary] = {}
     with stop.handling(), _stdout_for_json(options.json) as json_stream:
+
         def report(summary: Summary) -> None:
             summaries[summary.index] = summary
             if options.json:
@@ -304,6 +316,7 @@ def _not_started(job: Job) -> Summary:
 
 # ---------------------------------------------------------------- worker processes
 
+
 def worker_devices(device, spec: str, workers: int) -> list[str]:
     """The device of each worker: round robin over the visible GPUs for ``auto``/``cuda``, the one
     asked for with ``cuda:N``, else the CPU."""
@@ -335,8 +348,9 @@ def _worker_main(worker: int, device: str, threads: int, runner: Callable, paylo
     connection.close()
 
 
-def _run_in_workers(runner: Callable, jobs: list[Job], payload, options: BatchOptions, device, workers: int,
-                    report: Callable[[Summary], None]) -> None:
+def _run_in_workers(
+    runner: Callable, jobs: list[Job], payload, options: BatchOptions, device, workers: int, report: Callable[[Summary], None]
+) -> None:
     import multiprocessing
     import signal
     from multiprocessing.connection import wait
@@ -352,12 +366,19 @@ def _run_in_workers(runner: Callable, jobs: list[Job], payload, options: BatchOp
         tasks.put(None)
     devices = worker_devices(device, options.device, workers)
     threads = max(1, torch.get_num_threads() // workers)
-    console.info(f"{len(jobs)} inputs on {workers} workers ({', '.join(sorted(set(devices)))}, {threads} thread(s) each)",
-                 options.quiet)
+    console.info(
+        f"{len(jobs)} inputs on {workers} workers ({', '.join(sorted(set(devices)))}, {threads} thread(s) each)", options.quiet
+    )
     pipes = [context.Pipe(duplex=False) for _ in range(workers)]
-    processes = [context.Process(target=_worker_main, daemon=True, name=f"meshopt-worker-{k}",
-                                 args=(k, devices[k], threads, runner, payload, options.quiet, tasks, pipes[k][1]))
-                 for k in range(workers)]
+    processes = [
+        context.Process(
+            target=_worker_main,
+            daemon=True,
+            name=f"meshopt-worker-{k}",
+            args=(k, devices[k], threads, runner, payload, options.quiet, tasks, pipes[k][1]),
+        )
+        for k in range(workers)
+    ]
     for process, (_, sender) in zip(processes, pipes):
         process.start()
         sender.close()  # the parent only reads; the pipe reports EOF when the worker ends

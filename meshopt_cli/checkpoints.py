@@ -7,6 +7,7 @@ state (a uint8 tensor), loss curves and timings. It is read with ``torch.load(we
 so a file that would run code when unpickled (any other class or function) is refused instead of
 executed.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,6 +61,8 @@ def load_checkpoint(path: Path, meta: dict) -> dict:
         raise ValueError(f"{path}: not a readable checkpoint ({_one_line(problem)})") from None
     for key, value in meta.items():
         if saved_meta.get(key) != value:
-            raise ValueError(f"{path}: made with a different {key} ({saved_meta.get(key)!r}, now {value!r}); "
-                             "resume with the same mesh, image and settings")
+            raise ValueError(
+                f"{path}: made with a different {key} ({saved_meta.get(key)!r}, now {value!r}); "
+                "resume with the same mesh, image and settings"
+            )
     return state

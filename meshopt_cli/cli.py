@@ -5,6 +5,7 @@ command's module (``commands/<name>.py``, whose ``COMMAND`` describes it: see
 :mod:`meshopt_cli.command`) only then, so that `meshopt --help` stays fast (torch is not imported).
 A flag whose parameter is named like a field of the command's settings dataclass overrides it.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,8 +50,7 @@ class _OneLineErrors(TyperGroup):
 app = typer.Typer(
     cls=_OneLineErrors,
     name="meshopt",
-    help="Optimize 3D meshes through a differentiable mesh renderer "
-    "(Neural 3D Mesh Renderer, Kato et al. 2018).",
+    help="Optimize 3D meshes through a differentiable mesh renderer (Neural 3D Mesh Renderer, Kato et al. 2018).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -81,32 +81,63 @@ def _layer(value: str) -> str:
 
 
 # ---------------------------------------------------------------- options every command shares
-Out = Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES,
-                                   help="Output folder; each input gets OUT/NAME/ (repeated names get -2, -3, ...).")]
-Name = Annotated[Optional[str], typer.Option(rich_help_panel=FILES,
-                                             help="Folder name of the result of one input (default: from the input).")]
-Config = Annotated[Optional[Path], typer.Option("--config", rich_help_panel=SETTINGS,
-                                                help="TOML file of settings: overrides the preset, flags override it "
-                                                     "(may name its preset and hold [COMMAND] tables).")]
+Out = Annotated[
+    Path,
+    typer.Option(
+        "--out", "-o", rich_help_panel=FILES, help="Output folder; each input gets OUT/NAME/ (repeated names get -2, -3, ...)."
+    ),
+]
+Name = Annotated[
+    Optional[str], typer.Option(rich_help_panel=FILES, help="Folder name of the result of one input (default: from the input).")
+]
+Config = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        rich_help_panel=SETTINGS,
+        help="TOML file of settings: overrides the preset, flags override it (may name its preset and hold [COMMAND] tables).",
+    ),
+]
 Force = Annotated[bool, typer.Option("--force", rich_help_panel=BATCH, help="Overwrite existing results.")]
-SkipExisting = Annotated[bool, typer.Option("--skip-existing", rich_help_panel=BATCH,
-                                            help="Skip inputs whose result is complete (resume a batch; partial results are redone).")]
-Json = Annotated[bool, typer.Option("--json", rich_help_panel=BATCH,
-                                    help="Print one JSON object per input on stdout (input, status, files, metrics, seconds, "
-                                         "error); nothing else goes there.")]
-Jobs = Annotated[int, typer.Option("--jobs", "-j", rich_help_panel=BATCH,
-                                   help="Worker processes running inputs in parallel, spread over the visible GPUs or "
-                                        "splitting the CPU threads.")]
-Device = Annotated[str, typer.Option(parser=_device, metavar="auto|cpu|cuda|cuda:N", rich_help_panel=BATCH,
-                                     help="Where to run.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=BATCH,
-                                     help="No progress or log lines (errors still go to stderr).")]
+SkipExisting = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing",
+        rich_help_panel=BATCH,
+        help="Skip inputs whose result is complete (resume a batch; partial results are redone).",
+    ),
+]
+Json = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        rich_help_panel=BATCH,
+        help="Print one JSON object per input on stdout (input, status, files, metrics, seconds, "
+        "error); nothing else goes there.",
+    ),
+]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        rich_help_panel=BATCH,
+        help="Worker processes running inputs in parallel, spread over the visible GPUs or splitting the CPU threads.",
+    ),
+]
+Device = Annotated[str, typer.Option(parser=_device, metavar="auto|cpu|cuda|cuda:N", rich_help_panel=BATCH, help="Where to run.")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", rich_help_panel=BATCH, help="No progress or log lines (errors still go to stderr).")
+]
 
 
 def _preset(names: str, default: str):
-    return Annotated[Optional[str], typer.Option(rich_help_panel=SETTINGS,
-                                                 help=f"Settings preset: {names} (meshopt presets), or a .toml file "
-                                                      f"(default: {default}).")]
+    return Annotated[
+        Optional[str],
+        typer.Option(
+            rich_help_panel=SETTINGS, help=f"Settings preset: {names} (meshopt presets), or a .toml file (default: {default})."
+        ),
+    ]
 
 
 def _from_preset(help_text: str, panel: str, *names: str):
@@ -121,27 +152,46 @@ ViewSize = Annotated[Optional[int], _from_preset("Rendered view size in pixels",
 TextureSize = Annotated[Optional[int], _from_preset("Texture cube size T per face", RENDERING)]
 VertexLr = Annotated[Optional[float], _from_preset("Adam learning rate of the vertices", OPTIMIZATION)]
 TextureLr = Annotated[Optional[float], _from_preset("Adam learning rate of the texture logits", OPTIMIZATION)]
-NoShape = Annotated[bool, typer.Option("--no-shape", rich_help_panel=OPTIMIZATION,
-                                       help="Freeze the vertices: change the texture only.")]
+NoShape = Annotated[
+    bool, typer.Option("--no-shape", rich_help_panel=OPTIMIZATION, help="Freeze the vertices: change the texture only.")
+]
 Seed = Annotated[Optional[int], _from_preset("Random seed of the views", OPTIMIZATION)]
-CheckpointEvery = Annotated[int, typer.Option(rich_help_panel=FILES,
-                                              help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps "
-                                                   "(and on a stop); 0: never.")]
-Resume = Annotated[bool, typer.Option("--resume", rich_help_panel=FILES,
-                                      help="Continue from OUT/NAME.checkpoint.pt (same mesh, image and settings; replaces "
-                                           "the interrupted result).")]
+CheckpointEvery = Annotated[
+    int,
+    typer.Option(
+        rich_help_panel=FILES,
+        help="Save the optimization state to OUT/NAME.checkpoint.pt every N steps (and on a stop); 0: never.",
+    ),
+]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        rich_help_panel=FILES,
+        help="Continue from OUT/NAME.checkpoint.pt (same mesh, image and settings; replaces the interrupted result).",
+    ),
+]
 
 
-Precision = Annotated[Optional[Literal["auto", "fp32", "bf16"]], typer.Option(
-    rich_help_panel=OPTIMIZATION, help="Number format of the backbone network: bf16 autocast where the device runs it "
-                                       "fast (AMX or AVX512-BF16 CPUs, bf16 GPUs; meshopt info says), else fp32 "
-                                       "(default: from the preset, auto).")]
+Precision = Annotated[
+    Optional[Literal["auto", "fp32", "bf16"]],
+    typer.Option(
+        rich_help_panel=OPTIMIZATION,
+        help="Number format of the backbone network: bf16 autocast where the device runs it "
+        "fast (AMX or AVX512-BF16 CPUs, bf16 GPUs; meshopt info says), else fp32 "
+        "(default: from the preset, auto).",
+    ),
+]
 
 
 def _weights(network: str):
-    return Annotated[str, typer.Option(rich_help_panel=OPTIMIZATION,
-                                       help=f"{network} weights: imagenet (torchvision's, cached), random (smoke tests), "
-                                            "or a state-dict FILE.")]
+    return Annotated[
+        str,
+        typer.Option(
+            rich_help_panel=OPTIMIZATION,
+            help=f"{network} weights: imagenet (torchvision's, cached), random (smoke tests), or a state-dict FILE.",
+        ),
+    ]
 
 
 def _exit_with(status_of) -> None:
@@ -150,10 +200,10 @@ def _exit_with(status_of) -> None:
         status = status_of()
     except console.UsageError as problem:
         console.error(str(problem))
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.error("interrupted")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     raise typer.Exit(status)
 
 
@@ -162,6 +212,7 @@ def _invoke(name: str, arguments: list[str], flags: dict, options: dict, overrid
     named like a settings field override it; ``preset``, ``config`` and the batch options are taken
     out), ``options`` the keyword arguments of the command's options dataclass, ``overrides`` further
     settings (flags spelled differently from their field)."""
+
     def body():
         import dataclasses
         import importlib
@@ -173,10 +224,24 @@ def _invoke(name: str, arguments: list[str], flags: dict, options: dict, overrid
         fields = {f.name for f in dataclasses.fields(command.settings)}
         values = {k: v for k, v in flags.items() if k in fields}
         values.update(overrides or {})
-        batch = BatchOptions(out=flags["out"], force=flags["force"], skip_existing=flags["skip_existing"],
-                             json=flags["json_output"], quiet=flags["quiet"], jobs=flags["jobs"], device=flags["device"])
-        return run_command(command, arguments, batch, command.options(**options), preset=flags["preset"],
-                           config=flags["config"], overrides=values)
+        batch = BatchOptions(
+            out=flags["out"],
+            force=flags["force"],
+            skip_existing=flags["skip_existing"],
+            json=flags["json_output"],
+            quiet=flags["quiet"],
+            jobs=flags["jobs"],
+            device=flags["device"],
+        )
+        return run_command(
+            command,
+            arguments,
+            batch,
+            command.options(**options),
+            preset=flags["preset"],
+            config=flags["config"],
+            overrides=values,
+        )
 
     _exit_with(body)
 
@@ -189,8 +254,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
 ) -> None:
     """meshopt: style transfer, DeepDream and silhouette fitting on meshes."""
 
@@ -201,11 +267,22 @@ MESHES_HELP = "Mesh files (.obj .ply .stl .off .glb .gltf), builtin:NAME, or '-'
 @app.command("render")
 def render_command(
     meshes: Annotated[Optional[List[str]], typer.Argument(help=MESHES_HELP + ". Default: builtin:teapot.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES,
-                                      help="Output folder; each mesh gets OUT/NAME/ (repeated names get -2, -3, ...). "
-                                           "A .gif path for a single mesh writes only that GIF.")] = Path("meshopt-out"),
-    png: Annotated[bool, typer.Option("--png", rich_help_panel=FILES, help="Also write every frame as PNG (OUT/NAME/frames/).")] = False,
-    sheet: Annotated[bool, typer.Option("--sheet", rich_help_panel=FILES, help="Also write a contact sheet (OUT/NAME/sheet.png).")] = False,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            rich_help_panel=FILES,
+            help="Output folder; each mesh gets OUT/NAME/ (repeated names get -2, -3, ...). "
+            "A .gif path for a single mesh writes only that GIF.",
+        ),
+    ] = Path("meshopt-out"),
+    png: Annotated[
+        bool, typer.Option("--png", rich_help_panel=FILES, help="Also write every frame as PNG (OUT/NAME/frames/).")
+    ] = False,
+    sheet: Annotated[
+        bool, typer.Option("--sheet", rich_help_panel=FILES, help="Also write a contact sheet (OUT/NAME/sheet.png).")
+    ] = False,
     preset: _preset("default, preview, hq", "default") = None,
     config: Config = None,
     frames: Annotated[Optional[int], _from_preset("Number of views around the mesh", RENDERING)] = None,
@@ -234,35 +311,70 @@ def render_command(
 
 @app.command("fit")
 def fit_command(
-    targets: Annotated[Optional[List[str]], typer.Argument(
-        help="Target meshes (.obj .ply .stl .off .glb .gltf or builtin:NAME), '-' for paths on stdin; with --images: "
-             "the images of one object.")] = None,
-    images: Annotated[bool, typer.Option("--images", rich_help_panel=FILES,
-                                         help="The arguments are images of one object (mask: alpha channel, else the "
-                                              "non-background pixels), seen by the cameras of --cameras.")] = False,
-    cameras: Annotated[Optional[str], typer.Option("--cameras", rich_help_panel=FILES,
-                                                   help="JSON file: per image azimuth/elevation/distance or K/R/t (a list "
-                                                        "in the images' order, or keyed by file name).")] = None,
-    azimuth: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: azimuth in degrees (0).")] = None,
-    elevation: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: elevation in degrees (30).")] = None,
-    distance: Annotated[Optional[float], typer.Option(rich_help_panel=FILES, help=f"Camera of a single image: distance ({DEFAULT_DISTANCE}).")] = None,
-    holdout: Annotated[int, typer.Option(rich_help_panel=FILES, help="With --images: keep N images out of the fit to measure the held-out IoU.")] = 0,
+    targets: Annotated[
+        Optional[List[str]],
+        typer.Argument(
+            help="Target meshes (.obj .ply .stl .off .glb .gltf or builtin:NAME), '-' for paths on stdin; with --images: "
+            "the images of one object."
+        ),
+    ] = None,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images",
+            rich_help_panel=FILES,
+            help="The arguments are images of one object (mask: alpha channel, else the "
+            "non-background pixels), seen by the cameras of --cameras.",
+        ),
+    ] = False,
+    cameras: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cameras",
+            rich_help_panel=FILES,
+            help="JSON file: per image azimuth/elevation/distance or K/R/t (a list in the images' order, or keyed by file name).",
+        ),
+    ] = None,
+    azimuth: Annotated[
+        Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: azimuth in degrees (0).")
+    ] = None,
+    elevation: Annotated[
+        Optional[float], typer.Option(rich_help_panel=FILES, help="Camera of a single image: elevation in degrees (30).")
+    ] = None,
+    distance: Annotated[
+        Optional[float], typer.Option(rich_help_panel=FILES, help=f"Camera of a single image: distance ({DEFAULT_DISTANCE}).")
+    ] = None,
+    holdout: Annotated[
+        int, typer.Option(rich_help_panel=FILES, help="With --images: keep N images out of the fit to measure the held-out IoU.")
+    ] = 0,
     out: Out = Path("meshopt-out"),
     name: Name = None,
     preset: _preset("default, fast, paper", "default") = None,
     config: Config = None,
-    init: Annotated[Optional[str], _from_preset("Template mesh (builtin:sphere, 642 vertices; builtin:sphere:4 is finer)", OPTIMIZATION)] = None,
+    init: Annotated[
+        Optional[str], _from_preset("Template mesh (builtin:sphere, 642 vertices; builtin:sphere:4 is finer)", OPTIMIZATION)
+    ] = None,
     iterations: Annotated[Optional[int], _from_preset("Adam iterations on the vertices", OPTIMIZATION)] = None,
-    affine_iterations: Annotated[Optional[int], _from_preset("Iterations of the first stage (global scale + translation), 0 to skip", OPTIMIZATION)] = None,
-    learning_rate: Annotated[Optional[float], _from_preset("Adam learning rate of the vertex offsets", OPTIMIZATION, "--lr")] = None,
-    loss: Annotated[Optional[Literal["iou", "mse"]], _from_preset("Silhouette loss: iou (1 - IoU, the paper's) or mse", OPTIMIZATION)] = None,
+    affine_iterations: Annotated[
+        Optional[int], _from_preset("Iterations of the first stage (global scale + translation), 0 to skip", OPTIMIZATION)
+    ] = None,
+    learning_rate: Annotated[
+        Optional[float], _from_preset("Adam learning rate of the vertex offsets", OPTIMIZATION, "--lr")
+    ] = None,
+    loss: Annotated[
+        Optional[Literal["iou", "mse"]], _from_preset("Silhouette loss: iou (1 - IoU, the paper's) or mse", OPTIMIZATION)
+    ] = None,
     laplacian: Annotated[Optional[float], _from_preset("Weight of the uniform Laplacian smoothing", OPTIMIZATION)] = None,
     edge: Annotated[Optional[float], _from_preset("Weight of the edge-length (membrane) term", OPTIMIZATION)] = None,
     normal: Annotated[Optional[float], _from_preset("Weight of the normal-consistency term", OPTIMIZATION)] = None,
     flatten: Annotated[Optional[float], _from_preset("Weight of the paper's flatten (smoothness) loss", OPTIMIZATION)] = None,
     seed: Annotated[Optional[int], _from_preset("Random seed of the view sampling", OPTIMIZATION)] = None,
-    views: Annotated[Optional[int], _from_preset("Mesh targets: training views, azimuths every 360/N degrees at elevation 30", RENDERING)] = None,
-    heldout_views: Annotated[Optional[int], _from_preset("Mesh targets: held-out views at other azimuths and elevations", RENDERING)] = None,
+    views: Annotated[
+        Optional[int], _from_preset("Mesh targets: training views, azimuths every 360/N degrees at elevation 30", RENDERING)
+    ] = None,
+    heldout_views: Annotated[
+        Optional[int], _from_preset("Mesh targets: held-out views at other azimuths and elevations", RENDERING)
+    ] = None,
     batch_views: Annotated[Optional[int], _from_preset("Views rendered per iteration", RENDERING)] = None,
     image_size: Annotated[Optional[int], _from_preset("Silhouette size in pixels during the fit", RENDERING)] = None,
     force: Force = False,
@@ -281,17 +393,28 @@ def fit_command(
     meshopt fit scans/*.obj --preset fast --jobs 2 --skip-existing
     """
     flags = locals()
-    _invoke("fit", list(targets or []), flags,
-            dict(images=images, cameras=cameras, azimuth=azimuth, elevation=elevation, distance=distance,
-                 holdout=holdout, name=name))
+    _invoke(
+        "fit",
+        list(targets or []),
+        flags,
+        dict(images=images, cameras=cameras, azimuth=azimuth, elevation=elevation, distance=distance, holdout=holdout, name=name),
+    )
 
 
 @app.command("style")
 def style_command(
-    arguments: Annotated[List[str], typer.Argument(metavar="MESH... IMAGE",
-                                                   help=MESHES_HELP + ", then the style image (PNG, JPEG, ...).")],
-    out: Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES,
-                                      help="Output folder; each mesh gets OUT/MESH-IMAGE/ (repeated names get -2, -3, ...).")] = Path("meshopt-out"),
+    arguments: Annotated[
+        List[str], typer.Argument(metavar="MESH... IMAGE", help=MESHES_HELP + ", then the style image (PNG, JPEG, ...).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            rich_help_panel=FILES,
+            help="Output folder; each mesh gets OUT/MESH-IMAGE/ (repeated names get -2, -3, ...).",
+        ),
+    ] = Path("meshopt-out"),
     name: Name = None,
     checkpoint_every: CheckpointEvery = 0,
     resume: Resume = False,
@@ -326,24 +449,42 @@ def style_command(
     find . -name '*.obj' | meshopt style - painting.jpg --json
     """
     flags = locals()
-    _invoke("style", list(arguments), flags,
-            dict(weights=weights, name=name, checkpoint_every=checkpoint_every, resume=resume),
-            {"optimize_vertices": False} if no_shape else None)
+    _invoke(
+        "style",
+        list(arguments),
+        flags,
+        dict(weights=weights, name=name, checkpoint_every=checkpoint_every, resume=resume),
+        {"optimize_vertices": False} if no_shape else None,
+    )
 
 
 @app.command("dream")
 def dream_command(
     meshes: Annotated[Optional[List[str]], typer.Argument(help=MESHES_HELP + " (default: builtin:teapot).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES,
-                                      help="Output folder; each mesh gets OUT/MESH-LAYER/ (repeated names get -2, -3, ...).")] = Path("meshopt-out"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            rich_help_panel=FILES,
+            help="Output folder; each mesh gets OUT/MESH-LAYER/ (repeated names get -2, -3, ...).",
+        ),
+    ] = Path("meshopt-out"),
     name: Name = None,
     checkpoint_every: CheckpointEvery = 0,
     resume: Resume = False,
     preset: _preset("fast, paper, texture-only", "fast") = None,
     config: Config = None,
-    layer: Annotated[Optional[str], typer.Option(parser=_layer, metavar="|".join(GOOGLENET_LAYERS), rich_help_panel=OPTIMIZATION,
-                                                 help="GoogLeNet inception block whose activations grow (torchvision's "
-                                                      "inception4c spelling works too; default: from the preset).")] = None,
+    layer: Annotated[
+        Optional[str],
+        typer.Option(
+            parser=_layer,
+            metavar="|".join(GOOGLENET_LAYERS),
+            rich_help_panel=OPTIMIZATION,
+            help="GoogLeNet inception block whose activations grow (torchvision's "
+            "inception4c spelling works too; default: from the preset).",
+        ),
+    ] = None,
     weights: _weights("GoogLeNet") = "imagenet",
     precision: Precision = None,
     iterations: Iterations = None,
@@ -372,17 +513,24 @@ def dream_command(
     meshopt dream *.obj --preset paper --device cuda --jobs 4 --skip-existing
     """
     flags = locals()
-    _invoke("dream", list(meshes or []), flags,
-            dict(weights=weights, name=name, checkpoint_every=checkpoint_every, resume=resume),
-            {"optimize_vertices": False} if no_shape else None)
+    _invoke(
+        "dream",
+        list(meshes or []),
+        flags,
+        dict(weights=weights, name=name, checkpoint_every=checkpoint_every, resume=resume),
+        {"optimize_vertices": False} if no_shape else None,
+    )
 
 
 @app.command("info")
-def info_command(json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False) -> None:
+def info_command(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
     """Versions, devices, the renderer backend and its kernels, and the cached network weights.
 
     Example: meshopt info --json | jq .cuda
     """
+
     def body():
         from meshopt_cli.commands import info
 
@@ -391,8 +539,9 @@ def info_command(json_output: Annotated[bool, typer.Option("--json", help="Print
     _exit_with(body)
 
 
-presets_app = typer.Typer(help="List the settings presets, or show one as TOML.", invoke_without_command=True,
-                          no_args_is_help=False)
+presets_app = typer.Typer(
+    help="List the settings presets, or show one as TOML.", invoke_without_command=True, no_args_is_help=False
+)
 app.add_typer(presets_app, name="presets")
 
 
@@ -410,7 +559,9 @@ def presets_list(context: typer.Context) -> None:
 
 
 @presets_app.command("show")
-def presets_show(name: Annotated[str, typer.Argument(help="COMMAND/NAME (e.g. fit/fast), or NAME when only one command has it.")]) -> None:
+def presets_show(
+    name: Annotated[str, typer.Argument(help="COMMAND/NAME (e.g. fit/fast), or NAME when only one command has it.")],
+) -> None:
     """Print one preset as TOML (usable with --preset FILE.toml after editing).
 
     Example: meshopt presets show fit/fast > mine.toml

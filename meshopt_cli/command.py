@@ -13,6 +13,7 @@ Adding a command: a settings dataclass, a presets folder, a plan function, a run
 ``commands/<name>.py``, ending in ``COMMAND = Command(...)``) and a Typer function in ``cli.py``
 that calls :func:`run_command` — see the README's code map.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,20 +23,20 @@ from meshopt_cli import console, settings
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, run_batch
 
 S = TypeVar("S")  # the command's settings dataclass
-O = TypeVar("O")  # the command's options: what the call asks beyond its settings (picklable)
+Opt = TypeVar("Opt")  # the command's options: what the call asks beyond its settings (picklable)
 
 
 @dataclass(frozen=True)
-class Payload(Generic[S, O]):
+class Payload(Generic[S, Opt]):
     """What every job of one call shares: the resolved settings, the preset they came from, the options."""
 
     settings: S
     preset: str
-    options: O
+    options: Opt
 
 
 @dataclass(frozen=True)
-class Command(Generic[S, O]):
+class Command(Generic[S, Opt]):
     """One command, as the batch runner and the CLI see it."""
 
     name: str
@@ -52,8 +53,16 @@ class Command(Generic[S, O]):
         return settings.resolve(self.settings, self.name, self.default_preset, preset, config, overrides)
 
 
-def run_command(command: Command, arguments: Sequence[str], batch: BatchOptions, options, *,
-                preset: str | None = None, config=None, overrides: dict | None = None) -> int:
+def run_command(
+    command: Command,
+    arguments: Sequence[str],
+    batch: BatchOptions,
+    options,
+    *,
+    preset: str | None = None,
+    config=None,
+    overrides: dict | None = None,
+) -> int:
     """Resolve, plan and run one call of ``command``; bad settings are usage errors. Exit status."""
     try:
         resolved, chosen = command.resolve(preset, config, overrides)

@@ -1,4 +1,5 @@
 """Where the CLI talks to people: logs, errors and progress on stderr (stdout is for results)."""
+
 from __future__ import annotations
 
 import sys
@@ -41,8 +42,14 @@ def progress_bar(enabled: bool = True):
     if enabled and sys.stderr.isatty():
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeRemainingColumn(), console=stderr, transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            console=stderr,
+            transient=True,
+        ) as bar:
             yield bar
     else:
         yield _NoProgress()

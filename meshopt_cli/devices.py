@@ -1,4 +1,5 @@
 """``--device auto|cpu|cuda|cuda:N`` -> a torch device, or a usage error that says what to do."""
+
 from __future__ import annotations
 
 from meshopt_cli.console import UsageError
@@ -23,6 +24,8 @@ def resolve_device(spec: str):
                 raise UsageError(f"--device {spec}: expected cuda:N with N a number") from None
         count = torch.cuda.device_count()
         if not 0 <= index < count:
-            raise UsageError(f"--device {spec}: there {'is' if count == 1 else 'are'} {count} CUDA device(s), numbered 0..{count - 1}")
+            raise UsageError(
+                f"--device {spec}: there {'is' if count == 1 else 'are'} {count} CUDA device(s), numbered 0..{count - 1}"
+            )
         return torch.device("cuda", index)
     raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}")

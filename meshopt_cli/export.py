@@ -4,6 +4,7 @@
 an exception it takes the final name in one rename (replacing an existing folder only with
 ``force``); on an exception the temporary folder is removed, so nothing is left half-written.
 """
+
 from __future__ import annotations
 
 import json

@@ -8,6 +8,7 @@ range or choices. :func:`coerce` turns one raw value (from TOML or a flag) into 
 (:class:`SettingsError`). This module knows nothing of presets, TOML or the command line
 (:mod:`meshopt_cli.settings` resolves those), so the loops in ``optimize/`` may use it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,9 +22,18 @@ class SettingsError(ValueError):
     """A setting, a preset or a config file cannot be used; one line."""
 
 
-def setting(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-            choices: tuple | None = None, parse: Callable[[Any, str], Any] | None = None,
-            check: Callable[[Any], None] | None = None, name: str | None = None, why: str | None = None):
+def setting(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    choices: tuple | None = None,
+    parse: Callable[[Any, str], Any] | None = None,
+    check: Callable[[Any], None] | None = None,
+    name: str | None = None,
+    why: str | None = None,
+):
     """A dataclass field with its checks.
 
     ``ge``/``gt``/``le``: bounds (numbers must also be finite); ``choices``: the allowed values;
@@ -32,8 +42,11 @@ def setting(default: Any, *, ge: float | None = None, gt: float | None = None, l
     unusable; ``name``: the flag spelled in messages (default: the field name with dashes);
     ``why``: appended to a range message in parentheses.
     """
-    metadata = {key: value for key, value in dict(ge=ge, gt=gt, le=le, choices=choices, parse=parse, check=check,
-                                                   name=name, why=why).items() if value is not None}
+    metadata = {
+        key: value
+        for key, value in dict(ge=ge, gt=gt, le=le, choices=choices, parse=parse, check=check, name=name, why=why).items()
+        if value is not None
+    }
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -63,9 +76,12 @@ def coerce(cls, key: str, value, where: str):
         kind = float
     if kind not in _WANTED:
         raise SettingsError(f"{where}: setting '{key}' has a type meshopt cannot read ({kind})")
-    ok = {int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          bool: isinstance(value, bool), str: isinstance(value, str)}[kind]
+    ok = {
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        bool: isinstance(value, bool),
+        str: isinstance(value, str),
+    }[kind]
     if not ok:
         wanted = _WANTED[kind] + (' or "none"' if _is_optional_float(field_types(cls)[key]) else "")
         raise SettingsError(f"{where}: setting '{key}' must be {wanted}, got {value!r}")

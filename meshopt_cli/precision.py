@@ -8,6 +8,7 @@ bfloat16 (compute capability 8.0 and newer), or a CPU whose instruction set has 
 AVX512-BF16 (read from the CPU's flags, never guessed from its name). Elsewhere bf16 would be
 emulated and slower than fp32, so ``auto`` picks fp32 and an explicit ``bf16`` is refused.
 """
+
 from __future__ import annotations
 
 import functools

@@ -12,17 +12,28 @@ that one file serves several commands; a file with such tables gives each comman
 metadata, :mod:`meshopt_cli.fields`). Every problem is one line (:class:`SettingsError`) naming
 the file (or "command line") and the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-import tomllib
 from typing import TypeVar
+
+import tomllib
 
 from meshopt_cli.fields import SettingsError, as_dict, coerce, validate
 
-__all__ = ["SettingsError", "as_dict", "resolve", "read_config", "read_preset", "preset_path", "preset_names",
-           "commands_with_presets", "find_preset"]
+__all__ = [
+    "SettingsError",
+    "as_dict",
+    "resolve",
+    "read_config",
+    "read_preset",
+    "preset_path",
+    "preset_names",
+    "commands_with_presets",
+    "find_preset",
+]
 
 S = TypeVar("S")
 
@@ -31,6 +42,7 @@ _CANDIDATE_ROOTS = (_PACKAGE_DIR.parent / "presets", _PACKAGE_DIR / "_presets")
 
 
 # ---------------------------------------------------------------- preset files
+
 
 def preset_root() -> pathlib.Path:
     for candidate in _CANDIDATE_ROOTS:
@@ -95,6 +107,7 @@ def find_preset(spec: str) -> tuple[str, pathlib.Path]:
 
 # ---------------------------------------------------------------- config files and resolution
 
+
 def read_config(path: str | pathlib.Path, command: str) -> tuple[dict, str | None]:
     """The setting values of a ``--config`` file for ``command`` and the preset it names (or None)."""
     path = pathlib.Path(path).expanduser()
@@ -108,8 +121,10 @@ def read_config(path: str | pathlib.Path, command: str) -> tuple[dict, str | Non
         values = dict(data.get(command, {}))
         others = {k: v for k, v in data.items() if k not in tables}
         if set(others) - {"preset"}:
-            raise SettingsError(f"{path}: with command tables ([{'], ['.join(sorted(tables))}]) every setting goes in a table; "
-                                f"found {', '.join(sorted(set(others) - {'preset'}))} outside")
+            raise SettingsError(
+                f"{path}: with command tables ([{'], ['.join(sorted(tables))}]) every setting goes in a table; "
+                f"found {', '.join(sorted(set(others) - {'preset'}))} outside"
+            )
         if "preset" in others:
             values.setdefault("preset", others["preset"])
     else:
@@ -120,8 +135,14 @@ def read_config(path: str | pathlib.Path, command: str) -> tuple[dict, str | Non
     return values, preset
 
 
-def resolve(cls: type[S], command: str, default_preset: str, preset: str | None = None,
-            config: str | pathlib.Path | None = None, overrides: dict | None = None) -> tuple[S, str]:
+def resolve(
+    cls: type[S],
+    command: str,
+    default_preset: str,
+    preset: str | None = None,
+    config: str | pathlib.Path | None = None,
+    overrides: dict | None = None,
+) -> tuple[S, str]:
     """A validated instance of ``cls``: its defaults, then the preset's values, then the config
     file's, then every override that is not None. Returns ``(settings, name of the preset used)``."""
     known = [f.name for f in dataclasses.fields(cls)]
@@ -130,8 +151,11 @@ def resolve(cls: type[S], command: str, default_preset: str, preset: str | None 
     path = preset_path(chosen, command)
     preset_values, _ = read_preset(path)
     values: dict = {}
-    for source, where in ((preset_values, str(path)), (config_values, str(config)),
-                          ({k: v for k, v in (overrides or {}).items() if v is not None}, "command line")):
+    for source, where in (
+        (preset_values, str(path)),
+        (config_values, str(config)),
+        ({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"),
+    ):
         for key, value in source.items():
             if key not in known:
                 raise SettingsError(f"{where}: unknown setting '{key}' for {command} (valid: {', '.join(known)})")

@@ -9,6 +9,7 @@ Worker processes install it with ``hard_second=False``: their parent decides whe
 Without :func:`install` (library use) Ctrl-C raises ``KeyboardInterrupt`` as usual, which the loops
 also treat as a request to stop.
 """
+
 from __future__ import annotations
 
 import signal

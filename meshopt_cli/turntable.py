@@ -1,4 +1,5 @@
 """Turntables: N views around a mesh, written as an animated GIF, PNG frames or a contact sheet."""
+
 from __future__ import annotations
 
 import io
@@ -83,8 +84,10 @@ def render_views(
                 torch.full((n,), float(distance)), torch.full((n,), float(elevation)), torch.tensor(chunk)
             ).to(device)
             rgb = renderer(
-                vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1),
-                textures[None].expand(n, *textures.shape), mode="rgb",
+                vertices[None].expand(n, -1, -1),
+                faces[None].expand(n, -1, -1),
+                textures[None].expand(n, *textures.shape),
+                mode="rgb",
             )
             images = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             out[first : first + n] = images
@@ -98,7 +101,9 @@ def gif_bytes(frames: np.ndarray, fps: float = 12.0) -> bytes:
     images = [Image.fromarray(frame) for frame in frames]
     buffer = io.BytesIO()
     duration = max(int(round(1000.0 / fps)), 20)
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0, duration=duration, optimize=False, disposal=2)
+    images[0].save(
+        buffer, format="GIF", save_all=True, append_images=images[1:], loop=0, duration=duration, optimize=False, disposal=2
+    )
     return buffer.getvalue()
 
 

@@ -1,6 +1,7 @@
 """Stand-in runners for tests/test_batch.py: they obey the runner contract of meshopt_cli.batch
 (``run(job, payload, context) -> JobResult``, one-line ValueError for a bad input) without rendering,
 so that the batch machinery is tested on its own, in this process and in worker processes."""
+
 import errno
 import json
 import os
@@ -38,7 +39,13 @@ def record(job, payload, context):
     if job.folder.exists() and not job.force:
         raise ValueError(f"{job.folder} exists (use --force to overwrite, or --skip-existing to keep it)")
     job.folder.mkdir(parents=True, exist_ok=True)
-    facts = Facts(status=status, pid=os.getpid(), threads=torch.get_num_threads(), device=str(context.device),
-                  payload=payload, progress=context.progress)
+    facts = Facts(
+        status=status,
+        pid=os.getpid(),
+        threads=torch.get_num_threads(),
+        device=str(context.device),
+        payload=payload,
+        progress=context.progress,
+    )
     (job.folder / "metrics.json").write_text(json.dumps(facts.__dict__))
     return JobResult(status=status, files=[str(job.folder / "metrics.json")], metrics=facts)

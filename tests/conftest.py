@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: the two CPU backends of the rasterizer contract, one gradient
 comparison, and `meshopt` run in process."""
+
 import pytest
 import torch
 
@@ -55,5 +56,6 @@ def assert_gradients_close(actual, expected, what: str = "", rtol: float = 1e-4,
     assert torch.isfinite(actual).all(), what
     scale = float(expected.abs().max()) if expected.numel() else 0.0
     error = float((actual - expected).abs().max()) if expected.numel() else 0.0
-    assert torch.allclose(actual, expected, rtol=rtol, atol=atol_share * scale + 1e-6), \
+    assert torch.allclose(actual, expected, rtol=rtol, atol=atol_share * scale + 1e-6), (
         f"{what}: max error {error:.3g} vs largest gradient {scale:.3g}"
+    )

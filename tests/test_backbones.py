@@ -1,5 +1,6 @@
 """The frozen torchvision feature extractors (VGG16 for style, GoogLeNet for dream), with random or
 local weights only: no test touches the network (downloads are patched to fail loudly)."""
+
 import socket
 
 import pytest
@@ -17,6 +18,7 @@ STD = torch.tensor(bb.IMAGENET_STD).view(1, 3, 1, 1)
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Any download or connection attempt fails the test."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args[:1]}")
 
@@ -46,8 +48,7 @@ def images():
 def test_vgg_shapes_layers_and_truncation(vgg, images):
     out = vgg(images)
     assert list(out) == ["conv1_2", "conv2_2", "conv3_3", "conv4_3"]
-    assert [tuple(t.shape) for t in out.values()] == [
-        (2, 64, 64, 64), (2, 128, 32, 32), (2, 256, 16, 16), (2, 512, 8, 8)]
+    assert [tuple(t.shape) for t in out.values()] == [(2, 64, 64, 64), (2, 128, 32, 32), (2, 256, 16, 16), (2, 512, 8, 8)]
     assert len(vgg.features) == 23  # cut right after relu4_3, nothing of conv5 / classifier
     assert isinstance(vgg.features[22], nn.ReLU)
     assert all((t >= 0).all() for t in out.values())  # ReLU outputs
@@ -82,8 +83,19 @@ def test_normalisation_is_applied(vgg, goog, images):
     assert not torch.allclose(vgg.features(images), expected, atol=1e-3)
     # GoogLeNet: ImageNet normalisation then torchvision's transform_input = (x - 0.5) / 0.5
     x = images * 2 - 1
-    for name in ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b",
-                 "maxpool3", "inception4a", "inception4b", "inception4c"):
+    for name in (
+        "conv1",
+        "maxpool1",
+        "conv2",
+        "conv3",
+        "maxpool2",
+        "inception3a",
+        "inception3b",
+        "maxpool3",
+        "inception4a",
+        "inception4b",
+        "inception4c",
+    ):
         x = getattr(goog, name)(x)
     assert torch.allclose(goog(images), x, atol=1e-4)
 

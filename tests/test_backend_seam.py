@@ -1,5 +1,6 @@
 """The backend seam (``native``'s public API): ``get_backend`` renders with what it decides and
 ``meshopt info`` reports it through the same functions, without reading native's private state."""
+
 import ast
 import warnings
 from pathlib import Path
@@ -38,7 +39,9 @@ def test_an_invalid_setting_raises_in_get_backend_and_reads_invalid_in_the_choic
     with pytest.raises(ValueError, match="MESHOPT_BACKEND"):
         get_backend(torch.device("cpu"))
     assert native.backend_choice("cpu") == (
-        "invalid", "MESHOPT_BACKEND must be 'native' or 'reference', got 'fast': rendering fails")
+        "invalid",
+        "MESHOPT_BACKEND must be 'native' or 'reference', got 'fast': rendering fails",
+    )
 
 
 def test_reference_is_chosen_and_used_when_asked_for(monkeypatch, fresh):
@@ -53,9 +56,13 @@ def test_nothing_built_in_a_fresh_cache(fresh):
     assert native.build_status("cpu") == {"extension": name, "build_dir": str(fresh / name), "built": False, "file": None}
     assert native.kernels_built("cpu") is False and native.backend_state("cpu") is None
     assert native.backend_choice("cpu", tools={"cxx": "/usr/bin/c++", "ninja": "/usr/bin/ninja"}) == (
-        "native", "kernels not built yet; built on first use, about a minute")
+        "native",
+        "kernels not built yet; built on first use, about a minute",
+    )
     assert native.backend_choice("cpu", tools={"cxx": None, "ninja": "/usr/bin/ninja"}) == (
-        "reference", "kernels not built and no C++ compiler found to build them")
+        "reference",
+        "kernels not built and no C++ compiler found to build them",
+    )
     assert not fresh.exists()  # asking created nothing
 
     (fresh / name).mkdir(parents=True)
@@ -101,9 +108,14 @@ def test_the_cuda_choice_says_when_there_is_no_device(monkeypatch, fresh):
 
 def test_info_uses_only_the_public_seam():
     tree = ast.parse(Path(info.__file__).read_text())
-    private = {node.attr for node in ast.walk(tree)
-               if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "native"
-               and node.attr.startswith("_")}
+    private = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "native"
+        and node.attr.startswith("_")
+    }
     assert private == set()
     text = Path(info.__file__).read_text()
     for derived in ("in this process", "kernels built", "found to build them", "'native' or 'reference'"):

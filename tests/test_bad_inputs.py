@@ -16,6 +16,7 @@ An unreadable file: root reads anything, so as root the run patches ``Path.read_
 ``open`` to refuse that one path with ``PermissionError(13, "Permission denied")``; otherwise the
 file is ``chmod 0``.
 """
+
 import json
 import os
 import subprocess
@@ -32,8 +33,18 @@ TIMEOUT = 240  # seconds for one run
 
 FAST = {
     "render": ["--frames", "2", "--size", "16"],
-    "fit": ["--iterations", "2", "--affine-iterations", "0", "--views", "4", "--heldout-views", "0",
-            "--image-size", "16"],  # and --preset fast unless a case gives its own --preset
+    "fit": [
+        "--iterations",
+        "2",
+        "--affine-iterations",
+        "0",
+        "--views",
+        "4",
+        "--heldout-views",
+        "0",
+        "--image-size",
+        "16",
+    ],  # and --preset fast unless a case gives its own --preset
     "style": ["--weights", "random", "--iterations", "1", "--image-size", "32", "--batch-views", "1"],
     "dream": ["--weights", "random", "--iterations", "1", "--image-size", "32", "--batch-views", "1"],
 }
@@ -44,6 +55,7 @@ VALID = "negative.obj"  # negative (relative) OBJ indices: valid
 
 
 # ------------------------------------------------------------------------------------ the corpus
+
 
 @dataclass(frozen=True)
 class Item:
@@ -91,8 +103,11 @@ def build_corpus(folder: Path) -> None:
     # cut in the middle of vertex 4 (no newline at the end), and a face that refers to it
     write("truncated.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 3 4\nv 1 1")
     write("missing-vertices.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 2 9\n")
-    write(VALID, "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n"  # a tetrahedron, every face relative
-                 "f -4 -2 -3\nf -4 -3 -1\nf -4 -1 -2\nf -3 -2 -1\n")
+    write(
+        VALID,
+        "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n"  # a tetrahedron, every face relative
+        "f -4 -2 -3\nf -4 -3 -1\nf -4 -1 -2\nf -3 -2 -1\n",
+    )
     write("nan.obj", "v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n")
     write("inf.obj", "v 0 0 0\nv 1 0 inf\nv 0 1 0\nf 1 2 3\n")
     write(HUGE.file, "v -3e38 0 0\nv 3e38 0 0\nv 0 3e38 0\nv 0 0 3e38\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
@@ -125,7 +140,7 @@ def corpus(tmp_path_factory):
 # ------------------------------------------------------------------------------------ running meshopt
 
 # As root: refuse to read one path (``Path.read_bytes``, ``open``/``io.open``) with a PermissionError.
-DENY = r'''
+DENY = r"""
 import builtins, io, os, pathlib
 
 def deny(locked):
@@ -151,20 +166,25 @@ def deny(locked):
 
     pathlib.Path.read_bytes = refusing_read_bytes
     builtins.open = io.open = refusing_open
-'''
+"""
 
 # python -c WRAPPER LOCKED ARGS...: meshopt ARGS with LOCKED unreadable.
-WRAPPER = DENY + r'''
+WRAPPER = (
+    DENY
+    + r"""
 import sys
 deny(sys.argv[1])
 sys.argv = ["meshopt", *sys.argv[2:]]
 from meshopt_cli.cli import main
 main()
-'''
+"""
+)
 
 # Reads one JSON request per line ({"argv", "cwd", "stdout", "stderr", "deny", "timeout"}), runs
 # `meshopt ARGV` in a forked child and answers its exit status (negative: killed by that signal).
-SERVER = DENY + r'''
+SERVER = (
+    DENY
+    + r'''
 import importlib, json, os, signal, sys, traceback
 
 for name in ("torch", "torchvision", "meshopt_cli.cli", "meshopt_cli.mesh", "meshopt_cli.batch",
@@ -216,6 +236,7 @@ for request in sys.stdin:
     _, status = os.waitpid(pid, 0)
     print(json.dumps(os.waitstatus_to_exitcode(status)), flush=True)
 '''
+)
 
 
 class ForkServer:
@@ -224,15 +245,22 @@ class ForkServer:
         self.log = folder / "server.log"
         self.calls = 0
         with open(self.log, "w") as log:
-            self.process = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=log, text=True, cwd=folder)
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=folder
+            )
         assert self.process.stdout.readline().strip() == "ready", self.log.read_text()
 
     def run(self, args, cwd: Path, deny=None) -> subprocess.CompletedProcess:
         self.calls += 1
         out, err = self.folder / f"{self.calls}.out", self.folder / f"{self.calls}.err"
-        request = {"argv": [str(a) for a in args], "cwd": str(cwd), "stdout": str(out), "stderr": str(err),
-                   "deny": str(deny) if deny else None, "timeout": TIMEOUT}
+        request = {
+            "argv": [str(a) for a in args],
+            "cwd": str(cwd),
+            "stdout": str(out),
+            "stderr": str(err),
+            "deny": str(deny) if deny else None,
+            "timeout": TIMEOUT,
+        }
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
@@ -275,6 +303,7 @@ def deny_for(files, corpus: Path):
 
 # ------------------------------------------------------------------------------------ checks
 
+
 def error_lines(stderr: str) -> list:
     return [line for line in stderr.splitlines() if line.startswith("meshopt: error:")]
 
@@ -301,13 +330,21 @@ def check_one_failure(result: subprocess.CompletedProcess, item: Item, status: i
 
 
 def cases(command_items):
-    return [pytest.param(command, item, id=f"{command}-{item}",
-                         marks=[pytest.mark.xfail(strict=True, reason=KNOWN_PROBLEMS[command, item])]
-                         if (command, item) in KNOWN_PROBLEMS else [])
-            for command, item in command_items]
+    return [
+        pytest.param(
+            command,
+            item,
+            id=f"{command}-{item}",
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_PROBLEMS[command, item])]
+            if (command, item) in KNOWN_PROBLEMS
+            else [],
+        )
+        for command, item in command_items
+    ]
 
 
 # ------------------------------------------------------------------------------------ one input per run
+
 
 @pytest.mark.parametrize("command, item", cases((c, i) for c in COMMANDS for i in MESHES))
 def test_bad_mesh_is_one_error_line_and_writes_nothing(server, corpus, tmp_path, command, item):
@@ -365,13 +402,15 @@ def test_huge_coordinates_are_refused_in_one_line(server, corpus, tmp_path, comm
 
 # ------------------------------------------------------------------------------------ all in one --json run
 
+
 @pytest.mark.parametrize("command, item", cases((c, "batch-json") for c in COMMANDS))
 def test_whole_corpus_in_one_json_run(corpus, tmp_path, command, item):
     bad = [*MESHES.values(), MISSING]
     files = [b.file for b in bad[:4]] + [VALID] + [b.file for b in bad[4:]]
     out = tmp_path / "out"
-    result = meshopt_subprocess(command_line(command, mesh_positional(command, files), out, json_output=True),
-                                corpus, deny_for(files, corpus))
+    result = meshopt_subprocess(
+        command_line(command, mesh_positional(command, files), out, json_output=True), corpus, deny_for(files, corpus)
+    )
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1, result.stderr
     summaries = [json.loads(line) for line in result.stdout.splitlines()]

@@ -1,16 +1,17 @@
 """meshopt_cli.batch: inputs, names, statuses, JSON lines, --skip-existing, stops and worker processes."""
+
 import io
 import json
 import os
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from batch_runners import record as RUNNER
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshopt_cli import batch, console, stop
 from meshopt_cli.batch import BatchOptions, make_jobs, read_inputs, result_status, unique_names
-
-from batch_runners import record as RUNNER
 
 
 def run(tmp_path, inputs, capsys, **options):
@@ -38,7 +39,7 @@ def test_unique_names_are_unique_stable_and_keep_first_names(names):
     assert len(unique) == len(names) and len(set(unique)) == len(unique)
     assert unique == unique_names(list(names))  # the same inputs give the same folders (--skip-existing)
     for name in set(names):
-        assert unique[names.index(name)] == name or name in names[:names.index(name)]
+        assert unique[names.index(name)] == name or name in names[: names.index(name)]
 
 
 def test_result_status_reads_metrics(tmp_path):
@@ -60,7 +61,13 @@ def test_result_status_reads_metrics(tmp_path):
 def test_one_json_object_per_input_and_failures_are_one_line(tmp_path, capsys):
     status, lines, err, count = run(tmp_path, ["a", "bad", "full", "boom", "b"], capsys)
     assert status == 1 and count == 5
-    assert {k: v["status"] for k, v in lines.items()} == {"a": "done", "bad": "failed", "full": "failed", "boom": "failed", "b": "done"}
+    assert {k: v["status"] for k, v in lines.items()} == {
+        "a": "done",
+        "bad": "failed",
+        "full": "failed",
+        "boom": "failed",
+        "b": "done",
+    }
     assert set(lines["a"]) == {"input", "name", "status", "folder", "files", "metrics", "seconds", "error"}
     assert lines["a"]["files"] == [str(tmp_path / "out" / "a" / "metrics.json")] and lines["a"]["error"] is None
     assert lines["bad"]["error"] == "bad: not a mesh"

@@ -1,4 +1,5 @@
 """Camera functions against values worked out by hand."""
+
 import math
 
 import pytest
@@ -98,8 +99,8 @@ def test_default_distance_is_the_papers_and_rounds_the_renderers_default_eye():
     import inspect
 
     from meshopt_cli import render, turntable
-    from meshopt_cli.optimize import views
     from meshopt_cli.defaults import DEFAULT_DISTANCE
+    from meshopt_cli.optimize import views
     from meshopt_cli.render import camera
 
     assert render.DEFAULT_DISTANCE is camera.DEFAULT_DISTANCE is DEFAULT_DISTANCE == 2.732
@@ -133,6 +134,7 @@ def test_the_defaults_import_neither_torch_nor_numpy():
     import meshopt_cli
 
     code = "import sys, meshopt_cli.defaults; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=Path(meshopt_cli.__file__).parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=Path(meshopt_cli.__file__).parent.parent
+    )
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

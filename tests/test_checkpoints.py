@@ -1,5 +1,6 @@
 """Checkpoints of the textured loops: what a real run saves loads back with ``weights_only=True``
 and resumes exactly; a file that would run code when unpickled is refused with one line."""
+
 import dataclasses
 
 import numpy as np
@@ -38,13 +39,16 @@ def test_a_real_checkpoint_round_trips_with_weights_only_and_resumes_exactly(tmp
     s = TexturedSettings(iterations=4, batch_views=2, image_size=32, texture_lr=0.2, seed=3, optimize_vertices=True)
     whole = optimize_textured(v, f, t, s, _red_loss)
     saved = []
-    optimize_textured(v, f, t, dataclasses.replace(s, iterations=2), _red_loss, checkpoint_every=2,
-                      on_checkpoint=saved.append)
+    optimize_textured(v, f, t, dataclasses.replace(s, iterations=2), _red_loss, checkpoint_every=2, on_checkpoint=saved.append)
     state = saved[0]
     assert state["generator"].dtype == torch.uint8 and state["optimizer"]["state"]  # Adam has moments
     settings = dataclasses.asdict(s)  # the commands' settings: numbers, bools, str, None, lists
-    meta = {"input": "builtin:cube", "faces": 12, "weights": "imagenet",
-            "settings": {**settings, "init_bias": [0.1, 0.2, 0.3], "layer": "inception4c", "light_angle": None}}
+    meta = {
+        "input": "builtin:cube",
+        "faces": 12,
+        "weights": "imagenet",
+        "settings": {**settings, "init_bias": [0.1, 0.2, 0.3], "layer": "inception4c", "light_angle": None},
+    }
     path = tmp_path / "run" / "cube.checkpoint.pt"
     save_checkpoint(path, state, meta)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left

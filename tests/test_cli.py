@@ -1,12 +1,13 @@
 """The command line: help, version, option panels and parse errors (in process through Typer's CliRunner;
 a subprocess where the import cost or the exit status of a real process is the point)."""
+
 import json
 import subprocess
 import sys
 
 import pytest
-
 from conftest import meshopt_in_process as meshopt
+
 from meshopt_cli import __version__
 
 COMMANDS = ("render", "fit", "style", "dream")
@@ -26,9 +27,11 @@ def test_help_lists_every_command():
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from typer.testing import CliRunner; from meshopt_cli.cli import app; "
-            "r = CliRunner().invoke(app, ['style', '--help']); "
-            "sys.exit(2 if r.exit_code else 1 if 'torch' in sys.modules else 0)")
+    code = (
+        "import sys; from typer.testing import CliRunner; from meshopt_cli.cli import app; "
+        "r = CliRunner().invoke(app, ['style', '--help']); "
+        "sys.exit(2 if r.exit_code else 1 if 'torch' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
@@ -43,16 +46,19 @@ def test_every_command_shares_the_batch_options_in_their_panels(command):
     assert "--jobs" in batch_panel and "--device" in batch_panel and "--out" not in batch_panel
 
 
-@pytest.mark.parametrize("args,message", [
-    (["fit", "builtin:cube", "--loss", "l1"], "Invalid value for '--loss'"),
-    (["dream", "--layer", "conv1"], "unknown layer 'conv1' (valid: inception_3a"),
-    (["render", "--device", "gpu"], "must be auto, cpu, cuda or cuda:N"),
-    (["render", "--frames", "abc"], "Invalid value for '--frames'"),
-    (["render", "--no-such-flag"], "No such option: --no-such-flag"),
-    (["render", "--frames", "0"], "frames must be at least 1"),
-    (["render", "--fps", "nan"], "fps must be a finite number"),
-    (["style", "builtin:cube", "x.png", "--image-size", "8"], "image-size must be at least 16 (VGG pools 3 times)"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["fit", "builtin:cube", "--loss", "l1"], "Invalid value for '--loss'"),
+        (["dream", "--layer", "conv1"], "unknown layer 'conv1' (valid: inception_3a"),
+        (["render", "--device", "gpu"], "must be auto, cpu, cuda or cuda:N"),
+        (["render", "--frames", "abc"], "Invalid value for '--frames'"),
+        (["render", "--no-such-flag"], "No such option: --no-such-flag"),
+        (["render", "--frames", "0"], "frames must be at least 1"),
+        (["render", "--fps", "nan"], "fps must be a finite number"),
+        (["style", "builtin:cube", "x.png", "--image-size", "8"], "image-size must be at least 16 (VGG pools 3 times)"),
+    ],
+)
 def test_parse_and_settings_errors_are_one_line_exit_2(tmp_path, args, message):
     result = meshopt(*args, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()

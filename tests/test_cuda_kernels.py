@@ -8,6 +8,7 @@
 The comparison helpers take any two backends with reference.py's contract, so they also serve
 to check other implementations of the same kernels.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,11 +21,11 @@ import sys
 
 import pytest
 import torch
+from conftest import assert_gradients_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshopt_cli.render import native
-from conftest import assert_gradients_close
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 NEAR, FAR = 0.1, 100.0
@@ -78,8 +79,7 @@ def test_cuda_sources_compile(tmp_path):
         "assert not missing, missing\n"
         "print('built', native.extension_name('cuda'))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=1800)
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     output = result.stdout + result.stderr
     assert result.returncode == 0, "CUDA build failed:\n" + output[-8000:]
     assert "built meshopt_cuda_" in output
@@ -102,8 +102,16 @@ def test_default_cuda_arch_list(monkeypatch):
 # ----------------------------------------------------------------------------- scenes
 
 
-def make_scene(seed: int, batch: int, count: int, size: int, texture_size: int, fill_back: bool = False,
-               light: bool = False, specials: bool = True):
+def make_scene(
+    seed: int,
+    batch: int,
+    count: int,
+    size: int,
+    texture_size: int,
+    fill_back: bool = False,
+    light: bool = False,
+    specials: bool = True,
+):
     """Random faces ``[B, F, 9]`` (F = count, doubled with fill_back), textures, light, background.
 
     ``specials`` puts in: zero-area and collinear faces, faces off-screen, a vertex behind the
@@ -146,16 +154,47 @@ def make_scene(seed: int, batch: int, count: int, size: int, texture_size: int, 
 def icosphere(level: int):
     """Unit icosphere: vertices ``[V, 3]``, faces ``[20 * 4^level, 3]`` (outward, counter-clockwise)."""
     t = (1 + 5**0.5) / 2
-    vertices = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
-                (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
+    vertices = [
+        (-1, t, 0),
+        (1, t, 0),
+        (-1, -t, 0),
+        (1, -t, 0),
+        (0, -1, t),
+        (0, 1, t),
+        (0, -1, -t),
+        (0, 1, -t),
+        (t, 0, -1),
+        (t, 0, 1),
+        (-t, 0, -1),
+        (-t, 0, 1),
+    ]
     vertices = [tuple(c / math.sqrt(1 + t * t) for c in v) for v in vertices]
-    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
-             (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
-             (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    faces = [
+        (0, 11, 5),
+        (0, 5, 1),
+        (0, 1, 7),
+        (0, 7, 10),
+        (0, 10, 11),
+        (1, 5, 9),
+        (5, 11, 4),
+        (11, 10, 2),
+        (10, 7, 6),
+        (7, 1, 8),
+        (3, 9, 4),
+        (3, 4, 2),
+        (3, 2, 6),
+        (3, 6, 8),
+        (3, 8, 9),
+        (4, 9, 5),
+        (2, 4, 11),
+        (6, 2, 10),
+        (8, 6, 7),
+        (9, 8, 1),
+    ]
     for _ in range(level):
         cache: dict = {}
 
-        def midpoint(i, j):
+        def midpoint(i, j, cache=cache):
             key = (min(i, j), max(i, j))
             if key not in cache:
                 m = [(a + b) / 2 for a, b in zip(vertices[i], vertices[j])]
@@ -164,9 +203,16 @@ def icosphere(level: int):
                 cache[key] = len(vertices) - 1
             return cache[key]
 
-        faces = [f for a, b, c in faces for f in (
-            (a, midpoint(a, b), midpoint(c, a)), (b, midpoint(b, c), midpoint(a, b)),
-            (c, midpoint(c, a), midpoint(b, c)), (midpoint(a, b), midpoint(b, c), midpoint(c, a)))]
+        faces = [
+            f
+            for a, b, c in faces
+            for f in (
+                (a, midpoint(a, b), midpoint(c, a)),
+                (b, midpoint(b, c), midpoint(a, b)),
+                (c, midpoint(c, a), midpoint(b, c)),
+                (midpoint(a, b), midpoint(b, c), midpoint(c, a)),
+            )
+        ]
     return torch.tensor(vertices, dtype=torch.float32), torch.tensor(faces)
 
 
@@ -177,8 +223,9 @@ def icosphere_scene(level: int = 5, texture_size: int = 2, batch: int = 2):
     views = []
     for b in range(batch):
         angle = 0.7 * b
-        rotation = torch.tensor([[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0],
-                                 [-math.sin(angle), 0.0, math.cos(angle)]])
+        rotation = torch.tensor(
+            [[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0], [-math.sin(angle), 0.0, math.cos(angle)]]
+        )
         v = vertices @ rotation.T
         z = v[:, 2] + 2.732
         scale = math.tan(math.radians(30))
@@ -197,12 +244,13 @@ def icosphere_scene(level: int = 5, texture_size: int = 2, batch: int = 2):
 def assert_maps_equal(expected, actual):
     names = ("face_index", "weights", "depth", "rgb", "alpha")
     assert torch.equal(actual[0].cpu(), expected[0]), "face_index differs on %d pixels" % int(
-        (actual[0].cpu() != expected[0]).sum())
+        (actual[0].cpu() != expected[0]).sum()
+    )
     for name, e, a in zip(names[1:], expected[1:], actual[1:]):
         a = a.cpu()
         assert a.shape == e.shape, name
         assert a.dtype == e.dtype, name
-        torch.testing.assert_close(a, e, rtol=0, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(a, e, rtol=0, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def compare_backends(expected, actual, device, scene, size, eps=1e-4, seed=0):
@@ -221,17 +269,26 @@ def compare_backends(expected, actual, device, scene, size, eps=1e-4, seed=0):
     g = torch.Generator().manual_seed(seed)
     for name, image in (("alpha", alpha[..., None]), ("rgb", rgb), ("alpha+rgb", torch.cat((alpha[..., None], rgb), -1))):
         grad = torch.randn(image.shape, generator=g) * (torch.rand(image.shape, generator=g) < 0.6)
-        assert_gradients_close(actual.backward_xy(on(faces), on(face_index), on(image.contiguous()), on(grad), eps),
-                               expected.backward_xy(faces, face_index, image.contiguous(), grad, eps),
-                               "backward_xy " + name, rtol=0)
+        assert_gradients_close(
+            actual.backward_xy(on(faces), on(face_index), on(image.contiguous()), on(grad), eps),
+            expected.backward_xy(faces, face_index, image.contiguous(), grad, eps),
+            "backward_xy " + name,
+            rtol=0,
+        )
     grad_depth = torch.randn(depth.shape, generator=g)
-    assert_gradients_close(actual.backward_depth(on(faces), on(face_index), on(grad_depth)),
-                           expected.backward_depth(faces, face_index, grad_depth), "backward_depth", rtol=0)
+    assert_gradients_close(
+        actual.backward_depth(on(faces), on(face_index), on(grad_depth)),
+        expected.backward_depth(faces, face_index, grad_depth),
+        "backward_depth",
+        rtol=0,
+    )
     grad_rgb = torch.randn(rgb.shape, generator=g)
-    expected_textures, expected_light = expected.backward_textures(faces, face_index, weights, depth, grad_rgb,
-                                                                   textures, light, fill_back, eps)
-    actual_textures, actual_light = actual.backward_textures(on(faces), on(face_index), on(weights), on(depth),
-                                                             on(grad_rgb), on(textures), on(light), fill_back, eps)
+    expected_textures, expected_light = expected.backward_textures(
+        faces, face_index, weights, depth, grad_rgb, textures, light, fill_back, eps
+    )
+    actual_textures, actual_light = actual.backward_textures(
+        on(faces), on(face_index), on(weights), on(depth), on(grad_rgb), on(textures), on(light), fill_back, eps
+    )
     assert_gradients_close(actual_textures, expected_textures, "backward_textures", rtol=0)
     assert_gradients_close(actual_light, expected_light, "backward_textures (light)", rtol=0)
     return maps
@@ -268,8 +325,15 @@ def test_cuda_matches_cpu_batch(backends, fill_back, light):
 @needs_gpu
 @pytest.mark.cuda
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31 - 1), batch=st.integers(1, 3), count=st.integers(1, 80), size=st.integers(1, 70),
-       texture_size=st.integers(1, 6), fill_back=st.booleans(), light=st.booleans())
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    batch=st.integers(1, 3),
+    count=st.integers(1, 80),
+    size=st.integers(1, 70),
+    texture_size=st.integers(1, 6),
+    fill_back=st.booleans(),
+    light=st.booleans(),
+)
 def test_cuda_matches_cpu_random(backends, seed, batch, count, size, texture_size, fill_back, light):
     scene = make_scene(seed, batch, count, size, texture_size, fill_back=fill_back, light=light)
     compare_backends(*backends, "cuda", scene, size, seed=seed)
@@ -325,12 +389,14 @@ def test_cuda_rasterize_autograd_matches_cpu():
     for device in ("cpu", "cuda"):
         f = faces.to(device).requires_grad_(True)
         t = textures.to(device).requires_grad_(True)
-        l = light.to(device).requires_grad_(True)
-        out = rasterize_rgbad(f, t, image_size=40, face_light=l, fill_back=True, background_color=background.to(device))
-        weights = [torch.linspace(0.5, 1.5, out[k].numel(), device=device).reshape(out[k].shape) for k in ("rgb", "alpha", "depth")]
+        lt = light.to(device).requires_grad_(True)
+        out = rasterize_rgbad(f, t, image_size=40, face_light=lt, fill_back=True, background_color=background.to(device))
+        weights = [
+            torch.linspace(0.5, 1.5, out[k].numel(), device=device).reshape(out[k].shape) for k in ("rgb", "alpha", "depth")
+        ]
         loss = sum((w * out[k]).sum() for w, k in zip(weights, ("rgb", "alpha", "depth")))
         loss.backward()
-        results.append(([out[k].detach().cpu() for k in ("rgb", "alpha", "depth")], [x.grad.cpu() for x in (f, t, l)]))
+        results.append(([out[k].detach().cpu() for k in ("rgb", "alpha", "depth")], [x.grad.cpu() for x in (f, t, lt)]))
     (images_cpu, grads_cpu), (images_cuda, grads_cuda) = results
     for e, a in zip(images_cpu, images_cuda):
         torch.testing.assert_close(a, e, rtol=0, atol=1e-5)

@@ -1,25 +1,27 @@
 """`meshopt dream` end to end through the CLI on CPU with random GoogLeNet weights (a few steps, 64 px): one
 run in a subprocess as users run it (stdout holds only the JSON line), the rest in process."""
+
 import json
 import subprocess
 import sys
 
 import pytest
 import torch
+from conftest import meshopt_in_process as meshopt
 from PIL import Image
 
-from meshopt_cli.optimize.backbones import GOOGLENET_LAYERS
 from meshopt_cli.commands.dream import COMMAND as DREAM
 from meshopt_cli.fields import SettingsError
+from meshopt_cli.optimize.backbones import GOOGLENET_LAYERS
 from meshopt_cli.optimize.dream import initial_textures
-from conftest import meshopt_in_process as meshopt
 
 FAST = ["--weights", "random", "--image-size", "64", "--device", "cpu", "-q"]
 
 
 def meshopt_subprocess(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "meshopt_cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "meshopt_cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,9 @@ def test_files_written(sphere_run):
     names = {p.name for p in folder.iterdir()}
     assert {"dream.obj", "dream.mtl", "dream.png", "turntable.gif", "before-after.png", "metrics.json"} <= names
     summary = json.loads(done.stdout)
-    assert summary["folder"] == str(folder) and summary["metrics"]["steps"] == 12 and summary["metrics"]["layer"] == "inception_4c"
+    assert (
+        summary["folder"] == str(folder) and summary["metrics"]["steps"] == 12 and summary["metrics"]["layer"] == "inception_4c"
+    )
     with Image.open(folder / "turntable.gif") as gif:
         assert gif.n_frames == 24  # the fast preset's
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
@@ -49,7 +53,7 @@ def test_activation_rises_and_edges_stay_even(sphere_run):
     assert all(len(v) == 12 for v in curves.values())
     activation = curves["activation"]
     # the layer's mean activation² rises: over the steps (random views and backgrounds: noisy) ...
-    second_half = activation[len(activation) // 2:]
+    second_half = activation[len(activation) // 2 :]
     assert sum(second_half) / len(second_half) > 5 * activation[0]
     # ... and on the same four fixed views before and after
     fixed = m["mean_activation_sq_fixed_views"]
@@ -73,8 +77,23 @@ def test_unknown_layer_is_a_usage_error_listing_the_valid_ones(tmp_path):
 
 
 def test_no_mesh_dreams_on_the_teapot(tmp_path):
-    done = meshopt("dream", *FAST, "--iterations", "1", "--batch-views", "1", "--image-size", "32",
-                   "--layer", "inception4a", "--init-bias", "0,0.5,0.5", "--out", tmp_path, "--json")
+    done = meshopt(
+        "dream",
+        *FAST,
+        "--iterations",
+        "1",
+        "--batch-views",
+        "1",
+        "--image-size",
+        "32",
+        "--layer",
+        "inception4a",
+        "--init-bias",
+        "0,0.5,0.5",
+        "--out",
+        tmp_path,
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["input"] == "builtin:teapot" and summary["name"] == "teapot-inception_4a"
@@ -93,7 +112,7 @@ def test_paper_preset_has_the_papers_settings():
     assert (s.distance, s.distance_noise, s.elevation_min, s.elevation_max) == (2.5, 0.1, -10.0, 30.0)
     assert (s.ambient, s.directional, s.random_background, s.layer) == (1.0, 0.0, True, "inception_4c")
     assert s.vertex_lr == pytest.approx(1e-4) and s.texture_lr == pytest.approx(1e-2)
-    assert s.length_weight == pytest.approx(1e-4 / 127.5 ** 2, rel=1e-2)  # calibrated for torchvision's input
+    assert s.length_weight == pytest.approx(1e-4 / 127.5**2, rel=1e-2)  # calibrated for torchvision's input
     assert not DREAM.resolve("texture-only")[0].optimize_vertices
     with pytest.raises(SettingsError):
         DREAM.resolve("fast", overrides={"layer": "conv1"})

@@ -1,5 +1,6 @@
 """`meshopt fit` end to end: outputs, --force, --json, errors (the first run in a subprocess as users run
 it, the others in process)."""
+
 import json
 import subprocess
 import sys
@@ -7,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import meshopt_in_process
+from PIL import Image
 
 TINY = """
 description = "tiny settings for tests"
@@ -28,8 +28,9 @@ turntable_size = 32
 
 
 def meshopt_subprocess(*args, cwd, stdin=None):
-    return subprocess.run([sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, input=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300, input=stdin
+    )
 
 
 meshopt = meshopt_in_process
@@ -68,7 +69,9 @@ def test_fit_writes_its_folder_and_keeps_it_without_force(work):
     assert len(metrics["loss_curve"]) == 12 and metrics["settings"]["image_size"] == 32
     assert metrics["views"] == {**metrics["views"], "train": 8, "heldout": 4}
     assert 0 < metrics["iou"]["heldout"] <= 1 and 0 < metrics["voxel_iou"] <= 1
-    assert metrics["device"] == "cpu" and metrics["backend"] == "native"  # the kernels build on every test machine (conftest asserts it)
+    assert (
+        metrics["device"] == "cpu" and metrics["backend"] == "native"
+    )  # the kernels build on every test machine (conftest asserts it)
     assert summary["folder"] == str(Path("out") / "cube") and summary["metrics"]["heldout_iou"] == metrics["iou"]["heldout"]
     assert summary["status"] == "done" and metrics["status"] == "done" and metrics["partial"] is False
     assert sorted(summary["files"]) == sorted(str(Path("out") / "cube" / p.name) for p in folder.iterdir())
@@ -82,13 +85,30 @@ def test_fit_writes_its_folder_and_keeps_it_without_force(work):
 
     before = (folder / "metrics.json").read_bytes()
     again = meshopt("fit", "builtin:cube", "--preset", "tiny.toml", "-o", "out", cwd=work)
-    assert again.returncode == 1 and error_lines(again) == [f"meshopt: error: {Path('out') / 'cube'} exists (use --force to overwrite, or --skip-existing to keep it)"]
+    assert again.returncode == 1 and error_lines(again) == [
+        f"meshopt: error: {Path('out') / 'cube'} exists (use --force to overwrite, or --skip-existing to keep it)"
+    ]
     assert (folder / "metrics.json").read_bytes() == before
 
 
 def test_fit_images_with_cameras(work):
-    result = meshopt("fit", "--images", "-", "--cameras", "cams.json", "--preset", "tiny.toml",  # image paths on stdin
-                     "--holdout", "1", "--iterations", "4", "-o", "out", cwd=work, stdin="a.png\nb.png\n")
+    result = meshopt(
+        "fit",
+        "--images",
+        "-",
+        "--cameras",
+        "cams.json",
+        "--preset",
+        "tiny.toml",  # image paths on stdin
+        "--holdout",
+        "1",
+        "--iterations",
+        "4",
+        "-o",
+        "out",
+        cwd=work,
+        stdin="a.png\nb.png\n",
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((work / "out" / "cams" / "metrics.json").read_text())
     assert metrics["target"]["kind"] == "images" and metrics["views"]["train"] == 1 and metrics["views"]["heldout"] == 1
@@ -96,13 +116,16 @@ def test_fit_images_with_cameras(work):
     assert metrics["target"]["images"] == ["a.png", "b.png"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--images", "a.png", "b.png", "--cameras", "bad.json"], "bad.json: not valid JSON (line 1, column 3"),
-    (["--images", "a.png", "b.png", "--cameras", "one.json"], "one.json: 1 camera for 2 images"),
-    (["--images", "a.png", "empty.png", "--cameras", "cams.json"], "empty.png: empty mask (alpha is 0 everywhere)"),
-    (["--images", "broken.png", "--azimuth", "30"], "broken.png: cannot be read as an image"),
-    (["missing.obj"], "missing.obj: no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--images", "a.png", "b.png", "--cameras", "bad.json"], "bad.json: not valid JSON (line 1, column 3"),
+        (["--images", "a.png", "b.png", "--cameras", "one.json"], "one.json: 1 camera for 2 images"),
+        (["--images", "a.png", "empty.png", "--cameras", "cams.json"], "empty.png: empty mask (alpha is 0 everywhere)"),
+        (["--images", "broken.png", "--azimuth", "30"], "broken.png: cannot be read as an image"),
+        (["missing.obj"], "missing.obj: no such file"),
+    ],
+)
 def test_bad_inputs_are_one_line_errors(work, args, message):
     (work / "bad.json").write_text("[{azimuth: 1}]")
     (work / "one.json").write_text('[{"azimuth": 0}]')
@@ -114,11 +137,13 @@ def test_bad_inputs_are_one_line_errors(work, args, message):
 
 
 def test_usage_errors_exit_2(work):
-    for args, message in ((["builtin:cube", "--preset", "nope"], "unknown preset 'nope' for fit (valid: default, fast, paper"),
-                          (["builtin:cube", "--preset", "tiny.toml", "--init", "nothing.obj"], "--init: nothing.obj: no such file"),
-                          (["builtin:cube", "--cameras", "cams.json"], "--cameras goes with --images"),
-                          (["--images", "a.png", "--cameras", "cams.json", "--azimuth", "3"], "not both"),
-                          (["builtin:cube", "--laplacian", "-1"], "the laplacian weight must not be negative")):
+    for args, message in (
+        (["builtin:cube", "--preset", "nope"], "unknown preset 'nope' for fit (valid: default, fast, paper"),
+        (["builtin:cube", "--preset", "tiny.toml", "--init", "nothing.obj"], "--init: nothing.obj: no such file"),
+        (["builtin:cube", "--cameras", "cams.json"], "--cameras goes with --images"),
+        (["--images", "a.png", "--cameras", "cams.json", "--azimuth", "3"], "not both"),
+        (["builtin:cube", "--laplacian", "-1"], "the laplacian weight must not be negative"),
+    ):
         result = meshopt("fit", *args, "-o", "out", cwd=work)
         assert result.returncode == 2, (args, result.stderr)
         assert len(error_lines(result)) == 1 and message in error_lines(result)[0], (args, result.stderr)

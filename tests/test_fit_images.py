@@ -1,4 +1,5 @@
 """Masks from image files with cameras reproduce the mesh route (same masks, same fit)."""
+
 import json
 
 import numpy as np
@@ -6,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from meshopt_cli.commands.fit import FitSettings
 from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.optimize.evaluate import evaluate
 from meshopt_cli.optimize.fit import fit
-from meshopt_cli.commands.fit import FitSettings
 from meshopt_cli.optimize.targets import MeshTarget, TargetError, image_target, load_mask, normalize_to_ball
 from meshopt_cli.optimize.views import heldout_views, look_at_to_projection, training_views
 from meshopt_cli.optimize.voxels import voxel_iou
@@ -59,8 +60,9 @@ def test_masks_from_images_equal_the_rendered_ones(scene):
 
 
 def test_fit_from_images_reproduces_the_mesh_route(scene):
-    settings = FitSettings(views=VIEWS, batch_views=4, image_size=32, eval_image_size=64, iterations=40,
-                           affine_iterations=40, edge=0.01)
+    settings = FitSettings(
+        views=VIEWS, batch_views=4, image_size=32, eval_image_size=64, iterations=40, affine_iterations=40, edge=0.01
+    )
     v, f = builtin_shape("builtin:sphere:2")
     template, faces = torch.tensor(normalize_to_ball(v)[0]), torch.tensor(f)
     mesh_route = fit(template, faces, scene["target"], settings)
@@ -97,9 +99,14 @@ def test_image_mask_errors(tmp_path):
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
     text = tmp_path / "text.png"
     text.write_text("not a png")
-    for path, message in ((empty, "empty mask (alpha is 0 everywhere)"), (blank, "empty mask (every pixel has the background colour)"),
-                          (wide, "16x8; masks must be square"), (text, "not an image"),
-                          (tiny, "image too small (1x1 pixels; masks need at least 16x16)"), (tmp_path / "gone.png", "no such file")):
+    for path, message in (
+        (empty, "empty mask (alpha is 0 everywhere)"),
+        (blank, "empty mask (every pixel has the background colour)"),
+        (wide, "16x8; masks must be square"),
+        (text, "not an image"),
+        (tiny, "image too small (1x1 pixels; masks need at least 16x16)"),
+        (tmp_path / "gone.png", "no such file"),
+    ):
         with pytest.raises(TargetError) as caught:
             load_mask(path)
         assert str(caught.value) == f"{path}: " + str(caught.value).split(": ", 1)[1] and message in str(caught.value)

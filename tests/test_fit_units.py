@@ -1,4 +1,5 @@
 """The pieces of `meshopt fit`: losses, voxel IoU, view sets, cameras files, presets."""
+
 import json
 import math
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from meshopt_cli.mesh import builtin_shape
 from meshopt_cli import settings
 from meshopt_cli.commands.fit import COMMAND as FIT
+from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.optimize import losses, targets, views, voxels
 
 
@@ -92,7 +93,7 @@ def test_voxel_iou_of_spheres_and_cubes():
     assert voxels.is_watertight(v, f)
     assert not voxels.is_watertight(*builtin_shape("builtin:teapot"))
     assert voxels.voxel_iou(v, f, v, f) == 1.0
-    assert voxels.voxel_iou(v, f, v * 0.8, f) == pytest.approx(0.8 ** 3, abs=0.03)
+    assert voxels.voxel_iou(v, f, v * 0.8, f) == pytest.approx(0.8**3, abs=0.03)
     c, cf = builtin_shape("builtin:cube")
     occupancy = voxels.voxelize(c, cf, voxels.grid_for((c, cf)))
     assert occupancy.mean() == pytest.approx((30 / 32) ** 3, abs=0.02)  # 30 of the 32 cell centres per axis, with the margin
@@ -130,7 +131,9 @@ def test_cameras_file_forms(tmp_path):
     images = [tmp_path / "a.png", tmp_path / "b.png"]
     K = [[60, 0, 32], [0, 60, 32], [0, 0, 1]]
     cams = tmp_path / "cams.json"
-    cams.write_text(json.dumps([{"azimuth": 10, "elevation": 20, "distance": 3}, {"K": K, "R": np.eye(3).tolist(), "t": [0, 0, 3]}]))
+    cams.write_text(
+        json.dumps([{"azimuth": 10, "elevation": 20, "distance": 3}, {"K": K, "R": np.eye(3).tolist(), "t": [0, 0, 3]}])
+    )
     mixed = targets.read_cameras(cams, images, [64, 64])
     assert mixed.kind == "projection" and len(mixed) == 2
     assert mixed.K[1, 0, 0].item() == pytest.approx(60 / 64) and mixed.K[1, 2, 2].item() == 1
@@ -140,16 +143,19 @@ def test_cameras_file_forms(tmp_path):
     assert keyed.eyes[0, 0].item() == pytest.approx(2.732 * math.cos(math.radians(30)) * math.sin(math.radians(1)), abs=1e-5)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[{\"azimuth\": 1}", "not valid JSON (line 1"),
-    ("[{\"azimuth\": 1}]", "1 camera for 2 images"),
-    ("[{\"azimuth\": 1}, {\"elevation\": 3}]", "camera 2 (b.png): needs azimuth"),
-    ("[{\"azimuth\": 1}, {\"azimuht\": 3}]", "unknown key 'azimuht'"),
-    ("[{\"azimuth\": 1}, {\"K\": [[1, 0], [0, 1]], \"R\": [[1,0,0],[0,1,0],[0,0,1]], \"t\": [0, 0, 1]}]", "'K' must be 3x3"),
-    ("[{\"azimuth\": \"ten\"}, {\"azimuth\": 3}]", "'azimuth' must be a finite number"),
-    ("{\"a.png\": {\"azimuth\": 1}}", "no camera for b.png"),
-    ("42", "expected a list of cameras"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('[{"azimuth": 1}', "not valid JSON (line 1"),
+        ('[{"azimuth": 1}]', "1 camera for 2 images"),
+        ('[{"azimuth": 1}, {"elevation": 3}]', "camera 2 (b.png): needs azimuth"),
+        ('[{"azimuth": 1}, {"azimuht": 3}]', "unknown key 'azimuht'"),
+        ('[{"azimuth": 1}, {"K": [[1, 0], [0, 1]], "R": [[1,0,0],[0,1,0],[0,0,1]], "t": [0, 0, 1]}]', "'K' must be 3x3"),
+        ('[{"azimuth": "ten"}, {"azimuth": 3}]', "'azimuth' must be a finite number"),
+        ('{"a.png": {"azimuth": 1}}', "no camera for b.png"),
+        ("42", "expected a list of cameras"),
+    ],
+)
 def test_bad_cameras_files(tmp_path, content, message):
     cams = tmp_path / "cams.json"
     cams.write_text(content)

@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.sh, the one call a lent GPU machine gets, in its CPU dry run: every step runs
 and reports, so the script is ready when a GPU is."""
+
 import json
 import os
 import subprocess
@@ -14,8 +15,14 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_gpu_check_dry_run_runs_every_step(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable)
-    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     steps = {s["step"]: s for s in summary["steps"]}

@@ -4,6 +4,7 @@ Scene (S = 8, no anti-aliasing, unflipped frame, pixel units): p0 = (1.5, 1.5), 
 p2 = (1.5, 5.5), z = 1; counter-clockwise. It covers the pixel centres (i, j) with i, j >= 2 and
 i + j <= 7. In NDC, x = (2p + 1 - S) / S: 1.5 -> -0.5 and 5.5 -> 0.5.
 """
+
 import pytest
 import torch
 
@@ -61,14 +62,14 @@ def test_in_gradient_pushes_edges_off_an_unwanted_pixel(backend):
         return -1 / (d + EPS if d > 0 else d - EPS)
 
     expected = torch.zeros(9)
-    expected[3] += update(4 / (5.5 - 2), -1)          # row 2, p1->p2, vertex a = 1
-    expected[6] += update(4 / (2 - 1.5), -1)          # row 2, p1->p2, vertex b = 2
-    expected[6] += update(-4 / (1.5 - 2), 2.5)        # row 2, p2->p0, vertex a = 2
-    expected[0] += update(-4 / (2 - 5.5), 2.5)        # row 2, p2->p0, vertex b = 0
-    expected[1] += update(4 / (5.5 - 4), 0.5)         # column 4, p0->p1, vertex a = 0
-    expected[4] += update(4 / (4 - 1.5), 0.5)         # column 4, p0->p1, vertex b = 1
-    expected[4] += update(-4 / (1.5 - 4), -1)         # column 4, p1->p2, vertex a = 1
-    expected[7] += update(-4 / (4 - 5.5), -1)         # column 4, p1->p2, vertex b = 2
+    expected[3] += update(4 / (5.5 - 2), -1)  # row 2, p1->p2, vertex a = 1
+    expected[6] += update(4 / (2 - 1.5), -1)  # row 2, p1->p2, vertex b = 2
+    expected[6] += update(-4 / (1.5 - 2), 2.5)  # row 2, p2->p0, vertex a = 2
+    expected[0] += update(-4 / (2 - 5.5), 2.5)  # row 2, p2->p0, vertex b = 0
+    expected[1] += update(4 / (5.5 - 4), 0.5)  # column 4, p0->p1, vertex a = 0
+    expected[4] += update(4 / (4 - 1.5), 0.5)  # column 4, p0->p1, vertex b = 1
+    expected[4] += update(-4 / (1.5 - 4), -1)  # column 4, p1->p2, vertex a = 1
+    expected[7] += update(-4 / (4 - 5.5), -1)  # column 4, p1->p2, vertex b = 2
     assert torch.allclose(g, expected, rtol=1e-5, atol=1e-6)
     # moving the triangle away from the pixel lowers the loss: vertices 0 and 2 move right, 1 up
     assert g[0] < 0 and g[1] < 0
@@ -116,7 +117,9 @@ def test_degenerate_faces_never_give_nan_or_inf(backend, face):
     grad = torch.randn(image.shape, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(backend.backward_xy(faces, face_index, image, grad, 1e-3)).all()
     assert torch.isfinite(backend.backward_depth(faces, face_index, torch.ones(1, S, S))).all()
-    grad_textures, _ = backend.backward_textures(faces, face_index, weights, depth, torch.ones(1, S, S, 3), textures, None, False, 1e-3)
+    grad_textures, _ = backend.backward_textures(
+        faces, face_index, weights, depth, torch.ones(1, S, S, 3), textures, None, False, 1e-3
+    )
     assert torch.isfinite(grad_textures).all()
 
 

@@ -1,5 +1,6 @@
 """The image losses of `style` and `dream`: Gram matrices, masked style loss, content, total
 variation, DeepDream loss, edge-length variance — checked against values computed by hand."""
+
 import math
 
 import pytest
@@ -54,7 +55,7 @@ def test_style_loss_by_hand_two_layers_mean_over_batch():
     f2 = torch.ones(2, 1, 2, 2)  # Gram [[4/4]] = [[1]]
     style = [torch.zeros(2, 2), torch.tensor([[[3.0]]])]
     g = torch.tensor([[5.0, 11.0], [11.0, 25.0]]) / 4
-    layer1 = ((g ** 2).sum() + ((4 * g) ** 2).sum()) / 2  # mean over the two views
+    layer1 = ((g**2).sum() + ((4 * g) ** 2).sum()) / 2  # mean over the two views
     layer2 = (1.0 - 3.0) ** 2
     loss = L.style_loss({"a": f1, "b": f2}, style)
     assert torch.allclose(loss, layer1 + layer2)
@@ -140,7 +141,7 @@ def test_total_variation_masked_out_region_does_not_change_it_and_channels_sum()
     inside[:, :, 3, 3] += 1.0
     assert L.total_variation(inside, mask) != base
     # channels add up, batch is averaged
-    per = [L.total_variation(img[i:i + 1, c:c + 1], mask[i:i + 1]) for i in range(2) for c in range(3)]
+    per = [L.total_variation(img[i : i + 1, c : c + 1], mask[i : i + 1]) for i in range(2) for c in range(3)]
     assert torch.allclose(base, sum(per) / 2)
 
 
@@ -176,8 +177,7 @@ def test_edge_length_variance_of_regular_meshes_is_zero():
     assert float(L.edge_length_variance(v, f)) == pytest.approx(0.0, abs=1e-6)
     # regular octahedron
     v = torch.tensor([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
-    f = torch.tensor([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4],
-                      [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    f = torch.tensor([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
     assert L.unique_edges(f).shape == (12, 2)
     assert float(L.edge_length_variance(v, f)) == pytest.approx(0.0, abs=1e-6)
 

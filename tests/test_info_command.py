@@ -1,5 +1,6 @@
 """`meshopt info`: the report's sections and keys, versions, backend choice, kernel and weights
 detection, and robustness. No test builds a kernel, loads weights or touches the network."""
+
 import importlib.metadata
 import json
 import os
@@ -23,8 +24,18 @@ KEYS = {
     "cpu": {"model", "machine", "logical_cpus", "usable_cpus", "torch_threads"},
     "cuda": {"available", "torch_cuda", "device_count", "devices"},
     "precision": {"cpu_bf16_instructions", "auto"},
-    "renderer": {"MESHOPT_BACKEND", "selected", "cpu", "cuda", "kernel_sources", "extensions_root",
-                 "cxx", "ninja", "nvcc", "cuda_home"},
+    "renderer": {
+        "MESHOPT_BACKEND",
+        "selected",
+        "cpu",
+        "cuda",
+        "kernel_sources",
+        "extensions_root",
+        "cxx",
+        "ninja",
+        "nvcc",
+        "cuda_home",
+    },
     "weights": {"checkpoint_dir", "backbones", "offline", "MESHOPT_OFFLINE"},
 }
 KERNEL_KEYS = {"extension", "build_dir", "built", "file", "loaded", "backend", "reason"}
@@ -33,6 +44,7 @@ KERNEL_KEYS = {"extension", "build_dir", "built", "file", "loaded", "backend", "
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """Empty extension and weights caches under tmp_path, no meshopt variables, no network."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args[:1]}")
 
@@ -207,8 +219,12 @@ def test_collect_leaves_the_environment_as_it_was(monkeypatch):
 
 def test_cuda_devices_are_listed_in_the_text():
     data = info.collect()
-    data["cuda"] = {"available": True, "torch_cuda": "12.4", "device_count": 1,
-                    "devices": [{"index": 0, "name": "Fake GPU", "memory_gib": 79.6, "capability": "9.0"}]}
+    data["cuda"] = {
+        "available": True,
+        "torch_cuda": "12.4",
+        "device_count": 1,
+        "devices": [{"index": 0, "name": "Fake GPU", "memory_gib": 79.6, "capability": "9.0"}],
+    }
     rows = [line.split(None, 1) for line in info.format_text(data).splitlines() if line.strip().startswith("cuda:0")]
     assert rows == [["cuda:0", "Fake GPU, 79.6 GiB, compute 9.0"]]
 

@@ -1,4 +1,5 @@
 """Built-in shapes: stable counts, welded, consistently wound, front faces outward."""
+
 import numpy as np
 import pytest
 
@@ -80,12 +81,17 @@ def first_hits(vertices, faces, origins, direction):
 DIRECTIONS = [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1), (1, 1, 1)]
 
 
-@pytest.mark.parametrize("spec,directions", [
-    ("builtin:sphere", DIRECTIONS), ("builtin:cube:2", DIRECTIONS), ("builtin:torus", DIRECTIONS),
-    # the real teapot's lid sits inside the rim with a thin gap: rays from straight above can fall
-    # through it and see the inside of the pot, so that direction is left out
-    ("builtin:teapot", [d for d in DIRECTIONS if d != (0, -1, 0)]),
-])
+@pytest.mark.parametrize(
+    "spec,directions",
+    [
+        ("builtin:sphere", DIRECTIONS),
+        ("builtin:cube:2", DIRECTIONS),
+        ("builtin:torus", DIRECTIONS),
+        # the real teapot's lid sits inside the rim with a thin gap: rays from straight above can fall
+        # through it and see the inside of the pot, so that direction is left out
+        ("builtin:teapot", [d for d in DIRECTIONS if d != (0, -1, 0)]),
+    ],
+)
 def test_every_face_seen_from_outside_is_front_facing(spec, directions):
     """Independent of how the shapes are built: cast rays from outside along the axis directions
     and a diagonal; the first face each ray hits must face the ray (n . d < 0)."""

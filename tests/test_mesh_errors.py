@@ -1,4 +1,5 @@
 """Bad input files: one MeshError (a ValueError) whose message is one line naming the file."""
+
 import os
 
 import numpy as np
@@ -39,8 +40,10 @@ def test_unreadable_file(tmp_path, monkeypatch):
     if os.geteuid() != 0:  # root reads anything: simulate the failure instead
         path.chmod(0)
     else:
+
         def deny(self, *args, **kwargs):
             raise PermissionError(13, "Permission denied")
+
         monkeypatch.setattr(type(path), "read_bytes", deny)
     expect_error(path, "permission denied")
 

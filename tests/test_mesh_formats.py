@@ -1,4 +1,5 @@
 """Other formats through trimesh: PLY, STL, OFF, GLB (welded, coloured, textured)."""
+
 import numpy as np
 import pytest
 import trimesh

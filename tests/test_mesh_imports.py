@@ -1,5 +1,6 @@
 """The mesh package's modules import each other without cycles (also counting imports inside
 functions, which hide a cycle until the wrong module happens to be imported first)."""
+
 import ast
 import subprocess
 import sys
@@ -18,9 +19,9 @@ def imported_siblings(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PREFIX):
-            found.add(node.module[len(PREFIX):].split(".")[0])
+            found.add(node.module[len(PREFIX) :].split(".")[0])
         elif isinstance(node, ast.Import):
-            found.update(a.name[len(PREFIX):].split(".")[0] for a in node.names if a.name.startswith(PREFIX))
+            found.update(a.name[len(PREFIX) :].split(".")[0] for a in node.names if a.name.startswith(PREFIX))
     return found
 
 
@@ -31,7 +32,7 @@ def test_mesh_modules_have_no_import_cycle():
 
     def visit(name):
         if name in path:
-            pytest.fail("import cycle: " + " -> ".join(path[path.index(name):] + [name]))
+            pytest.fail("import cycle: " + " -> ".join(path[path.index(name) :] + [name]))
         if name in done or name not in graph:
             return
         path.append(name)
@@ -46,12 +47,15 @@ def test_mesh_modules_have_no_import_cycle():
 
 @pytest.mark.parametrize("first", ["meshopt_cli.mesh.foreign", "meshopt_cli.mesh.core", "meshopt_cli.mesh.mesh"])
 def test_any_mesh_module_can_be_imported_first(first):
-    code = (f"import {first}\n"
-            "from meshopt_cli.mesh.foreign import read_with_trimesh\n"
-            "from meshopt_cli.mesh import Mesh, load_mesh\n"
-            "from meshopt_cli.mesh.core import Mesh as CoreMesh\n"
-            "assert Mesh is CoreMesh\n"
-            "assert load_mesh('builtin:cube').num_faces == 12\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(meshopt_cli.__file__).parent.parent)
+    code = (
+        f"import {first}\n"
+        "from meshopt_cli.mesh.foreign import read_with_trimesh\n"
+        "from meshopt_cli.mesh import Mesh, load_mesh\n"
+        "from meshopt_cli.mesh.core import Mesh as CoreMesh\n"
+        "assert Mesh is CoreMesh\n"
+        "assert load_mesh('builtin:cube').num_faces == 12\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(meshopt_cli.__file__).parent.parent
+    )
     assert done.returncode == 0, done.stderr

@@ -1,5 +1,6 @@
 """The [-1, 1] box normalisation and vertex welding: one definition each in ``meshopt_cli.mesh``,
 checked by properties over random meshes (hypothesis, derandomised so runs are repeatable)."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,8 +21,11 @@ point_clouds = arrays(np.float32, st.tuples(st.integers(1, 40), st.just(3)), ele
 @st.composite
 def meshes_with_duplicates(draw, columns=3):
     """(vertices [V, columns] float64 drawn from few values so that rows repeat, faces [F, 3])."""
-    values = draw(st.lists(st.sampled_from([-1.5, -0.0, 0.0, 0.25, 1.0, 3.0]), min_size=columns * 2,
-                           max_size=columns * 30).filter(lambda xs: len(xs) % columns == 0))
+    values = draw(
+        st.lists(st.sampled_from([-1.5, -0.0, 0.0, 0.25, 1.0, 3.0]), min_size=columns * 2, max_size=columns * 30).filter(
+            lambda xs: len(xs) % columns == 0
+        )
+    )
     vertices = np.asarray(values, np.float64).reshape(-1, columns)
     n = len(vertices)
     faces = np.asarray(draw(st.lists(st.tuples(*[st.integers(0, n - 1)] * 3), min_size=1, max_size=30)), np.int64)

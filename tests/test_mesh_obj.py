@@ -1,4 +1,5 @@
 """OBJ geometry: normalization, fan triangulation, index forms, objects/groups, file order."""
+
 import numpy as np
 import pytest
 import torch
@@ -65,8 +66,10 @@ def test_negative_indices_are_relative_to_the_records_read_so_far(tmp_path):
 
 
 def test_index_forms_v_vt_vn(tmp_path):
-    text = ("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvn 0 0 1\n"
-            "f 1 2 3\nf 1/1 2/2 3/3\nf 1//1 2//1 3//1\nf 2/2/1 4/1/1 3/3/1\n")
+    text = (
+        "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvn 0 0 1\n"
+        "f 1 2 3\nf 1/1 2/2 3/3\nf 1//1 2//1 3//1\nf 2/2/1 4/1/1 3/3/1\n"
+    )
     mesh = load_mesh(write(tmp_path, text))
     assert mesh.faces.tolist() == [[0, 1, 2], [0, 1, 2], [0, 1, 2], [1, 3, 2]]
     assert np.isnan(mesh.uvs[0]).all() and np.isnan(mesh.uvs[2]).all()
@@ -75,9 +78,11 @@ def test_index_forms_v_vt_vn(tmp_path):
 
 
 def test_several_objects_and_groups_become_one_mesh_in_file_order(tmp_path):
-    text = ("o first\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n"
-            "o second\ng part\nv 5 5 5\nv 6 5 5\nv 5 6 5\nf 4 5 6\nf 1 4 5\n"
-            "g other\ns 1\nl 1 2\nf 6 5 4\n")
+    text = (
+        "o first\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n"
+        "o second\ng part\nv 5 5 5\nv 6 5 5\nv 5 6 5\nf 4 5 6\nf 1 4 5\n"
+        "g other\ns 1\nl 1 2\nf 6 5 4\n"
+    )
     vertices, faces = load_obj(write(tmp_path, text), normalization=False)
     assert vertices.shape == (6, 3) and vertices[3].tolist() == [5, 5, 5]
     assert faces.tolist() == [[0, 1, 2], [3, 4, 5], [0, 3, 4], [5, 4, 3]]
@@ -85,8 +90,7 @@ def test_several_objects_and_groups_become_one_mesh_in_file_order(tmp_path):
 
 def test_vertices_are_not_merged_or_reordered(tmp_path):
     # duplicate positions and an unused vertex stay, UV seams do not split vertices
-    text = ("v 0 0 0\nv 0 0 0\nv 9 9 9\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvt .5 .5\n"
-            "f 1/1 4/2 5/3\nf 2/4 5/1 4/2\n")
+    text = "v 0 0 0\nv 0 0 0\nv 9 9 9\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvt .5 .5\nf 1/1 4/2 5/3\nf 2/4 5/1 4/2\n"
     mesh = load_mesh(write(tmp_path, text))
     assert mesh.num_vertices == 5
     assert mesh.vertices[2].tolist() == [9, 9, 9]

@@ -1,4 +1,5 @@
 """save_obj / save_mesh -> load round trips, own UV layouts, atlases, GLB, atomic writes."""
+
 import os
 
 import numpy as np
@@ -11,7 +12,11 @@ from meshopt_cli.mesh import builtin_shape, load_mesh, load_obj, save_mesh, save
 
 def random_mesh(rng, nv=40, nf=60):
     vertices = (rng.standard_normal((nv, 3)) * 10.0 ** rng.integers(-6, 6, (nv, 1))).astype(np.float32)
-    vertices[0] = [np.float32(1 / 3), np.float32(-1e-38), np.float32(8.5e37)]  # awkward floats (larger extents are refused on load)
+    vertices[0] = [
+        np.float32(1 / 3),
+        np.float32(-1e-38),
+        np.float32(8.5e37),
+    ]  # awkward floats (larger extents are refused on load)
     faces = np.stack([rng.permutation(nv)[:3] for _ in range(nf)]).astype(np.int64)
     return vertices, faces
 
@@ -34,8 +39,7 @@ def test_round_trip_with_atlas_textures_within_one_level(tmp_path, texture_size)
     textures = rng.random((len(faces), texture_size, texture_size, texture_size, 3)).astype(np.float32)
     written = save_obj(tmp_path / "tex.obj", vertices, faces, textures)
     assert [p.name for p in written] == ["tex.png", "tex.mtl", "tex.obj"]
-    v2, f2, t2 = load_obj(tmp_path / "tex.obj", normalization=False, load_texture=True,
-                          texture_size=texture_size)
+    v2, f2, t2 = load_obj(tmp_path / "tex.obj", normalization=False, load_texture=True, texture_size=texture_size)
     assert np.array_equal(v2.numpy(), vertices) and np.array_equal(f2.numpy(), faces)
     assert np.abs(t2.numpy() - textures).max() <= 1 / 255
 
@@ -91,8 +95,9 @@ def test_save_mesh_bakes_into_the_input_layout_and_keeps_unused_pixels(tmp_path)
     ramp[..., 2] = 77
     Image.fromarray(ramp, "RGB").save(src / "t.png")
     (src / "q.mtl").write_text("newmtl m\nmap_Kd t.png\n")
-    (src / "q.obj").write_text("mtllib q.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\n"
-                               "vt 0 0\nvt .4 0\nvt .4 .4\nvt 0 .4\nusemtl m\nf 1/1 2/2 3/3 4/4\n")
+    (src / "q.obj").write_text(
+        "mtllib q.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt .4 0\nvt .4 .4\nvt 0 .4\nusemtl m\nf 1/1 2/2 3/3 4/4\n"
+    )
     mesh = load_mesh(src / "q.obj")
     textures = mesh.texture_cubes(4)
     out = tmp_path / "out" / "q.obj"
@@ -161,8 +166,9 @@ def test_save_mesh_without_new_textures_keeps_the_input_uvs_and_image(tmp_path):
     image = (np.random.default_rng(2).random((16, 16, 3)) * 255).astype(np.uint8)
     Image.fromarray(image, "RGB").save(tmp_path / "t.png")
     (tmp_path / "q.mtl").write_text("newmtl m\nmap_Kd t.png\n")
-    (tmp_path / "q.obj").write_text("mtllib q.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\n"
-                                    "vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nusemtl m\nf 1/1 2/2 3/3 4/4\n")
+    (tmp_path / "q.obj").write_text(
+        "mtllib q.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nusemtl m\nf 1/1 2/2 3/3 4/4\n"
+    )
     mesh = load_mesh(tmp_path / "q.obj")
     (tmp_path / "out").mkdir()
     save_mesh(tmp_path / "out" / "fit.obj", mesh, vertices=mesh.vertices + 1)  # e.g. after `fit`

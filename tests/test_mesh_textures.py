@@ -1,4 +1,5 @@
 """Texture cubes from MTL materials: map_Kd images, Kd colours, grey, image modes, wrapping."""
+
 import warnings
 
 import numpy as np
@@ -60,13 +61,13 @@ def test_checker_quad_known_colours_at_known_samples(tmp_path):
     assert textures.shape == (2, 4, 4, 4, 3) and textures.dtype.is_floating_point
     t = textures.numpy()
     # face 0 = corners (0,0) (1,0) (1,1) in UV; v = 0 is the bottom of the image file
-    assert np.allclose(t[0, 3, 0, 0], BLUE)    # vertex 0, UV (0, 0): bottom-left
-    assert np.allclose(t[0, 0, 3, 0], WHITE)   # vertex 1, UV (1, 0): bottom-right
-    assert np.allclose(t[0, 0, 0, 3], GREEN)   # vertex 2, UV (1, 1): top-right
-    assert np.allclose(t[1, 0, 0, 3], RED)     # face 1's vertex 2, UV (0, 1): top-left
-    assert np.allclose(t[0, 2, 1, 0], BLUE)    # UV (1/3, 0): x = 7/3 px, inside the blue block
-    assert np.allclose(t[0, 1, 2, 0], WHITE)   # UV (2/3, 0): x = 14/3 px, inside the white block
-    assert np.allclose(t[0, 1, 0, 0], BLUE)    # (1,0,0) renormalised onto vertex 0
+    assert np.allclose(t[0, 3, 0, 0], BLUE)  # vertex 0, UV (0, 0): bottom-left
+    assert np.allclose(t[0, 0, 3, 0], WHITE)  # vertex 1, UV (1, 0): bottom-right
+    assert np.allclose(t[0, 0, 0, 3], GREEN)  # vertex 2, UV (1, 1): top-right
+    assert np.allclose(t[1, 0, 0, 3], RED)  # face 1's vertex 2, UV (0, 1): top-left
+    assert np.allclose(t[0, 2, 1, 0], BLUE)  # UV (1/3, 0): x = 7/3 px, inside the blue block
+    assert np.allclose(t[0, 1, 2, 0], WHITE)  # UV (2/3, 0): x = 14/3 px, inside the white block
+    assert np.allclose(t[0, 1, 0, 0], BLUE)  # (1,0,0) renormalised onto vertex 0
 
 
 def test_bilinear_sampling_between_pixels(tmp_path):
@@ -108,8 +109,7 @@ def test_image_modes(tmp_path, mode):
 
 
 def test_kd_only_material_and_no_material_and_undefined_material(tmp_path):
-    obj = ("mtllib quad.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\n"
-           "f 1 2 3\nusemtl flat\nf 1 3 4\nusemtl ghost\nf 1 2 4\n")
+    obj = "mtllib quad.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1 2 3\nusemtl flat\nf 1 3 4\nusemtl ghost\nf 1 2 4\n"
     path = quad_fixture(tmp_path, None, mtl="newmtl flat\nKd 0.2 0.4 0.6\n", obj=obj)
     with pytest.warns(UserWarning, match="ghost"):
         _, _, textures = load_obj(path, load_texture=True, texture_size=3)
@@ -175,11 +175,18 @@ f 1/1 2/2 3/3
 """
 
 
-@pytest.mark.parametrize("wrapping,u,expect", [
-    ("repeat", 1.25, 0.25), ("REPEAT", -0.75, 0.25), ("repeat", 1.0, 1.0),
-    ("mirrored_repeat", 1.25, 0.75), ("mirrored_repeat", -0.25, 0.25),
-    ("clamp_to_edge", 1.25, 1.0), ("clamp_to_edge", -0.5, 0.0),
-])
+@pytest.mark.parametrize(
+    "wrapping,u,expect",
+    [
+        ("repeat", 1.25, 0.25),
+        ("REPEAT", -0.75, 0.25),
+        ("repeat", 1.0, 1.0),
+        ("mirrored_repeat", 1.25, 0.75),
+        ("mirrored_repeat", -0.25, 0.25),
+        ("clamp_to_edge", 1.25, 1.0),
+        ("clamp_to_edge", -0.5, 0.0),
+    ],
+)
 def test_texture_wrapping(tmp_path, wrapping, u, expect):
     ramp = np.linspace(0, 255, 5).astype(np.uint8)[None, :].repeat(5, 0)  # grey = u
     path = quad_fixture(tmp_path, Image.fromarray(ramp, "L"), obj=RAMP_OBJ.format(u0=0, u1=u))

@@ -3,13 +3,14 @@
 Face indices must be identical (ties included), floats equal to 1e-5, gradients to 1e-4 of the
 largest gradient magnitude.
 """
+
 import pytest
 import torch
+from conftest import assert_gradients_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshopt_cli.render import reference
-from conftest import assert_gradients_close
 
 
 @st.composite
@@ -24,8 +25,18 @@ def scenes(draw):
     seed = draw(st.integers(0, 2**31 - 1))
     fill_back = draw(st.booleans())
     light = draw(st.booleans())
-    return dict(batch=batch, count=count, size=size, texture_size=texture_size, near=near, far=far,
-                snap=snap, seed=seed, fill_back=fill_back, light=light)
+    return dict(
+        batch=batch,
+        count=count,
+        size=size,
+        texture_size=texture_size,
+        near=near,
+        far=far,
+        snap=snap,
+        seed=seed,
+        fill_back=fill_back,
+        light=light,
+    )
 
 
 def make_scene(batch, count, size, texture_size, near, far, snap, seed, fill_back, light):
@@ -71,11 +82,14 @@ def test_native_equals_reference(native_backend, scene):
         image = image.contiguous()
         grad = torch.randn(image.shape, generator=g)
         grad[torch.rand(image.shape[:-1], generator=g) < 0.3] = 0  # some pixels untouched by the loss
-        assert_gradients_close(native_backend.backward_xy(faces, face_index, image, grad, eps),
-                               reference.backward_xy(faces, face_index, image, grad, eps))
+        assert_gradients_close(
+            native_backend.backward_xy(faces, face_index, image, grad, eps),
+            reference.backward_xy(faces, face_index, image, grad, eps),
+        )
     grad_depth = torch.randn(depth.shape, generator=g)
-    assert_gradients_close(native_backend.backward_depth(faces, face_index, grad_depth),
-                           reference.backward_depth(faces, face_index, grad_depth))
+    assert_gradients_close(
+        native_backend.backward_depth(faces, face_index, grad_depth), reference.backward_depth(faces, face_index, grad_depth)
+    )
     grad_rgb = torch.randn(rgb.shape, generator=g)
     tex_args = (faces, face_index, weights, depth, grad_rgb, textures, light, scene["fill_back"], eps)
     actual_t, actual_l = native_backend.backward_textures(*tex_args)

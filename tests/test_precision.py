@@ -1,11 +1,12 @@
 """--precision: bf16 autocast of the backbones gives the fp32 losses and gradients to bf16 rounding;
 auto picks by the CPU's instruction set; bf16 where it cannot run fast is a usage error."""
+
 import json
 
 import pytest
 import torch
-
 from conftest import meshopt_in_process as meshopt
+
 from meshopt_cli import precision
 from meshopt_cli.optimize.backbones import GoogLeNetFeatures, VGG16Features
 from meshopt_cli.optimize.image_losses import dream_loss, gram_matrices, style_loss
@@ -89,9 +90,27 @@ def _style_run(tmp_path, precision_name):
     from PIL import Image
 
     Image.new("RGB", (32, 32), (220, 30, 30)).save(tmp_path / "red.png")
-    result = meshopt("style", "builtin:sphere", tmp_path / "red.png", "--weights", "random", "--iterations", "8",
-                     "--image-size", "32", "--batch-views", "1", "--texture-lr", "0.3", "--precision", precision_name,
-                     "-q", "--json", "-o", tmp_path / precision_name)
+    result = meshopt(
+        "style",
+        "builtin:sphere",
+        tmp_path / "red.png",
+        "--weights",
+        "random",
+        "--iterations",
+        "8",
+        "--image-size",
+        "32",
+        "--batch-views",
+        "1",
+        "--texture-lr",
+        "0.3",
+        "--precision",
+        precision_name,
+        "-q",
+        "--json",
+        "-o",
+        tmp_path / precision_name,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads((tmp_path / precision_name / "sphere-red" / "metrics.json").read_text())
 
@@ -130,16 +149,30 @@ def test_style_optimization_in_bf16_lowers_the_loss_like_fp32():
 
 
 def test_bf16_where_it_cannot_run_is_one_line_exit_2(tmp_path, no_bf16_cpu):
-    result = meshopt("dream", "builtin:sphere", "--weights", "random", "--precision", "bf16", "--device", "cpu",
-                     "-o", tmp_path / "out")
+    result = meshopt(
+        "dream", "builtin:sphere", "--weights", "random", "--precision", "bf16", "--device", "cpu", "-o", tmp_path / "out"
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "--precision bf16" in lines[0] and "fp32" in lines[0]
     assert not (tmp_path / "out").exists()
 
 
 def test_auto_never_fails_without_bf16(tmp_path, no_bf16_cpu):
-    result = meshopt("dream", "builtin:sphere", "--weights", "random", "--iterations", "1", "--image-size", "32",
-                     "--batch-views", "1", "-q", "-o", tmp_path / "out")
+    result = meshopt(
+        "dream",
+        "builtin:sphere",
+        "--weights",
+        "random",
+        "--iterations",
+        "1",
+        "--image-size",
+        "32",
+        "--batch-views",
+        "1",
+        "-q",
+        "-o",
+        tmp_path / "out",
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "out" / "sphere-inception_4c" / "metrics.json").read_text())
     assert metrics["precision"]["asked"] == "auto" and metrics["precision"]["used"] == "fp32"

@@ -1,7 +1,8 @@
 """`meshopt presets` lists and shows the preset files."""
-import tomllib
 
+import tomllib
 from conftest import meshopt_in_process as meshopt
+
 from meshopt_cli.settings import SettingsError, find_preset
 
 
@@ -18,7 +19,9 @@ def test_show_prints_loadable_toml():
     assert result.returncode == 0
     values = tomllib.loads(result.stdout)
     assert values["image_size"] == 48 and "description" in values
-    assert meshopt("presets", "show", "preview").stdout == meshopt("presets", "show", "render/preview").stdout  # unambiguous short name
+    assert (
+        meshopt("presets", "show", "preview").stdout == meshopt("presets", "show", "render/preview").stdout
+    )  # unambiguous short name
     both = meshopt("presets", "show", "fast")  # fit/fast and style/fast: say which
     assert both.returncode == 2 and "fit/fast" in both.stderr and "style/fast" in both.stderr
 
@@ -26,8 +29,10 @@ def test_show_prints_loadable_toml():
 def test_unknown_preset_is_a_usage_error_listing_the_valid_ones():
     result = meshopt("presets", "show", "nope")
     assert result.returncode == 2
-    assert result.stderr.strip() == ("meshopt: error: unknown preset 'nope' (valid: dream/fast, dream/paper, dream/texture-only, "
-                                     "fit/default, fit/fast, fit/paper, render/default, render/hq, render/preview, style/fast, style/paper, style/texture-only)")
+    assert result.stderr.strip() == (
+        "meshopt: error: unknown preset 'nope' (valid: dream/fast, dream/paper, dream/texture-only, "
+        "fit/default, fit/fast, fit/paper, render/default, render/hq, render/preview, style/fast, style/paper, style/texture-only)"
+    )
     assert result.stdout == ""
 
 

@@ -1,4 +1,5 @@
 """The README's "Batch use" examples, run as written (bash) on a folder of small meshes."""
+
 import os
 import re
 import shutil
@@ -25,7 +26,9 @@ def write_scans(folder: Path) -> None:
         vertices, faces = builtin_shape(source)
         path = folder / "scans" / f"{name}.obj"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join("v %f %f %f\n" % tuple(v) for v in vertices) + "".join("f %d %d %d\n" % tuple(f + 1) for f in faces))
+        path.write_text(
+            "".join("v %f %f %f\n" % tuple(v) for v in vertices) + "".join("f %d %d %d\n" % tuple(f + 1) for f in faces)
+        )
 
 
 def run_block(block: str, cwd: Path) -> subprocess.CompletedProcess:

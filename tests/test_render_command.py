@@ -1,12 +1,12 @@
 """`meshopt render` end to end (the first run in a subprocess as users run it, the others in process)."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import meshopt_in_process
+from PIL import Image
 
 
 def meshopt_subprocess(*args, cwd):
@@ -33,7 +33,9 @@ def write_textured_quad(folder: Path) -> Path:
 
 
 def test_turntable_gif_has_the_asked_frames_and_size(tmp_path):
-    result = meshopt_subprocess("render", "builtin:cube", "--frames", "6", "--size", "40", "-o", "cube.gif", "--png", "--sheet", cwd=tmp_path)
+    result = meshopt_subprocess(
+        "render", "builtin:cube", "--frames", "6", "--size", "40", "-o", "cube.gif", "--png", "--sheet", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     gif = Image.open(tmp_path / "cube.gif")
     assert gif.n_frames == 6 and gif.size == (40, 40)
@@ -45,8 +47,21 @@ def test_turntable_gif_has_the_asked_frames_and_size(tmp_path):
 
 def test_textured_obj_shows_its_texture(tmp_path):
     write_textured_quad(tmp_path)
-    result = meshopt("render", "quad.obj", "--frames", "1", "--elevation", "0", "--size", "64", "--background", "black",
-                     "-o", "quad.gif", cwd=tmp_path)
+    result = meshopt(
+        "render",
+        "quad.obj",
+        "--frames",
+        "1",
+        "--elevation",
+        "0",
+        "--size",
+        "64",
+        "--background",
+        "black",
+        "-o",
+        "quad.gif",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     frame = np.asarray(Image.open(tmp_path / "quad.gif").convert("RGB")).astype(int)
     left, right = frame[32, 20], frame[32, 44]
@@ -70,7 +85,10 @@ def test_existing_output_is_kept_without_force(tmp_path):
     result = meshopt("render", "builtin:torus", "--frames", "2", "--size", "16", "-o", "a.gif", cwd=tmp_path)
     assert result.returncode == 1 and "--force" in result.stderr
     assert (tmp_path / "a.gif").read_bytes() == before
-    assert meshopt("render", "builtin:torus", "--frames", "2", "--size", "16", "-o", "a.gif", "--force", cwd=tmp_path).returncode == 0
+    assert (
+        meshopt("render", "builtin:torus", "--frames", "2", "--size", "16", "-o", "a.gif", "--force", cwd=tmp_path).returncode
+        == 0
+    )
     assert (tmp_path / "a.gif").read_bytes() != before
 
 

@@ -1,4 +1,5 @@
 """The Renderer module and the rasterize functions: API, conventions, bad input."""
+
 import math
 import warnings
 
@@ -45,7 +46,9 @@ def test_triangle_pointing_up_renders_upright():
     # a triangle with its apex at +y must have its apex in the top rows of the image
     vertices = torch.tensor([[[-0.8, -0.8, 0.0], [0.8, -0.8, 0.0], [0.0, 0.8, 0.0]]])
     faces = torch.tensor([[[0, 1, 2]]])
-    alpha = Renderer(image_size=16, anti_aliasing=False, camera_mode="none")(vertices + torch.tensor([0, 0, 1.0]), faces, mode="silhouettes")
+    alpha = Renderer(image_size=16, anti_aliasing=False, camera_mode="none")(
+        vertices + torch.tensor([0, 0, 1.0]), faces, mode="silhouettes"
+    )
     assert alpha[0, 2].sum() < alpha[0, 13].sum()
 
 
@@ -90,8 +93,9 @@ def test_projection_camera_matches_look_at():
     f = 1 / math.tan(math.radians(30))
     K = torch.tensor([[f, 0, 1.0], [0, f, 1.0], [0, 0, 1]])
     R = torch.tensor([[1.0, 0, 0], [0, -1.0, 0], [0, 0, 1]])  # y down in pixel rows
-    projected = Renderer(image_size=16, anti_aliasing=False, camera_mode="projection", K=K, R=R,
-                         t=torch.tensor([0, 0, 2.732]), orig_size=2)
+    projected = Renderer(
+        image_size=16, anti_aliasing=False, camera_mode="projection", K=K, R=R, t=torch.tensor([0, 0, 2.732]), orig_size=2
+    )
     actual = projected(vertices, faces, mode="silhouettes")
     assert (actual != expected).float().mean() < 0.03
 

@@ -1,4 +1,5 @@
 """Settings resolution shared by every command: preset < --config FILE.toml < flags."""
+
 import json
 import subprocess
 import sys
@@ -40,13 +41,16 @@ def test_command_tables_serve_several_commands(tmp_path):
     assert s == STYLE.resolve("fast")[0]
 
 
-@pytest.mark.parametrize("text,message", [
-    ("frames = [", "not valid TOML"),
-    ("framez = 3", "unknown setting 'framez' for render"),
-    ('frames = "many"', "setting 'frames' must be an integer"),
-    ("frames = 8\n[dream]\nlayer = 'x'", "every setting goes in a table; found frames outside"),
-    ("preset = 3", "'preset' must be a preset name"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("frames = [", "not valid TOML"),
+        ("framez = 3", "unknown setting 'framez' for render"),
+        ('frames = "many"', "setting 'frames' must be an integer"),
+        ("frames = 8\n[dream]\nlayer = 'x'", "every setting goes in a table; found frames outside"),
+        ("preset = 3", "'preset' must be a preset name"),
+    ],
+)
 def test_bad_config_files_are_one_line(tmp_path, text, message):
     config = tmp_path / "bad.toml"
     config.write_text(text)
@@ -70,11 +74,30 @@ def test_optional_float_accepts_none(tmp_path):
 def test_the_resolved_settings_are_in_metrics_and_repeat_the_run(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('preset = "preview"\nframes = 3\nbackground = "black"\n')
-    cmd = [sys.executable, "-m", "meshopt_cli", "render", "builtin:cube", "--config", str(config), "--size", "24", "-o", str(tmp_path / "out"), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "meshopt_cli",
+        "render",
+        "builtin:cube",
+        "--config",
+        str(config),
+        "--size",
+        "24",
+        "-o",
+        str(tmp_path / "out"),
+        "-q",
+    ]
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=120).returncode == 0
     metrics = json.loads((tmp_path / "out" / "cube" / "metrics.json").read_text())
     assert metrics["preset"] == "preview"
-    assert metrics["settings"] == {**shared.as_dict(RENDER.settings()), "frames": 3, "size": 24, "background": "black", "fps": 8.0}
+    assert metrics["settings"] == {
+        **shared.as_dict(RENDER.settings()),
+        "frames": 3,
+        "size": 24,
+        "background": "black",
+        "fps": 8.0,
+    }
     again = tmp_path / "again.toml"  # the saved settings, as a config, give the same settings
     again.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in metrics["settings"].items()))
     assert shared.as_dict(RENDER.resolve(None, again)[0]) == metrics["settings"]

@@ -1,5 +1,6 @@
 """Stops and faults: SIGINT/SIGTERM finish the current step and save partial results (exit 130),
 a non-finite loss keeps the last finite state, a full disk or an unwritable --out is one line."""
+
 import errno
 import json
 import os
@@ -15,9 +16,9 @@ from typer.testing import CliRunner
 
 from meshopt_cli import stop
 from meshopt_cli.cli import app
+from meshopt_cli.commands.fit import FitSettings
 from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.optimize import fit as fit_loop
-from meshopt_cli.commands.fit import FitSettings
 from meshopt_cli.optimize.targets import mesh_target
 from meshopt_cli.optimize.textured import TexturedSettings, optimize_textured
 
@@ -45,6 +46,7 @@ def _red_loss(calls, nan_at=None, stop_at=None):
         if len(calls) == nan_at:
             red = red * float("nan")
         return red, {"red": float(red.detach())}
+
     return loss
 
 
@@ -113,9 +115,32 @@ def test_a_nan_in_the_fit_keeps_the_last_finite_vertices(monkeypatch):
 def test_nan_in_a_command_saves_the_last_state_marked_failed(tmp_path, monkeypatch):
     iou = fit_loop.IMAGE_LOSSES["iou"]
     calls = []
-    monkeypatch.setitem(fit_loop.IMAGE_LOSSES, "iou", lambda r, w: iou(r, w) * (float("nan") if calls.append(1) or len(calls) == 4 else 1))
-    result = CliRunner().invoke(app, ["fit", "builtin:cube", "--preset", "fast", "--iterations", "5", "--affine-iterations", "0",
-                                      "--views", "4", "--heldout-views", "0", "--image-size", "24", "-o", str(tmp_path), "--json", "-q"])
+    monkeypatch.setitem(
+        fit_loop.IMAGE_LOSSES, "iou", lambda r, w: iou(r, w) * (float("nan") if calls.append(1) or len(calls) == 4 else 1)
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            "builtin:cube",
+            "--preset",
+            "fast",
+            "--iterations",
+            "5",
+            "--affine-iterations",
+            "0",
+            "--views",
+            "4",
+            "--heldout-views",
+            "0",
+            "--image-size",
+            "24",
+            "-o",
+            str(tmp_path),
+            "--json",
+            "-q",
+        ],
+    )
     assert result.exit_code == 1
     summary = json.loads(result.stdout.strip())
     assert summary["status"] == "failed" and "the loss became nan at vertex iteration 4" in summary["error"]
@@ -149,9 +174,30 @@ def test_an_unusable_out_folder_is_a_usage_error(tmp_path):
 
 
 def _dream(tmp_path, *args):
-    command = [sys.executable, "-m", "meshopt_cli", "dream", *args, "--weights", "random", "--iterations", "100000",
-               "--image-size", "32", "--batch-views", "1", "--texture-size", "2", "--checkpoint-every", "1",
-               "--device", "cpu", "-o", str(tmp_path / "out"), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "meshopt_cli",
+        "dream",
+        *args,
+        "--weights",
+        "random",
+        "--iterations",
+        "100000",
+        "--image-size",
+        "32",
+        "--batch-views",
+        "1",
+        "--texture-size",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--device",
+        "cpu",
+        "-o",
+        str(tmp_path / "out"),
+        "--json",
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -176,8 +222,11 @@ def test_a_signal_saves_partial_results_and_exits_130(tmp_path, jobs, signum):
     lines = {json.loads(line)["input"]: json.loads(line) for line in out.splitlines()}
     assert len(lines) == 3
     statuses = {k: v["status"] for k, v in lines.items()}
-    assert statuses == {"builtin:cube": "interrupted", "builtin:torus": "interrupted" if jobs == 2 else "not-started",
-                        "builtin:sphere": "not-started"}
+    assert statuses == {
+        "builtin:cube": "interrupted",
+        "builtin:torus": "interrupted" if jobs == 2 else "not-started",
+        "builtin:sphere": "not-started",
+    }
     for name in running:
         metrics = json.loads((tmp_path / "out" / f"{name}-inception_4c" / "metrics.json").read_text())
         assert metrics["status"] == "interrupted" and metrics["partial"] and 1 <= metrics["steps"] < 100000

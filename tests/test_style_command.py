@@ -1,22 +1,21 @@
 """`meshopt style` end to end through the CLI on CPU with random VGG weights (a few steps, 64 px): one run
 in a subprocess as users run it, the rest in process."""
+
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import meshopt_in_process as meshopt
+from PIL import Image
 
 FAST = ["--weights", "random", "--image-size", "64", "--device", "cpu", "-q"]
 
 
 def meshopt_subprocess(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "meshopt_cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "meshopt_cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +23,23 @@ def red_run(tmp_path_factory):
     """One stylization of the sphere towards a pure red image (strong style term, no TV)."""
     tmp = tmp_path_factory.mktemp("style")
     Image.new("RGB", (40, 30), (255, 0, 0)).save(tmp / "red.png")
-    done = meshopt_subprocess("style", "builtin:sphere", tmp / "red.png", *FAST, "--iterations", "20", "--texture-lr", "0.3",
-                   "--style-weight", "1e4", "--tv-weight", "0", "--out", tmp / "out", "--json")
+    done = meshopt_subprocess(
+        "style",
+        "builtin:sphere",
+        tmp / "red.png",
+        *FAST,
+        "--iterations",
+        "20",
+        "--texture-lr",
+        "0.3",
+        "--style-weight",
+        "1e4",
+        "--tv-weight",
+        "0",
+        "--out",
+        tmp / "out",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     return tmp / "out" / "sphere-red", done
 
@@ -84,8 +98,9 @@ def test_unusual_style_images_work(tmp_path, kind):
         Image.new("LA", (16, 16), (128, 200)).save(tmp_path / "style.png")
     else:
         Image.new("P", (3000, 2500), 3).save(tmp_path / "style.png")
-    done = meshopt("style", "builtin:cube", tmp_path / "style.png", *FAST, "--iterations", "1",
-                   "--out", tmp_path / "out", "--no-shape")
+    done = meshopt(
+        "style", "builtin:cube", tmp_path / "style.png", *FAST, "--iterations", "1", "--out", tmp_path / "out", "--no-shape"
+    )
     assert done.returncode == 0, done.stderr
     m = json.loads((tmp_path / "out" / "cube-style" / "metrics.json").read_text())
     assert m["vertex_displacement"]["max"] == 0.0  # --no-shape
@@ -111,8 +126,18 @@ def test_unknown_preset_is_a_usage_error(tmp_path):
 
 def test_missing_weights_file_is_one_line(tmp_path):
     Image.new("RGB", (16, 16)).save(tmp_path / "s.png")
-    done = meshopt("style", "builtin:cube", tmp_path / "s.png", "--weights", tmp_path / "none.pth",
-                   "--device", "cpu", "-q", "--out", tmp_path / "out")
+    done = meshopt(
+        "style",
+        "builtin:cube",
+        tmp_path / "s.png",
+        "--weights",
+        tmp_path / "none.pth",
+        "--device",
+        "cpu",
+        "-q",
+        "--out",
+        tmp_path / "out",
+    )
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
@@ -124,10 +149,10 @@ def test_input_uv_layout_is_kept(tmp_path):
     (tmp_path / "quad.obj").write_text(
         "mtllib quad.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n"
         "vt 0.1 0.1\nvt 0.9 0.1\nvt 0.1 0.9\nvt 0.9 0.9\nusemtl m\n"
-        "f 1/1 3/3 2/2\nf 1/1 2/2 4/4\nf 1/1 4/4 3/3\nf 2/2 3/3 4/4\n")
+        "f 1/1 3/3 2/2\nf 1/1 2/2 4/4\nf 1/1 4/4 3/3\nf 2/2 3/3 4/4\n"
+    )
     Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "s.png")
-    done = meshopt("style", tmp_path / "quad.obj", tmp_path / "s.png", *FAST, "--iterations", "2",
-                   "--out", tmp_path / "out")
+    done = meshopt("style", tmp_path / "quad.obj", tmp_path / "s.png", *FAST, "--iterations", "2", "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "out" / "quad-s"
     vts = [line for line in (folder / "stylized.obj").read_text().splitlines() if line.startswith("vt ")]
@@ -146,12 +171,29 @@ def test_resume_without_a_checkpoint_is_one_line(tmp_path):
 
 def test_several_meshes_from_stdin_get_unique_folders_and_json_lines(tmp_path):
     Image.new("RGB", (32, 32), (0, 0, 255)).save(tmp_path / "blue.png")
-    done = meshopt("style", "-", tmp_path / "blue.png", *FAST, "--iterations", "1", "--image-size", "32",
-                   "--batch-views", "1", "--json", "--out", tmp_path / "out", stdin="builtin:cube\nnope.obj\nbuiltin:cube\n")
+    done = meshopt(
+        "style",
+        "-",
+        tmp_path / "blue.png",
+        *FAST,
+        "--iterations",
+        "1",
+        "--image-size",
+        "32",
+        "--batch-views",
+        "1",
+        "--json",
+        "--out",
+        tmp_path / "out",
+        stdin="builtin:cube\nnope.obj\nbuiltin:cube\n",
+    )
     assert done.returncode == 1, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(x["input"], x["name"], x["status"]) for x in lines] == [
-        ("builtin:cube", "cube-blue", "done"), ("nope.obj", "nope-blue", "failed"), ("builtin:cube", "cube-blue-2", "done")]
+        ("builtin:cube", "cube-blue", "done"),
+        ("nope.obj", "nope-blue", "failed"),
+        ("builtin:cube", "cube-blue-2", "done"),
+    ]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cube-blue", "cube-blue-2"]
     metrics = json.loads((tmp_path / "out" / "cube-blue-2" / "metrics.json").read_text())
     assert metrics["status"] == "done" and metrics["preset"] == "fast" and metrics["settings"]["image_size"] == 32

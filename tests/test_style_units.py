@@ -1,12 +1,13 @@
 """Units of `meshopt style`: the shared textured loop, the style image loader, settings and presets."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.commands.style import COMMAND as STYLE
 from meshopt_cli.fields import SettingsError
+from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.optimize.style import MAX_STYLE_SIDE, StyleImageError, load_style_image, style_tensor
 from meshopt_cli.optimize.textured import TexturedSettings, optimize_textured, random_cameras
 
@@ -57,14 +58,15 @@ def test_ctrl_c_returns_the_current_state_marked_interrupted():
 
 
 def test_random_cameras_follow_the_ranges():
-    s = TexturedSettings(batch_views=500, distance=2.732, distance_noise=0.1, elevation_min=20, elevation_max=40,
-                         light_angle=30)
+    s = TexturedSettings(batch_views=500, distance=2.732, distance_noise=0.1, elevation_min=20, elevation_max=40, light_angle=30)
     eyes, light = random_cameras(s, torch.Generator().manual_seed(0))
     d = eyes.norm(dim=1)
     elevation = torch.rad2deg(torch.asin(eyes[:, 1] / d))
     assert abs(float(d.mean()) - 2.732) < 0.02 and 0.07 < float(d.std()) < 0.13
     assert float(elevation.min()) >= 20 - 1e-3 and float(elevation.max()) <= 40 + 1e-3
-    assert torch.allclose(light.norm(dim=1), torch.ones(500)) and torch.allclose(light[:, 1], torch.full((500,), np.cos(np.pi / 6)))
+    assert torch.allclose(light.norm(dim=1), torch.ones(500)) and torch.allclose(
+        light[:, 1], torch.full((500,), np.cos(np.pi / 6))
+    )
 
 
 @pytest.mark.parametrize("mode,colour", [("L", 128), ("RGBA", (255, 0, 0, 0)), ("P", 5), ("LA", (10, 255))])
@@ -115,8 +117,15 @@ def test_resume_from_a_checkpoint_continues_exactly():
     s = TexturedSettings(iterations=4, batch_views=2, image_size=32, texture_lr=0.2, seed=5)
     whole = optimize_textured(v, f, t, s, _mean_colour_loss)
     saved = []
-    optimize_textured(v, f, t, TexturedSettings(**{**s.__dict__, "iterations": 2}), _mean_colour_loss,
-                      checkpoint_every=2, on_checkpoint=saved.append)
+    optimize_textured(
+        v,
+        f,
+        t,
+        TexturedSettings(**{**s.__dict__, "iterations": 2}),
+        _mean_colour_loss,
+        checkpoint_every=2,
+        on_checkpoint=saved.append,
+    )
     assert len(saved) == 1 and saved[0]["step"] == 2
     resumed = optimize_textured(v, f, t, s, _mean_colour_loss, resume=saved[0])
     assert resumed.steps == 4 and resumed.curves["red"] == whole.curves["red"]

@@ -1,4 +1,5 @@
 """The version is written once, in ``meshopt_cli.__version__``; the package metadata reads it."""
+
 import re
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def test_setuptools_resolves_it_to_dunder_version():
 
 def test_no_other_tracked_text_spells_the_version():
     spelled = re.compile(r"""version_*\s*=\s*["']\d""")
-    found = [p.relative_to(ROOT).as_posix() for p in [pyproject, ROOT / "setup.py", *(ROOT / "meshopt_cli").rglob("*.py")]
-             if p.is_file() and spelled.search(p.read_text())]
+    found = [
+        p.relative_to(ROOT).as_posix()
+        for p in [pyproject, ROOT / "setup.py", *(ROOT / "meshopt_cli").rglob("*.py")]
+        if p.is_file() and spelled.search(p.read_text())
+    ]
     assert found == ["meshopt_cli/__init__.py"]

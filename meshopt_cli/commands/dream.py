@@ -4,6 +4,7 @@ Each mesh (default ``builtin:teapot``) gets ``OUT/<mesh>-<layer>/`` (or ``--name
 at all: ``dream.obj`` + ``.mtl`` + ``.png``, ``turntable.gif``, ``before-after.png`` and
 ``metrics.json`` (see :mod:`meshopt_cli.commands.textured`, which this command is built on).
 """
+
 from __future__ import annotations
 
 import functools
@@ -107,16 +108,30 @@ def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context:
     loss = DreamLoss(network, subject.faces, settings.length_weight)
     lights = (settings.ambient, settings.directional)
     background = (0.5, 0.5, 0.5)  # replaced every step by a random grey when random_background
-    optimized = textured.optimize("dream", job, payload, context, subject, textures, loss, background, {},
-                                  light_intensity=lights, random_background=settings.random_background)
+    optimized = textured.optimize(
+        "dream",
+        job,
+        payload,
+        context,
+        subject,
+        textures,
+        loss,
+        background,
+        {},
+        light_intensity=lights,
+        random_background=settings.random_background,
+    )
     result, vertices, faces = optimized.result, subject.vertices, subject.faces
     with torch.no_grad():
-        edge_variance = {"before": float(edge_length_variance(vertices, faces)),
-                         "after": float(edge_length_variance(result.vertices, faces))}
+        edge_variance = {
+            "before": float(edge_length_variance(vertices, faces)),
+            "after": float(edge_length_variance(result.vertices, faces)),
+        }
         # the layer's mean activation² on four fixed views (training size and lights, mid-grey background)
         fixed_activation = {
             key: float((network(textured.render_fixed(v, faces, t, settings.image_size, (0.5, 0.5, 0.5), lights)[0]) ** 2).mean())
-            for key, v, t in (("before", vertices, textures), ("after", result.vertices, result.textures))}
+            for key, v, t in (("before", vertices, textures), ("after", result.vertices, result.textures))
+        }
 
     def headline(metrics: dict) -> str:
         activation = metrics["loss_curves"].get("activation") or [float("nan")]
@@ -124,17 +139,39 @@ def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context:
 
     def figures(result) -> DreamFigures:
         last = {k: round(vs[-1], 6) for k, vs in result.curves.items()}
-        return DreamFigures(steps=result.steps, layer=settings.layer, mean_activation_sq_fixed_views=fixed_activation,
-                            **{k: last.get(k) for k in ("dream", "activation", "edge_variance", "total")})
+        return DreamFigures(
+            steps=result.steps,
+            layer=settings.layer,
+            mean_activation_sq_fixed_views=fixed_activation,
+            **{k: last.get(k) for k in ("dream", "activation", "edge_variance", "total")},
+        )
 
-    return textured.finish(job, payload, context, subject, optimized, textures, stem="dream", network=network,
-                           network_key="googlenet", used=used, started=started, head={"layer": settings.layer},
-                           weights={"dream": 1.0, "edge_variance": settings.length_weight},
-                           extra={"edge_length_variance_x_faces": edge_variance,
-                                  "mean_activation_sq_fixed_views": fixed_activation},
-                           headline=headline, figures=figures)
+    return textured.finish(
+        job,
+        payload,
+        context,
+        subject,
+        optimized,
+        textures,
+        stem="dream",
+        network=network,
+        network_key="googlenet",
+        used=used,
+        started=started,
+        head={"layer": settings.layer},
+        weights={"dream": 1.0, "edge_variance": settings.length_weight},
+        extra={"edge_length_variance_x_faces": edge_variance, "mean_activation_sq_fixed_views": fixed_activation},
+        headline=headline,
+        figures=figures,
+    )
 
 
-COMMAND = Command(name="dream", settings=DreamSettings, options=TexturedOptions,
-                  default_preset="fast", plan=plan, run=run_job,
-                  files=("dream.obj",) + textured.FILES)
+COMMAND = Command(
+    name="dream",
+    settings=DreamSettings,
+    options=TexturedOptions,
+    default_preset="fast",
+    plan=plan,
+    run=run_job,
+    files=("dream.obj",) + textured.FILES,
+)

@@ -5,6 +5,7 @@ cameras (``--images``). Each input gets a folder ``OUT/<name>/`` with ``fitted.o
 ``turntable.gif``, ``compare.png`` (target vs fitted silhouettes) and ``metrics.json``; the folder
 appears complete or not at all.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,7 +57,9 @@ class FitFigures:
 
 def check_usage(sources: list[str], options: FitOptions) -> None:
     if not sources:
-        raise console.UsageError("no target given (a mesh file, builtin:NAME, '-' for paths on stdin, or --images IMAGE... with --cameras)")
+        raise console.UsageError(
+            "no target given (a mesh file, builtin:NAME, '-' for paths on stdin, or --images IMAGE... with --cameras)"
+        )
     if not options.images:
         if options.cameras is not None:
             raise console.UsageError("--cameras goes with --images (the arguments are then images)")
@@ -120,8 +123,16 @@ def build_target(job: Job, settings: FitSettings, options: FitOptions, device):
     from meshopt_cli.optimize.targets import image_target, mesh_target
 
     if "images" in job.extra:
-        return image_target(job.extra["images"], options.cameras, job.name, device, options.holdout,
-                            options.azimuth, options.elevation, options.distance)
+        return image_target(
+            job.extra["images"],
+            options.cameras,
+            job.name,
+            device,
+            options.holdout,
+            options.azimuth,
+            options.elevation,
+            options.distance,
+        )
     return mesh_target(job.input, settings.views, settings.heldout_views, device)
 
 
@@ -141,16 +152,29 @@ def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Contex
 
     with console.progress_bar(context.progress) as bar:
         task = bar.add_task(f"fit {job.name}", total=settings.affine_iterations + settings.iterations)
-        result = fit(template_vertices, faces, target, run_settings, progress=lambda n: bar.advance(task, n),
-                     should_stop=stop.requested)
+        result = fit(
+            template_vertices, faces, target, run_settings, progress=lambda n: bar.advance(task, n), should_stop=stop.requested
+        )
     figures = evaluate(result.vertices, faces, target, settings.eval_image_size, fill_back=True)
     status = "failed" if result.failure else "interrupted" if result.interrupted else "done"
 
     with staged_folder(folder, job.force) as staging:
         files = write_outputs(staging, target, result, settings, device)
         seconds = time.perf_counter() - started
-        metrics = build_metrics(job, payload, target, result, figures, run_settings, device, seconds,
-                                time.process_time() - cpu_started, files + ["metrics.json"], closed, status)
+        metrics = build_metrics(
+            job,
+            payload,
+            target,
+            result,
+            figures,
+            run_settings,
+            device,
+            seconds,
+            time.process_time() - cpu_started,
+            files + ["metrics.json"],
+            closed,
+            status,
+        )
         write_json(staging / "metrics.json", metrics)
 
     heldout = figures["heldout_iou"]
@@ -163,12 +187,21 @@ def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Contex
     line += f" ({seconds:.0f} s); files in {folder}"
     done = len(result.affine_curve) + len(result.loss_curve)
     if result.interrupted:
-        console.info(f"{job.name}: interrupted; saved the state after {done} of "
-                     f"{settings.affine_iterations + settings.iterations} iterations as a partial result", context.quiet)
+        console.info(
+            f"{job.name}: interrupted; saved the state after {done} of "
+            f"{settings.affine_iterations + settings.iterations} iterations as a partial result",
+            context.quiet,
+        )
     console.info(line, context.quiet)
-    error = f"{job.name}: {result.failure}; saved the last finite state in {folder} (try a lower --lr)" if result.failure else None
-    return JobResult(status=status, error=error, files=[str(folder / f) for f in files + ["metrics.json"]],
-                     metrics=FitFigures(heldout_iou=heldout, train_iou=figures["train_iou"], voxel_iou=voxel, iterations=done))
+    error = (
+        f"{job.name}: {result.failure}; saved the last finite state in {folder} (try a lower --lr)" if result.failure else None
+    )
+    return JobResult(
+        status=status,
+        error=error,
+        files=[str(folder / f) for f in files + ["metrics.json"]],
+        metrics=FitFigures(heldout_iou=heldout, train_iou=figures["train_iou"], voxel_iou=voxel, iterations=done),
+    )
 
 
 def write_outputs(folder: Path, target, result, settings, device) -> list[str]:
@@ -187,8 +220,13 @@ def write_outputs(folder: Path, target, result, settings, device) -> list[str]:
     save_obj(folder / "fitted.obj", vertices.astype(np.float32), faces)
 
     shown, _, _ = normalize_to_ball(result.vertices.detach().cpu().numpy())
-    frames = render_views(torch.tensor(shown, device=device), result.faces, frames=settings.turntable_frames,
-                          elevation=30.0, image_size=settings.turntable_size)
+    frames = render_views(
+        torch.tensor(shown, device=device),
+        result.faces,
+        frames=settings.turntable_frames,
+        elevation=30.0,
+        image_size=settings.turntable_size,
+    )
     write_gif(folder / "turntable.gif", frames)
     write_png(folder / "compare.png", comparison_sheet(target, result, settings.eval_image_size))
     return ["fitted.obj", "turntable.gif", "compare.png"]
@@ -223,8 +261,8 @@ def comparison_sheet(target, result, size: int, per_set: int = SHEET_VIEWS):
         tb, fb = t > 0.5, f > 0.5
         for row, mask in ((0, tb), (1, fb)):
             y0 = band + row * size
-            sheet[y0:y0 + size, x][mask] = (40, 40, 40)
-        overlay = sheet[band + 2 * size:band + 3 * size, x]
+            sheet[y0 : y0 + size, x][mask] = (40, 40, 40)
+        overlay = sheet[band + 2 * size : band + 3 * size, x]
         overlay[tb & fb] = (120, 120, 120)
         overlay[tb & ~fb] = (220, 40, 40)
         overlay[~tb & fb] = (40, 90, 220)
@@ -244,13 +282,29 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
     from meshopt_cli.optimize.views import DISTANCE, ELEVATION
 
     is_mesh = isinstance(target, MeshTarget)
-    target_info = {"kind": "mesh", "source": job.input,
-                   "normalization": {"centre": [float(x) for x in target.centre], "scale": float(target.scale),
-                                     "note": "silhouettes and IoUs are of the mesh moved into the unit ball: (v - centre) * scale"}
-                   } if is_mesh else {"kind": "images", "images": job.extra["images"], "cameras": payload.options.cameras,
-                                      "holdout": payload.options.holdout}
-    views = {"train": len(target.train), "heldout": len(target.heldout) if target.heldout is not None else 0,
-             "heldout_cameras": list(target.heldout.labels) if target.heldout is not None else []}
+    target_info = (
+        {
+            "kind": "mesh",
+            "source": job.input,
+            "normalization": {
+                "centre": [float(x) for x in target.centre],
+                "scale": float(target.scale),
+                "note": "silhouettes and IoUs are of the mesh moved into the unit ball: (v - centre) * scale",
+            },
+        }
+        if is_mesh
+        else {
+            "kind": "images",
+            "images": job.extra["images"],
+            "cameras": payload.options.cameras,
+            "holdout": payload.options.holdout,
+        }
+    )
+    views = {
+        "train": len(target.train),
+        "heldout": len(target.heldout) if target.heldout is not None else 0,
+        "heldout_cameras": list(target.heldout.labels) if target.heldout is not None else [],
+    }
     if is_mesh:
         views.update({"train_elevation": ELEVATION, "distance": DISTANCE})
     rounded = lambda xs: [round(x, 6) for x in xs]  # noqa: E731
@@ -259,19 +313,32 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
         "input": job.input,
         "name": job.name,
         "target": target_info,
-        "template": {"source": settings.init, "vertices": int(result.vertices.shape[0]), "faces": int(result.faces.shape[0]),
-                     "closed": bool(closed), "fill_back": bool(settings.fill_back)},
+        "template": {
+            "source": settings.init,
+            "vertices": int(result.vertices.shape[0]),
+            "faces": int(result.faces.shape[0]),
+            "closed": bool(closed),
+            "fill_back": bool(settings.fill_back),
+        },
         "views": views,
-        "iterations": {"affine": len(result.affine_curve), "vertices": len(result.loss_curve),
-                       "planned": settings.affine_iterations + settings.iterations},
+        "iterations": {
+            "affine": len(result.affine_curve),
+            "vertices": len(result.loss_curve),
+            "planned": settings.affine_iterations + settings.iterations,
+        },
         "loss_curve": rounded(result.loss_curve),
         "silhouette_loss_curve": rounded(result.silhouette_curve),
         "affine_loss_curve": rounded(result.affine_curve),
         "final_loss_terms": {k: round(v, 6) for k, v in result.final_terms.items()},
         "affine": {"scale": result.scale, "translation": result.translation},
-        "iou": {"train": figures["train_iou"], "heldout": figures["heldout_iou"],
-                "train_per_view": figures["train_ious"], "heldout_per_view": figures["heldout_ious"],
-                "image_size": settings.eval_image_size, "threshold": 0.5},
+        "iou": {
+            "train": figures["train_iou"],
+            "heldout": figures["heldout_iou"],
+            "train_per_view": figures["train_ious"],
+            "heldout_per_view": figures["heldout_ious"],
+            "image_size": settings.eval_image_size,
+            "threshold": 0.5,
+        },
         "voxel_iou": figures["voxel_iou"],
         "voxel_iou_note": figures["voxel_iou_note"],
         "voxel_resolution": 32,
@@ -281,6 +348,12 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
     }
 
 
-COMMAND = Command(name="fit", settings=FitSettings, options=FitOptions,
-                  default_preset="default", plan=plan, run=run_job,
-                  files=("fitted.obj", "turntable.gif", "compare.png", "metrics.json"))
+COMMAND = Command(
+    name="fit",
+    settings=FitSettings,
+    options=FitOptions,
+    default_preset="default",
+    plan=plan,
+    run=run_job,
+    files=("fitted.obj", "turntable.gif", "compare.png", "metrics.json"),
+)

@@ -5,6 +5,7 @@ Read-only and quick: imports torch and torchvision, but builds no kernel, loads 
 network connection and creates no file or folder. Every probe is guarded: what cannot be found out
 reads ``"unknown (reason)"`` instead of raising.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -57,8 +58,7 @@ def _meshopt() -> dict:
         installed = importlib.metadata.version("meshopt")
     except importlib.metadata.PackageNotFoundError:
         installed = NOT_INSTALLED
-    return {"version": __version__, "installed_version": installed,
-            "location": str(Path(meshopt_cli.__file__).resolve().parent)}
+    return {"version": __version__, "installed_version": installed, "location": str(Path(meshopt_cli.__file__).resolve().parent)}
 
 
 def distribution_version(name: str) -> str:
@@ -90,17 +90,25 @@ def _cpu() -> dict:
     usable = _guard(lambda: len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     from meshopt_cli.precision import cpu_model
 
-    return {"model": _guard(cpu_model), "machine": platform.machine(), "logical_cpus": os.cpu_count(),
-            "usable_cpus": usable, "torch_threads": _guard(torch.get_num_threads)}
+    return {
+        "model": _guard(cpu_model),
+        "machine": platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "torch_threads": _guard(torch.get_num_threads),
+    }
 
 
 def _cuda_device(index: int) -> dict:
     import torch
 
     properties = torch.cuda.get_device_properties(index)
-    return {"index": index, "name": properties.name,
-            "memory_gib": round(properties.total_memory / 2**30, 1),
-            "capability": "%d.%d" % (properties.major, properties.minor)}
+    return {
+        "index": index,
+        "name": properties.name,
+        "memory_gib": round(properties.total_memory / 2**30, 1),
+        "capability": "%d.%d" % (properties.major, properties.minor),
+    }
 
 
 def _cuda_available() -> bool:
@@ -141,11 +149,15 @@ def _renderer() -> dict:
     tools = _guard(native.toolchain)  # first: it keeps cpp_extension's import from logging a CUDA_HOME guess
     root = _guard(native.extensions_root)
     tools = tools if isinstance(tools, dict) else {"cxx": tools, "ninja": tools, "nvcc": tools, "cuda_home": tools}
-    return {"MESHOPT_BACKEND": os.environ.get(native.BACKEND_VARIABLE), "selected": native.backend_setting(),
-            "cpu": _guard(_kernels, native, "cpu", root, tools),
-            "cuda": _guard(_kernels, native, "cuda", root, tools),
-            "kernel_sources": _guard(lambda: str(native.kernel_dir())),
-            "extensions_root": str(root), **tools}
+    return {
+        "MESHOPT_BACKEND": os.environ.get(native.BACKEND_VARIABLE),
+        "selected": native.backend_setting(),
+        "cpu": _guard(_kernels, native, "cpu", root, tools),
+        "cuda": _guard(_kernels, native, "cuda", root, tools),
+        "kernel_sources": _guard(lambda: str(native.kernel_dir())),
+        "extensions_root": str(root),
+        **tools,
+    }
 
 
 def _weights() -> dict:
@@ -160,8 +172,15 @@ def _weights() -> dict:
 def collect() -> dict:
     """Everything ``meshopt info`` reports, JSON-serialisable: one dict per section of
     :data:`SECTIONS`; a section or value that cannot be probed is ``"unknown (reason)"``."""
-    probes = {"meshopt": _meshopt, "versions": _versions, "cpu": _cpu, "cuda": _cuda,
-              "precision": _precision, "renderer": _renderer, "weights": _weights}
+    probes = {
+        "meshopt": _meshopt,
+        "versions": _versions,
+        "cpu": _cpu,
+        "cuda": _cuda,
+        "precision": _precision,
+        "renderer": _renderer,
+        "weights": _weights,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. torch.cuda's driver warnings: the report says it
         return {section: _guard(probes[section]) for section in SECTIONS}
@@ -179,8 +198,10 @@ def _precision() -> dict:
     picks = {"cpu": choose("auto", torch.device("cpu"))}
     if _cuda_available() is True:
         picks.update({f"cuda:{k}": choose("auto", torch.device("cuda", k)) for k in range(torch.cuda.device_count())})
-    return {"cpu_bf16_instructions": list(cpu_bf16_instructions()),
-            "auto": {device: {"uses": p.name, "reason": p.reason} for device, p in picks.items()}}
+    return {
+        "cpu_bf16_instructions": list(cpu_bf16_instructions()),
+        "auto": {device: {"uses": p.name, "reason": p.reason} for device, p in picks.items()},
+    }
 
 
 def _show(value) -> str:
@@ -200,21 +221,34 @@ def _size(size_bytes) -> str:
 def _section_rows(name: str, section: dict) -> list:
     """(label, value) rows of one section."""
     if name == "meshopt":
-        return [("version", section.get("version")), ("installed", section.get("installed_version")),
-                ("location", section.get("location"))]
+        return [
+            ("version", section.get("version")),
+            ("installed", section.get("installed_version")),
+            ("location", section.get("location")),
+        ]
     if name in ("versions",):
         return list(section.items())
     if name == "cpu":
-        return [("model", section.get("model")), ("machine", section.get("machine")),
-                ("cpus", f"{_show(section.get('logical_cpus'))} logical, {_show(section.get('usable_cpus'))} usable"),
-                ("torch threads", section.get("torch_threads"))]
+        return [
+            ("model", section.get("model")),
+            ("machine", section.get("machine")),
+            ("cpus", f"{_show(section.get('logical_cpus'))} logical, {_show(section.get('usable_cpus'))} usable"),
+            ("torch threads", section.get("torch_threads")),
+        ]
     if name == "cuda":
-        rows = [("available", section.get("available")), ("torch CUDA", section.get("torch_cuda") or "- (CPU-only torch)"),
-                ("devices", section.get("device_count"))]
+        rows = [
+            ("available", section.get("available")),
+            ("torch CUDA", section.get("torch_cuda") or "- (CPU-only torch)"),
+            ("devices", section.get("device_count")),
+        ]
         for device in section.get("devices") or []:
             if isinstance(device, dict):
-                rows.append((f"cuda:{device.get('index')}", f"{device.get('name')}, {device.get('memory_gib')} GiB, "
-                                                           f"compute {device.get('capability')}"))
+                rows.append(
+                    (
+                        f"cuda:{device.get('index')}",
+                        f"{device.get('name')}, {device.get('memory_gib')} GiB, compute {device.get('capability')}",
+                    )
+                )
             else:
                 rows.append(("device", device))
         return rows
@@ -234,20 +268,38 @@ def _section_rows(name: str, section: dict) -> list:
             rows.append((f"{kind} backend", f"{_show(entry.get('backend'))} ({entry.get('reason')})"))
             built = entry.get("built")
             where = entry.get("file") if built is True else entry.get("build_dir")
-            rows.append((f"{kind} kernels", f"{'built' if built is True else 'not built' if built is False else _show(built)}"
-                                            + (f": {where}" if where else "")))
-        rows += [("C++ compiler", section.get("cxx") or "not found"), ("ninja", section.get("ninja") or "not found"),
-                 ("nvcc", section.get("nvcc") or "not found"), ("CUDA_HOME", section.get("cuda_home") or "not found"),
-                 ("kernel sources", section.get("kernel_sources"))]
+            rows.append(
+                (
+                    f"{kind} kernels",
+                    f"{'built' if built is True else 'not built' if built is False else _show(built)}"
+                    + (f": {where}" if where else ""),
+                )
+            )
+        rows += [
+            ("C++ compiler", section.get("cxx") or "not found"),
+            ("ninja", section.get("ninja") or "not found"),
+            ("nvcc", section.get("nvcc") or "not found"),
+            ("CUDA_HOME", section.get("cuda_home") or "not found"),
+            ("kernel sources", section.get("kernel_sources")),
+        ]
         return rows
     if name == "weights":
         rows = [("cache", section.get("checkpoint_dir"))]
         for entry in section.get("backbones") or []:
-            state = f"present ({_size(entry.get('size_bytes'))})" if entry.get("cached") else f"missing (downloads {entry.get('url')})"
+            state = (
+                f"present ({_size(entry.get('size_bytes'))})"
+                if entry.get("cached")
+                else f"missing (downloads {entry.get('url')})"
+            )
             rows.append((f"{entry.get('name')}", f"{state}, for meshopt {entry.get('used_by')}: {entry.get('file')}"))
         offline = section.get("MESHOPT_OFFLINE")
-        rows.append(("MESHOPT_OFFLINE", ("unset" if offline is None else offline)
-                     + (" (no downloads)" if section.get("offline") else " (downloads allowed)")))
+        rows.append(
+            (
+                "MESHOPT_OFFLINE",
+                ("unset" if offline is None else offline)
+                + (" (no downloads)" if section.get("offline") else " (downloads allowed)"),
+            )
+        )
         return rows
     return list(section.items())
 
@@ -262,7 +314,9 @@ def format_text(data: dict) -> str:
         except Exception as error:  # noqa: BLE001 - a malformed section must not hide the others
             rows = [("", _unknown(error))]
         width = max((len(label) for label, _ in rows), default=0)
-        lines = [name] + [f"  {label:<{width}}  {_show(value)}".rstrip() if label else f"  {_show(value)}" for label, value in rows]
+        lines = [name] + [
+            f"  {label:<{width}}  {_show(value)}".rstrip() if label else f"  {_show(value)}" for label, value in rows
+        ]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 

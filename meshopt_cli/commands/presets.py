@@ -1,4 +1,5 @@
 """``meshopt presets``: list the settings presets; ``meshopt presets show NAME``: print one as TOML."""
+
 from __future__ import annotations
 
 import sys

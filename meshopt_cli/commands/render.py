@@ -6,6 +6,7 @@ or not at all. With one input and ``-o FILE.gif`` only that GIF is written (``FI
 ``FILE-sheet.png`` beside it when asked). Rendering a mesh takes seconds, so a stop request lets the
 mesh in progress finish and starts no other.
 """
+
 from __future__ import annotations
 
 import time
@@ -87,9 +88,17 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
     textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=context.device)
     with console.progress_bar(context.progress) as bar:
         task = bar.add_task(f"render {job.name}", total=settings.frames)
-        images = render_views(vertices, faces, textures, frames=settings.frames, elevation=settings.elevation,
-                              distance=settings.distance, image_size=settings.size,
-                              background=parse_color(settings.background), progress=lambda n: bar.advance(task, n))
+        images = render_views(
+            vertices,
+            faces,
+            textures,
+            frames=settings.frames,
+            elevation=settings.elevation,
+            distance=settings.distance,
+            image_size=settings.size,
+            background=parse_color(settings.background),
+            progress=lambda n: bar.advance(task, n),
+        )
 
     def write_frames(folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -111,19 +120,32 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
             if options.sheet:
                 write_png(staging / "sheet.png", contact_sheet(images))
             seconds = time.perf_counter() - started
-            write_json(staging / "metrics.json", {
-                "meshopt": __version__, "input": job.input, "name": job.name,
-                "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces)},
-                "seconds": round(seconds, 3),
-                **run_record(context.device, payload.preset, settings, "done", names + ["metrics.json"]),
-            })
+            write_json(
+                staging / "metrics.json",
+                {
+                    "meshopt": __version__,
+                    "input": job.input,
+                    "name": job.name,
+                    "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces)},
+                    "seconds": round(seconds, 3),
+                    **run_record(context.device, payload.preset, settings, "done", names + ["metrics.json"]),
+                },
+            )
         written = [job.folder / n for n in names + ["metrics.json"]]
     extra = f" (+{len(written) - 1} more files)" if len(written) > 1 else ""
     console.info(f"wrote {job.folder / 'turntable.gif' if not single_file else job.folder}{extra}", context.quiet)
-    return JobResult(files=[str(p) for p in written],
-                     metrics=RenderFigures(frames=settings.frames, faces=int(mesh.num_faces), vertices=int(mesh.num_vertices)))
+    return JobResult(
+        files=[str(p) for p in written],
+        metrics=RenderFigures(frames=settings.frames, faces=int(mesh.num_faces), vertices=int(mesh.num_vertices)),
+    )
 
 
-COMMAND = Command(name="render", settings=RenderSettings, options=RenderOptions,
-                  default_preset="default", plan=plan, run=run_job,
-                  files=("turntable.gif", "metrics.json"))
+COMMAND = Command(
+    name="render",
+    settings=RenderSettings,
+    options=RenderOptions,
+    default_preset="default",
+    plan=plan,
+    run=run_job,
+    files=("turntable.gif", "metrics.json"),
+)

@@ -4,6 +4,7 @@ Each mesh gets ``OUT/<mesh>-<image>/`` (or ``--name``), complete or not at all: 
 ``.mtl`` + ``.png``, ``turntable.gif``, ``before-after.png`` and ``metrics.json`` (see
 :mod:`meshopt_cli.commands.textured`, which this command is built on).
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,22 +69,41 @@ def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context:
     torch.manual_seed(settings.seed)
     background = [float(c) for c in style_image.reshape(-1, 3).mean(0)]
     weights = {"style": settings.style_weight, "content": settings.content_weight, "tv": settings.tv_weight}
-    loss = StyleLoss(network, style_tensor(style_image, settings.image_size, device), subject.vertices,
-                     tuple(weights.values()))
-    optimized = textured.optimize("style", job, payload, context, subject, subject.textures, loss, background,
-                                  {"image": str(Path(image_path).resolve())})
+    loss = StyleLoss(network, style_tensor(style_image, settings.image_size, device), subject.vertices, tuple(weights.values()))
+    optimized = textured.optimize(
+        "style", job, payload, context, subject, subject.textures, loss, background, {"image": str(Path(image_path).resolve())}
+    )
 
     def figures(result) -> StyleFigures:
         last = {k: round(vs[-1], 6) for k, vs in result.curves.items()}
         return StyleFigures(steps=result.steps, **{k: last.get(k) for k in ("style", "content", "tv", "total")})
 
-    return textured.finish(job, payload, context, subject, optimized, subject.textures, stem="stylized",
-                           network=network, network_key="vgg", used=used, started=started, head={"image": image_path},
-                           weights=weights, extra={"background": background},
-                           headline=lambda m: f"style loss {m['final_loss_terms'].get('style', float('nan')):.4g}",
-                           figures=figures)
+    return textured.finish(
+        job,
+        payload,
+        context,
+        subject,
+        optimized,
+        subject.textures,
+        stem="stylized",
+        network=network,
+        network_key="vgg",
+        used=used,
+        started=started,
+        head={"image": image_path},
+        weights=weights,
+        extra={"background": background},
+        headline=lambda m: f"style loss {m['final_loss_terms'].get('style', float('nan')):.4g}",
+        figures=figures,
+    )
 
 
-COMMAND = Command(name="style", settings=StyleSettings, options=TexturedOptions,
-                  default_preset="fast", plan=plan, run=run_job,
-                  files=("stylized.obj",) + textured.FILES)
+COMMAND = Command(
+    name="style",
+    settings=StyleSettings,
+    options=TexturedOptions,
+    default_preset="fast",
+    plan=plan,
+    run=run_job,
+    files=("stylized.obj",) + textured.FILES,
+)

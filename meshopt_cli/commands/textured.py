@@ -7,6 +7,7 @@ built on this module supplies its settings (a :class:`TexturedCommandSettings`),
 and the figures only it has; :func:`load_subject`, :func:`optimize` and :func:`finish` do the rest,
 with ``--checkpoint-every``/``--resume`` at ``OUT/NAME.checkpoint.pt``.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from meshopt_cli import __version__, console, precision, stop
-from meshopt_cli.checkpoints import load_checkpoint, save_checkpoint
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, check_folder_name, make_jobs, source_name
+from meshopt_cli.checkpoints import load_checkpoint, save_checkpoint
 from meshopt_cli.command import Payload
 from meshopt_cli.fields import as_dict, setting
 from meshopt_cli.optimize.textured import TexturedSettings
@@ -49,8 +50,14 @@ class TexturedOptions:
     resume: bool = False
 
 
-def plan_jobs(inputs: list[str], settings: TexturedCommandSettings, options: TexturedOptions, suffix: str,
-              batch: BatchOptions, extra: dict | None = None) -> list[Job]:
+def plan_jobs(
+    inputs: list[str],
+    settings: TexturedCommandSettings,
+    options: TexturedOptions,
+    suffix: str,
+    batch: BatchOptions,
+    extra: dict | None = None,
+) -> list[Job]:
     """One job per mesh, folders ``OUT/<mesh>-<suffix>`` (or ``--name``); usage errors raise, a
     ``--precision`` the device cannot run among them."""
     from meshopt_cli.devices import resolve_device
@@ -71,6 +78,7 @@ def plan_jobs(inputs: list[str], settings: TexturedCommandSettings, options: Tex
 
 
 # ---------------------------------------------------------------- the input
+
 
 @dataclass
 class Subject:
@@ -96,13 +104,18 @@ def load_subject(job: Job, settings: TexturedCommandSettings, force: bool, devic
     check_writable(job.folder, force)
     mesh = load_mesh(job.input)
     centre, scale = box_normalization(mesh.vertices)
-    return Subject(mesh=mesh, centre=centre, scale=scale,
-                   vertices=torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device),
-                   faces=torch.tensor(np.asarray(mesh.faces, np.int64), device=device),
-                   textures=torch.tensor(mesh.texture_cubes(settings.texture_size), device=device))
+    return Subject(
+        mesh=mesh,
+        centre=centre,
+        scale=scale,
+        vertices=torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device),
+        faces=torch.tensor(np.asarray(mesh.faces, np.int64), device=device),
+        textures=torch.tensor(mesh.texture_cubes(settings.texture_size), device=device),
+    )
 
 
 # ---------------------------------------------------------------- checkpoints
+
 
 def checkpoint_path(out: Path, name: str) -> Path:
     """Where ``--checkpoint-every`` saves and ``--resume`` reads: ``OUT/NAME.checkpoint.pt``."""
@@ -119,6 +132,7 @@ def comparable(settings) -> dict:
 
 # ---------------------------------------------------------------- the loop
 
+
 @dataclass
 class Optimized:
     """A finished (or stopped) loop and its checkpoint bookkeeping."""
@@ -129,15 +143,31 @@ class Optimized:
     resumed: bool
 
 
-def optimize(kind: str, job: Job, payload: Payload, context: Context, subject: Subject, textures, loss, background,
-             meta: dict, **loop_options) -> Optimized:
+def optimize(
+    kind: str,
+    job: Job,
+    payload: Payload,
+    context: Context,
+    subject: Subject,
+    textures,
+    loss,
+    background,
+    meta: dict,
+    **loop_options,
+) -> Optimized:
     """The shared loop with a progress bar and checkpoints; ``meta`` (what a resumed run must share
     besides the mesh, the weights and the settings) is saved with every checkpoint."""
     from meshopt_cli.optimize.textured import optimize_textured
 
     settings, options = payload.settings, payload.options
-    meta = {"input": job.input, **meta, "faces": int(subject.mesh.num_faces), "vertices": int(subject.mesh.num_vertices),
-            "weights": str(options.weights), "settings": comparable(settings)}
+    meta = {
+        "input": job.input,
+        **meta,
+        "faces": int(subject.mesh.num_faces),
+        "vertices": int(subject.mesh.num_vertices),
+        "weights": str(options.weights),
+        "settings": comparable(settings),
+    }
     saved_at = checkpoint_path(job.folder.parent, job.name)
     resume = load_checkpoint(saved_at, meta) if options.resume else None
     keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
@@ -148,11 +178,24 @@ def optimize(kind: str, job: Job, payload: Payload, context: Context, subject: S
 
         def progress(step, terms):
             text = " ".join(f"{k} {v:.3g}" for k, v in terms.items())
-            bar.update(task, advance=1, description=f"{kind} {job.name} {text}") if hasattr(bar, "update") else bar.advance(task, 1)
+            bar.update(task, advance=1, description=f"{kind} {job.name} {text}") if hasattr(bar, "update") else bar.advance(
+                task, 1
+            )
 
-        result = optimize_textured(subject.vertices, subject.faces, textures, settings, loss, background, progress,
-                                   checkpoint_every=options.checkpoint_every, on_checkpoint=keep, resume=resume,
-                                   should_stop=stop.requested, **loop_options)
+        result = optimize_textured(
+            subject.vertices,
+            subject.faces,
+            textures,
+            settings,
+            loss,
+            background,
+            progress,
+            checkpoint_every=options.checkpoint_every,
+            on_checkpoint=keep,
+            resume=resume,
+            should_stop=stop.requested,
+            **loop_options,
+        )
     return Optimized(result=result, checkpoint=saved_at, checkpointing=keep is not None, resumed=resume is not None)
 
 
@@ -163,11 +206,15 @@ def status_of(result) -> str:
 
 # ---------------------------------------------------------------- figures
 
+
 def displacement(before, after) -> dict:
     """Max, mean and sum of squares of the per-vertex distance between ``before`` and ``after`` ``[V, 3]``."""
     moved = (after - before).norm(dim=1)
-    return {"max": float(moved.max()) if len(moved) else 0.0, "mean": float(moved.mean()) if len(moved) else 0.0,
-            "sum_of_squares": float((moved ** 2).sum())}
+    return {
+        "max": float(moved.max()) if len(moved) else 0.0,
+        "mean": float(moved.mean()) if len(moved) else 0.0,
+        "sum_of_squares": float((moved**2).sum()),
+    }
 
 
 def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None):
@@ -181,11 +228,13 @@ def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0
     renderer = Renderer(image_size=size, background_color=tuple(background))
     if light_intensity is not None:
         renderer.light_intensity_ambient, renderer.light_intensity_directional = (float(x) for x in light_intensity)
-    renderer.eye = get_points_from_angles(torch.full((n,), DEFAULT_DISTANCE), torch.full((n,), SHEET_ELEVATION),
-                                          torch.tensor(SHEET_AZIMUTHS)).to(vertices.device)
+    renderer.eye = get_points_from_angles(
+        torch.full((n,), DEFAULT_DISTANCE), torch.full((n,), SHEET_ELEVATION), torch.tensor(SHEET_AZIMUTHS)
+    ).to(vertices.device)
     with torch.no_grad():
-        rgb, _, alpha = renderer(vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1),
-                                 textures[None].expand(n, *textures.shape), mode=None)
+        rgb, _, alpha = renderer(
+            vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1), textures[None].expand(n, *textures.shape), mode=None
+        )
     return rgb.clamp(0, 1), alpha
 
 
@@ -195,20 +244,27 @@ def colour_stats(rgb, alpha) -> dict:
     pixels = rgb.permute(0, 2, 3, 1)[inside]
     if len(pixels) == 0:
         return {"mean": [0.0, 0.0, 0.0], "std": [0.0, 0.0, 0.0]}
-    return {"mean": [round(float(x), 5) for x in pixels.mean(0)], "std": [round(float(x), 5) for x in pixels.std(0, unbiased=False)]}
+    return {
+        "mean": [round(float(x), 5) for x in pixels.mean(0)],
+        "std": [round(float(x), 5) for x in pixels.std(0, unbiased=False)],
+    }
 
 
 def step_timings(result, seconds: float, network: str) -> dict:
     """metrics.json's ``seconds``: totals and the mean split of a step."""
+
     def mean(xs):
         return round(sum(xs) / len(xs), 5) if xs else None
 
-    return {"total": round(seconds, 3), "optimize": round(result.seconds, 3),
-            "per_step": mean(result.step_seconds) or 0.0,
-            "renderer_forward_per_step": mean(result.render_seconds),
-            f"{network}_forward_per_step": mean(result.loss_seconds),
-            "backward_and_adam_per_step": mean(result.backward_seconds),
-            "note": f"the backward pass goes through {NETWORK_NAMES[network]} and the renderer together; autograd does not split it"}
+    return {
+        "total": round(seconds, 3),
+        "optimize": round(result.seconds, 3),
+        "per_step": mean(result.step_seconds) or 0.0,
+        "renderer_forward_per_step": mean(result.render_seconds),
+        f"{network}_forward_per_step": mean(result.loss_seconds),
+        "backward_and_adam_per_step": mean(result.backward_seconds),
+        "note": f"the backward pass goes through {NETWORK_NAMES[network]} and the renderer together; autograd does not split it",
+    }
 
 
 def sheet(rows):
@@ -226,6 +282,7 @@ def sheet(rows):
 
 # ---------------------------------------------------------------- the result
 
+
 def write_result(staging: Path, stem: str, subject: Subject, result, settings, before, after) -> list[str]:
     """Write one optimized mesh into ``staging``: ``STEM.obj`` + ``.mtl`` + ``.png`` (the input's UV
     layout kept by :func:`~meshopt_cli.mesh.save_mesh`; vertices back in the input's frame),
@@ -238,18 +295,41 @@ def write_result(staging: Path, stem: str, subject: Subject, result, settings, b
     from meshopt_cli.turntable import render_views, write_gif, write_png
 
     out_vertices = result.vertices.cpu().numpy().astype(np.float64) / subject.scale + subject.centre
-    written = save_mesh(staging / f"{stem}.obj", subject.mesh, textures=result.textures.cpu().numpy(),
-                        vertices=out_vertices.astype(np.float32))
-    frames = render_views(result.vertices, subject.faces, result.textures, frames=settings.turntable_frames,
-                          elevation=30.0, image_size=settings.turntable_size)
+    written = save_mesh(
+        staging / f"{stem}.obj", subject.mesh, textures=result.textures.cpu().numpy(), vertices=out_vertices.astype(np.float32)
+    )
+    frames = render_views(
+        result.vertices,
+        subject.faces,
+        result.textures,
+        frames=settings.turntable_frames,
+        elevation=30.0,
+        image_size=settings.turntable_size,
+    )
     write_gif(staging / "turntable.gif", frames)
     write_png(staging / "before-after.png", sheet([before, after]))
     return sorted({Path(p).name for p in written} | set(FILES))
 
 
-def finish(job: Job, payload: Payload, context: Context, subject: Subject, optimized: Optimized, initial_textures, *,
-           stem: str, network, network_key: str, used: precision.Precision, started: float, head: dict, weights: dict,
-           extra: dict, headline, figures) -> JobResult:
+def finish(
+    job: Job,
+    payload: Payload,
+    context: Context,
+    subject: Subject,
+    optimized: Optimized,
+    initial_textures,
+    *,
+    stem: str,
+    network,
+    network_key: str,
+    used: precision.Precision,
+    started: float,
+    head: dict,
+    weights: dict,
+    extra: dict,
+    headline,
+    figures,
+) -> JobResult:
     """Write the result folder (mesh, turntable, before-after, metrics.json), say how the run ended,
     tidy its checkpoint. ``head``: the command's identity keys of metrics.json (after ``input``);
     ``weights``: loss term -> weight, for ``weighted_final_terms``; ``extra``: the command's own
@@ -271,8 +351,12 @@ def finish(job: Job, payload: Payload, context: Context, subject: Subject, optim
             "input": job.input,
             **head,
             "name": job.name,
-            "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces), "uv_layout": bool(mesh.has_uv_layout),
-                     "normalization_scale": subject.scale},
+            "mesh": {
+                "vertices": int(mesh.num_vertices),
+                "faces": int(mesh.num_faces),
+                "uv_layout": bool(mesh.has_uv_layout),
+                "normalization_scale": subject.scale,
+            },
             "weights": getattr(network, "weights_source", options.weights),
             "precision": {"asked": settings.precision, "used": used.name, "reason": used.reason},
             "steps": result.steps,
@@ -281,8 +365,9 @@ def finish(job: Job, payload: Payload, context: Context, subject: Subject, optim
             "final_loss_terms": {k: vs[-1] for k, vs in result.curves.items()},
             "weighted_final_terms": {k: result.curves[k][-1] * w for k, w in weights.items() if k in result.curves},
             **extra,
-            "vertex_displacement": dict(displacement(subject.vertices, result.vertices),
-                                        frame="normalised ([-1, 1] bounding box)"),
+            "vertex_displacement": dict(
+                displacement(subject.vertices, result.vertices), frame="normalised ([-1, 1] bounding box)"
+            ),
             "colours": {"before": colour_stats(*before), "after": colour_stats(*after)},
             "seconds": step_timings(result, seconds, network_key),
             **run_record(context.device, payload.preset, settings, status, files, result.failure),
@@ -290,12 +375,20 @@ def finish(job: Job, payload: Payload, context: Context, subject: Subject, optim
         write_json(staging / "metrics.json", metrics)
     if result.interrupted:
         hint = f"; continue with --resume (checkpoint {optimized.checkpoint})" if optimized.checkpointing else ""
-        console.info(f"{job.name}: interrupted; saved the state after {result.steps} of {settings.iterations} steps "
-                     f"as a partial result{hint}", context.quiet)
+        console.info(
+            f"{job.name}: interrupted; saved the state after {result.steps} of {settings.iterations} steps "
+            f"as a partial result{hint}",
+            context.quiet,
+        )
     elif not result.failure and (optimized.checkpointing or optimized.resumed):
         optimized.checkpoint.unlink(missing_ok=True)  # finished: the checkpoint has served
-    console.info(f"{job.name}: {headline(metrics)} ({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); "
-                 f"files in {job.folder}", context.quiet)
-    error = (f"{job.name}: {result.failure}; saved the last finite state in {job.folder} (try lower learning rates)"
-             if result.failure else None)
+    console.info(
+        f"{job.name}: {headline(metrics)} ({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); files in {job.folder}",
+        context.quiet,
+    )
+    error = (
+        f"{job.name}: {result.failure}; saved the last finite state in {job.folder} (try lower learning rates)"
+        if result.failure
+        else None
+    )
     return JobResult(status=status, error=error, files=[str(job.folder / f) for f in files], metrics=figures(result))

@@ -21,6 +21,7 @@ cube sampling rules), ``bake`` (cubes -> own UV layout / per-face atlas), ``core
 (writers), ``foreign`` (trimesh formats), ``builtins`` + ``teapot_data`` (shapes), ``topology``
 (weld / winding checks), ``atomic``.
 """
+
 from meshopt_cli.mesh.builtins import BUILTIN_NAMES, builtin_shape
 from meshopt_cli.mesh.cubes import WRAPPINGS, cube_weights
 from meshopt_cli.mesh.errors import MeshError

@@ -3,6 +3,7 @@
 A reader (or a crash) never sees a half-written file: the target either keeps its old content
 or has the complete new one.
 """
+
 from __future__ import annotations
 
 import os

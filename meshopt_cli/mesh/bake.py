@@ -4,6 +4,7 @@ Images here are in "uv space": ``[H, W, 3]`` float32 with row 0 at v = 0 (the bo
 file; flip rows before writing). Pixel (x, y) sits at UV ``(x / (W - 1), y / (H - 1))``, the
 convention the loader (``cubes.sample_image``) reads with.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,9 +41,15 @@ def _dilate(image: np.ndarray, filled: np.ndarray, steps: int) -> None:
         filled |= grow
 
 
-def bake_to_uv_layout(cubes: np.ndarray, face_uvs: np.ndarray, image_size: tuple[int, int],
-                      base_image: np.ndarray | None = None, wrapping: str = "repeat",
-                      dilate: int = 2, max_candidates: int = 2_000_000) -> np.ndarray:
+def bake_to_uv_layout(
+    cubes: np.ndarray,
+    face_uvs: np.ndarray,
+    image_size: tuple[int, int],
+    base_image: np.ndarray | None = None,
+    wrapping: str = "repeat",
+    dilate: int = 2,
+    max_candidates: int = 2_000_000,
+) -> np.ndarray:
     """Bake cubes [F, T, T, T, 3] into an image of ``image_size`` (H, W) through the faces' own UVs
     ``face_uvs`` [F, 3, 2]: every pixel centre inside a face's UV triangle gets the colour the
     rasterizer would read from that face's cube at the pixel's barycentric position. Faces too small
@@ -51,7 +58,7 @@ def bake_to_uv_layout(cubes: np.ndarray, face_uvs: np.ndarray, image_size: tuple
     ``dilate`` pixels around the islands. Returns [H, W, 3] float32, row 0 = top (file order)."""
     h, w = int(image_size[0]), int(image_size[1])
     f, t = cubes.shape[0], cubes.shape[1]
-    flat = np.asarray(cubes, np.float32).reshape(f, t ** 3, 3)
+    flat = np.asarray(cubes, np.float32).reshape(f, t**3, 3)
     if base_image is not None and base_image.shape[:2] == (h, w):
         image = np.ascontiguousarray(base_image[::-1, :, :3], dtype=np.float32).copy()
     else:
@@ -155,7 +162,7 @@ class AtlasLayout:
 
     @property
     def cell_w(self) -> int:
-        return max(self.leg + 1, self.texture_size ** 2)
+        return max(self.leg + 1, self.texture_size**2)
 
     @property
     def cell_h(self) -> int:
@@ -192,7 +199,7 @@ def _square_weights(layout: AtlasLayout) -> np.ndarray:
     leg = layout.leg
     if leg == 0:
         return np.full((1, 3), 1.0 / 3.0)
-    y, x = np.mgrid[0:leg + 1, 0:leg + 1].astype(np.float64)
+    y, x = np.mgrid[0 : leg + 1, 0 : leg + 1].astype(np.float64)
     w1, w2 = x.ravel() / leg, y.ravel() / leg
     over = np.maximum(w1 + w2 - 1.0, 0.0) / 2.0
     w1, w2 = np.clip(w1 - over, 0, 1), np.clip(w2 - over, 0, 1)
@@ -201,13 +208,14 @@ def _square_weights(layout: AtlasLayout) -> np.ndarray:
     return w / w.sum(axis=1, keepdims=True)
 
 
-def pack_atlas(cubes: np.ndarray, layout: AtlasLayout | None = None,
-               chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, AtlasLayout]:
+def pack_atlas(
+    cubes: np.ndarray, layout: AtlasLayout | None = None, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray, AtlasLayout]:
     """Per-face atlas of cubes [F, T, T, T, 3]: returns (image [H, W, 3] float32, row 0 = top as
     in the file, face_uvs [F, 3, 2] float64, layout)."""
     f, t = cubes.shape[0], cubes.shape[1]
     layout = layout or atlas_layout(f, t)
-    flat = np.clip(np.asarray(cubes, np.float32).reshape(f, t ** 3, 3), 0.0, 1.0)
+    flat = np.clip(np.asarray(cubes, np.float32).reshape(f, t**3, 3), 0.0, 1.0)
     image = np.full((layout.height, layout.width, 3), 0.5, np.float32)
     side = layout.leg + 1
     weights = _square_weights(layout)
@@ -215,7 +223,7 @@ def pack_atlas(cubes: np.ndarray, layout: AtlasLayout | None = None,
     ox = (ids % layout.cols) * layout.cell_w
     oy = (ids // layout.cols) * layout.cell_h
     sy, sx = np.mgrid[0:side, 0:side]
-    ry, rx = np.mgrid[0:t, 0:t * t]
+    ry, rx = np.mgrid[0:t, 0 : t * t]
     for lo in range(0, f, chunk):
         sl = slice(lo, lo + chunk)
         colours = read_cubes_pattern(flat[sl], weights)  # [n, side^2, 3]
@@ -232,8 +240,9 @@ def pack_atlas(cubes: np.ndarray, layout: AtlasLayout | None = None,
     return np.ascontiguousarray(image[::-1]), face_uvs, layout
 
 
-def unpack_atlas(image: np.ndarray, face_uvs: np.ndarray, texture_size: int, scale: int,
-                 tolerance: float = 1.5 / 255.0) -> tuple[np.ndarray, np.ndarray]:
+def unpack_atlas(
+    image: np.ndarray, face_uvs: np.ndarray, texture_size: int, scale: int, tolerance: float = 1.5 / 255.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Read cubes back from a ``pack_atlas`` image ([H, W, 3], row 0 = top) for faces whose UVs
     ``face_uvs`` [n, 3, 2] sit exactly on a cell of that layout and whose stored cube agrees with
     the visible triangle (a user who painted on the triangle gets it sampled instead). Returns
@@ -243,7 +252,7 @@ def unpack_atlas(image: np.ndarray, face_uvs: np.ndarray, texture_size: int, sca
     image_uv = image[::-1]
     h, w = image_uv.shape[:2]
     n = len(face_uvs)
-    cubes = np.zeros((n, t ** 3, 3), np.float32)
+    cubes = np.zeros((n, t**3, 3), np.float32)
     if n == 0 or w < 2 or h < 2:
         return cubes.reshape(n, t, t, t, 3), np.zeros(n, bool)
     pix = np.asarray(face_uvs, np.float64) * np.array([w - 1, h - 1], np.float64)
@@ -256,7 +265,7 @@ def unpack_atlas(image: np.ndarray, face_uvs: np.ndarray, texture_size: int, sca
     idx = np.flatnonzero(ok)
     if len(idx) == 0:
         return cubes.reshape(n, t, t, t, 3), ok
-    ry, rx = np.mgrid[0:t, 0:t * t]
+    ry, rx = np.mgrid[0:t, 0 : t * t]
     stored = image_uv[oy[idx, None] + leg + 1 + ry.ravel()[None, :], ox[idx, None] + rx.ravel()[None, :]]
     # consistency: the on-plane samples must match the triangle's lattice pixels
     lattice = [(t - 1 - j - k, j, k) for j in range(t) for k in range(t - j)]
@@ -268,4 +277,3 @@ def unpack_atlas(image: np.ndarray, face_uvs: np.ndarray, texture_size: int, sca
     ok[idx[~agree]] = False
     cubes[idx[agree]] = stored[agree]
     return cubes.reshape(n, t, t, t, 3), ok
-

@@ -19,6 +19,7 @@ Every shape is welded (no duplicate vertices), consistently wound counter-clockw
 outside (outward normals), centred at the origin, and deterministic (same counts and order every
 time). Arrays: vertices [V, 3] float32, faces [F, 3] int64.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -36,18 +37,49 @@ def icosphere(subdivisions: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Unit icosphere: 10 * 4**L + 2 vertices, 20 * 4**L faces (L = subdivisions)."""
     if subdivisions < 0 or subdivisions > 8:
         raise ValueError(f"sphere subdivisions must be in 0..8, got {subdivisions}")
-    p = (1.0 + 5.0 ** 0.5) / 2.0
-    v = np.array([
-        [-1, p, 0], [1, p, 0], [-1, -p, 0], [1, -p, 0],
-        [0, -1, p], [0, 1, p], [0, -1, -p], [0, 1, -p],
-        [p, 0, -1], [p, 0, 1], [-p, 0, -1], [-p, 0, 1],
-    ], np.float64)
-    f = np.array([
-        [0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11],
-        [1, 5, 9], [5, 11, 4], [11, 10, 2], [10, 7, 6], [7, 1, 8],
-        [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9],
-        [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1],
-    ], np.int64)
+    p = (1.0 + 5.0**0.5) / 2.0
+    v = np.array(
+        [
+            [-1, p, 0],
+            [1, p, 0],
+            [-1, -p, 0],
+            [1, -p, 0],
+            [0, -1, p],
+            [0, 1, p],
+            [0, -1, -p],
+            [0, 1, -p],
+            [p, 0, -1],
+            [p, 0, 1],
+            [-p, 0, -1],
+            [-p, 0, 1],
+        ],
+        np.float64,
+    )
+    f = np.array(
+        [
+            [0, 11, 5],
+            [0, 5, 1],
+            [0, 1, 7],
+            [0, 7, 10],
+            [0, 10, 11],
+            [1, 5, 9],
+            [5, 11, 4],
+            [11, 10, 2],
+            [10, 7, 6],
+            [7, 1, 8],
+            [3, 9, 4],
+            [3, 4, 2],
+            [3, 2, 6],
+            [3, 6, 8],
+            [3, 8, 9],
+            [4, 9, 5],
+            [2, 4, 11],
+            [6, 2, 10],
+            [8, 6, 7],
+            [9, 8, 1],
+        ],
+        np.int64,
+    )
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     for _ in range(subdivisions):
         edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
@@ -59,10 +91,14 @@ def icosphere(subdivisions: int = 3) -> tuple[np.ndarray, np.ndarray]:
         v = np.concatenate([v, mid])
         a, b, c = f[:, 0], f[:, 1], f[:, 2]
         m01, m12, m20 = m[:, 0], m[:, 1], m[:, 2]
-        f = np.concatenate([
-            np.stack([a, m01, m20], 1), np.stack([b, m12, m01], 1),
-            np.stack([c, m20, m12], 1), np.stack([m01, m12, m20], 1),
-        ])
+        f = np.concatenate(
+            [
+                np.stack([a, m01, m20], 1),
+                np.stack([b, m12, m01], 1),
+                np.stack([c, m20, m12], 1),
+                np.stack([m01, m12, m20], 1),
+            ]
+        )
     return v.astype(np.float32), f
 
 
@@ -96,8 +132,9 @@ def cube(segments: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return (v / np.sqrt(3.0)).astype(np.float32), f.astype(np.int64)
 
 
-def torus(major_segments: int = 48, minor_segments: int = 24, major_radius: float = 0.7,
-          minor_radius: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def torus(
+    major_segments: int = 48, minor_segments: int = 24, major_radius: float = 0.7, minor_radius: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """Torus around the y axis: M * N vertices, 2 M N faces."""
     m, n = int(major_segments), int(minor_segments)
     if m < 3 or n < 3 or m > 4096 or n > 4096:
@@ -118,7 +155,7 @@ def torus(major_segments: int = 48, minor_segments: int = 24, major_radius: floa
 
 def _bernstein(t: np.ndarray) -> np.ndarray:
     s = 1.0 - t
-    return np.stack([s ** 3, 3 * t * s ** 2, 3 * t ** 2 * s, t ** 3], axis=-1)
+    return np.stack([s**3, 3 * t * s**2, 3 * t**2 * s, t**3], axis=-1)
 
 
 def teapot(segments: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -161,12 +198,11 @@ _MAKERS = {"sphere": icosphere, "teapot": teapot, "cube": cube, "torus": torus}
 def parse_builtin(spec: str) -> tuple[str, tuple[int, ...]]:
     """``"builtin:torus:32:16"`` (or ``"torus:32:16"``) -> ("torus", (32, 16)); ValueError with
     the valid names when the name is unknown or a parameter is not an integer."""
-    body = spec[len(BUILTIN_PREFIX):] if spec.startswith(BUILTIN_PREFIX) else spec
+    body = spec[len(BUILTIN_PREFIX) :] if spec.startswith(BUILTIN_PREFIX) else spec
     name, *params = body.strip().split(":")
     name = name.strip().lower()
     if name not in _MAKERS:
-        raise ValueError(f"unknown built-in shape '{name}' (valid: "
-                         + ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_NAMES) + ")")
+        raise ValueError(f"unknown built-in shape '{name}' (valid: " + ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_NAMES) + ")")
     try:
         args = tuple(int(p) for p in params)
     except ValueError:

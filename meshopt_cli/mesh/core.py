@@ -3,6 +3,7 @@
 A module of its own so that the loaders (``mesh`` for OBJ and built-ins, ``foreign`` for the
 trimesh formats) both build a ``Mesh`` without importing each other.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -72,11 +73,12 @@ class Mesh:
         """(vertices [V, 3] float32, faces [F, 3] int64) torch tensors (copies)."""
         import torch
 
-        return (torch.tensor(self.vertices, dtype=torch.float32, device=device),
-                torch.tensor(self.faces, dtype=torch.int64, device=device))
+        return (
+            torch.tensor(self.vertices, dtype=torch.float32, device=device),
+            torch.tensor(self.faces, dtype=torch.int64, device=device),
+        )
 
-    def texture_cubes(self, texture_size: int = 4, wrapping: str = "repeat",
-                      bilinear: bool = True) -> np.ndarray:
+    def texture_cubes(self, texture_size: int = 4, wrapping: str = "repeat", bilinear: bool = True) -> np.ndarray:
         """Per-face texture cubes [F, T, T, T, 3] float32 in [0, 1] (see ``cubes``): the material's
         image through the face's UVs; its ``Kd`` colour without an image (or for faces without
         UVs); grey 0.5 without a material or when the image is missing; vertex/face colours
@@ -84,25 +86,25 @@ class Mesh:
         return texture_cubes(self, texture_size, wrapping, bilinear)
 
 
-def texture_cubes(mesh: Mesh, texture_size: int = 4, wrapping: str = "repeat",
-                  bilinear: bool = True, chunk: int = 65536) -> np.ndarray:
+def texture_cubes(
+    mesh: Mesh, texture_size: int = 4, wrapping: str = "repeat", bilinear: bool = True, chunk: int = 65536
+) -> np.ndarray:
     """See ``Mesh.texture_cubes``."""
     t = int(texture_size)
     weights = cube_weights(t)
     wrapping = canonical_wrapping(wrapping)
     n = mesh.num_faces
-    out = np.full((n, t ** 3, 3), 0.5, np.float32)
+    out = np.full((n, t**3, 3), 0.5, np.float32)
     if mesh.face_colors is not None:
         out[:] = np.asarray(mesh.face_colors, np.float32)[:, None, :]
     elif mesh.vertex_colors is not None:
         colours = np.asarray(mesh.vertex_colors, np.float32)
         for lo in range(0, n, chunk):
-            corner = colours[mesh.faces[lo:lo + chunk]]  # [n, 3, 3]
-            out[lo:lo + chunk] = np.einsum("sk,nkc->nsc", weights, corner)
+            corner = colours[mesh.faces[lo : lo + chunk]]  # [n, 3, 3]
+            out[lo : lo + chunk] = np.einsum("sk,nkc->nsc", weights, corner)
     if mesh.face_material is None:
         return out.reshape(n, t, t, t, 3)
-    has_uv = (np.all(np.isfinite(mesh.uvs), axis=(1, 2)) if mesh.uvs is not None
-              else np.zeros(n, bool))
+    has_uv = np.all(np.isfinite(mesh.uvs), axis=(1, 2)) if mesh.uvs is not None else np.zeros(n, bool)
     for index, material in enumerate(mesh.materials):
         selected = mesh.face_material == index
         if not selected.any():
@@ -117,10 +119,10 @@ def texture_cubes(mesh: Mesh, texture_size: int = 4, wrapping: str = "repeat",
         ids = np.flatnonzero(selected & has_uv)
         if material.atlas is not None and material.atlas[0] == t and len(ids):
             cubes, ok = unpack_atlas(material.image, mesh.uvs[ids], t, material.atlas[1])
-            out[ids[ok]] = cubes[ok].reshape(-1, t ** 3, 3)
+            out[ids[ok]] = cubes[ok].reshape(-1, t**3, 3)
             ids = ids[~ok]
         for lo in range(0, len(ids), chunk):
-            part = ids[lo:lo + chunk]
+            part = ids[lo : lo + chunk]
             cubes = sample_cubes(material.image, mesh.uvs[part], t, wrapping, bilinear)
-            out[part] = cubes.reshape(-1, t ** 3, 3)
+            out[part] = cubes.reshape(-1, t**3, 3)
     return out.reshape(n, t, t, t, 3)

@@ -22,14 +22,19 @@ A face's texture is a cube ``[T, T, T, 3]`` of RGB samples indexed by barycentri
 Shapes: ``T`` = texture size; cubes flattened as ``[F, T**3, 3]`` use the flat index
 ``i T^2 + j T + k``.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 WRAPPINGS = ("repeat", "mirrored_repeat", "clamp_to_edge", "clamp_to_border")
 _ALIASES = {
-    "mirror": "mirrored_repeat", "mirrored": "mirrored_repeat", "mirror_repeat": "mirrored_repeat",
-    "clamp": "clamp_to_edge", "edge": "clamp_to_edge", "border": "clamp_to_border",
+    "mirror": "mirrored_repeat",
+    "mirrored": "mirrored_repeat",
+    "mirror_repeat": "mirrored_repeat",
+    "clamp": "clamp_to_edge",
+    "edge": "clamp_to_edge",
+    "border": "clamp_to_border",
 }
 _EPS = 1e-5
 
@@ -89,8 +94,9 @@ def _sample(image_tensor, uv: np.ndarray, wrapping: str, bilinear: bool) -> np.n
     # position u (W - 1): the reference convention. (grid_sample is ~4x faster than numpy here.)
     grid = torch.from_numpy(np.asarray(wrapped * 2 - 1, np.float32)).reshape(1, 1, -1, 2)
     with torch.no_grad():
-        out = grid_sample(image_tensor, grid, mode="bilinear" if bilinear else "nearest",
-                          padding_mode="border", align_corners=True)
+        out = grid_sample(
+            image_tensor, grid, mode="bilinear" if bilinear else "nearest", padding_mode="border", align_corners=True
+        )
     out = out[0, :, 0].T.numpy()
     if outside is not None:
         out = out.copy()
@@ -98,16 +104,21 @@ def _sample(image_tensor, uv: np.ndarray, wrapping: str, bilinear: bool) -> np.n
     return out
 
 
-def sample_image(image_uv: np.ndarray, uv: np.ndarray, wrapping: str = "repeat",
-                 bilinear: bool = True) -> np.ndarray:
+def sample_image(image_uv: np.ndarray, uv: np.ndarray, wrapping: str = "repeat", bilinear: bool = True) -> np.ndarray:
     """Colours [N, 3] float32 of ``image_uv`` ([H, W, 3], row 0 = v = 0, i.e. the file flipped) at
     texture coordinates ``uv`` [N, 2] (wrapped first); pixel position ``(u (W - 1), v (H - 1))``,
     read bilinearly (or from the nearest pixel)."""
     return _sample(_image_tensor(image_uv), uv, canonical_wrapping(wrapping), bilinear)
 
 
-def sample_cubes(image: np.ndarray, face_uvs: np.ndarray, texture_size: int,
-                 wrapping: str = "repeat", bilinear: bool = True, chunk: int = 16384) -> np.ndarray:
+def sample_cubes(
+    image: np.ndarray,
+    face_uvs: np.ndarray,
+    texture_size: int,
+    wrapping: str = "repeat",
+    bilinear: bool = True,
+    chunk: int = 16384,
+) -> np.ndarray:
     """Texture cubes [n, T, T, T, 3] float32 of faces with UVs ``face_uvs`` [n, 3, 2] on ``image``
     ([H, W, 3] in [0, 1], row 0 = top as in the file)."""
     t = int(texture_size)
@@ -115,11 +126,11 @@ def sample_cubes(image: np.ndarray, face_uvs: np.ndarray, texture_size: int,
     weights = cube_weights(t).astype(np.float32)  # [S, 3]
     image_tensor = _image_tensor(image[::-1])
     n = len(face_uvs)
-    out = np.empty((n, t ** 3, 3), np.float32)
+    out = np.empty((n, t**3, 3), np.float32)
     for lo in range(0, n, chunk):
-        uvs = np.asarray(face_uvs[lo:lo + chunk], np.float32)
+        uvs = np.asarray(face_uvs[lo : lo + chunk], np.float32)
         points = np.matmul(weights, uvs).reshape(-1, 2)  # [n, S, 2]: sum_k w_sk uv_k
-        out[lo:lo + chunk] = _sample(image_tensor, points, wrapping, bilinear).reshape(len(uvs), -1, 3)
+        out[lo : lo + chunk] = _sample(image_tensor, points, wrapping, bilinear).reshape(len(uvs), -1, 3)
     return out.reshape(n, t, t, t, 3)
 
 
@@ -141,9 +152,11 @@ def _corners(lo, hi, frac, t):
                 i = hi[..., 0] if a else lo[..., 0]
                 j = hi[..., 1] if b else lo[..., 1]
                 k = hi[..., 2] if c else lo[..., 2]
-                w = ((frac[..., 0] if a else 1 - frac[..., 0])
-                     * (frac[..., 1] if b else 1 - frac[..., 1])
-                     * (frac[..., 2] if c else 1 - frac[..., 2]))
+                w = (
+                    (frac[..., 0] if a else 1 - frac[..., 0])
+                    * (frac[..., 1] if b else 1 - frac[..., 1])
+                    * (frac[..., 2] if c else 1 - frac[..., 2])
+                )
                 yield (i * t + j) * t + k, w
 
 

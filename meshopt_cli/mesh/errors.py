@@ -1,4 +1,5 @@
 """The one exception that the mesh layer raises for bad input files."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 
 trimesh is imported lazily (it is slow to import and not needed for OBJ files).
 """
+
 from __future__ import annotations
 
 import io
@@ -99,8 +100,9 @@ def read_with_trimesh(path: Path, max_faces: int):
     )
 
 
-def glb_bytes(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray | None = None,
-              face_uvs: np.ndarray | None = None) -> bytes:
+def glb_bytes(
+    vertices: np.ndarray, faces: np.ndarray, image: np.ndarray | None = None, face_uvs: np.ndarray | None = None
+) -> bytes:
     """A binary glTF of the mesh; with ``image`` ([H, W, 3] in [0, 1], row 0 = top) and
     ``face_uvs`` [F, 3, 2], textured (glTF needs per-vertex UVs, so vertices are split where
     a vertex has several UVs; the file's positions are unchanged)."""
@@ -119,9 +121,7 @@ def glb_bytes(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray | None 
         positions = v[unique[:, 0].astype(np.int64)]
         pil = Image.fromarray(np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8), "RGB")
         visual = trimesh.visual.TextureVisuals(uv=unique[:, 1:], image=pil)
-        mesh = trimesh.Trimesh(vertices=positions, faces=inverse.reshape(-1, 3),
-                               visual=visual, process=False)
+        mesh = trimesh.Trimesh(vertices=positions, faces=inverse.reshape(-1, 3), visual=visual, process=False)
     buffer = io.BytesIO()
     mesh.export(buffer, file_type="glb")
     return buffer.getvalue()
-

@@ -3,6 +3,7 @@
 A missing or unreadable MTL file or texture image is a ``warnings.warn`` and the affected faces
 come out grey; it never raises.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,19 @@ ATLAS_MARKER = "meshopt-atlas"
 
 # map_Kd options and how many arguments each takes (-o/-s/-t take 1 to 3 numbers).
 _MAP_OPTIONS = {
-    "-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1, "-imfchan": 1,
-    "-mm": 2, "-texres": 1, "-type": 1, "-o": 3, "-s": 3, "-t": 3,
+    "-blendu": 1,
+    "-blendv": 1,
+    "-bm": 1,
+    "-boost": 1,
+    "-cc": 1,
+    "-clamp": 1,
+    "-imfchan": 1,
+    "-mm": 2,
+    "-texres": 1,
+    "-type": 1,
+    "-o": 3,
+    "-s": 3,
+    "-t": 3,
 }
 
 
@@ -87,7 +99,7 @@ def parse_mtl(text: str) -> dict[str, Material]:
         parts = line.split()
         tag, args = parts[0].lower(), parts[1:]
         if tag == "newmtl":
-            current = Material(name=line[len("newmtl"):].strip())
+            current = Material(name=line[len("newmtl") :].strip())
             materials[current.name] = current
         elif current is None:
             continue
@@ -138,8 +150,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"not an image: {path}") from exc
 
 
-def load_materials(mtllibs: list[str], base_dir: Path, names: list[str], source: str,
-                   load_images: bool = True) -> list[Material]:
+def load_materials(mtllibs: list[str], base_dir: Path, names: list[str], source: str, load_images: bool = True) -> list[Material]:
     """The materials called ``names`` (in that order), read from the MTL files ``mtllibs``
     (relative to ``base_dir``), with their texture images. Problems are warnings, never errors:
     a missing MTL or image, an image that cannot be read, a material no MTL defines."""
@@ -152,8 +163,10 @@ def load_materials(mtllibs: list[str], base_dir: Path, names: list[str], source:
             try:
                 text = mtl_path.read_text(encoding="utf-8", errors="surrogateescape")
             except OSError as exc:
-                warnings.warn(f"{source}: cannot read material library {mtl_path} "
-                              f"({exc.strerror or exc}); its faces will be grey", stacklevel=3)
+                warnings.warn(
+                    f"{source}: cannot read material library {mtl_path} ({exc.strerror or exc}); its faces will be grey",
+                    stacklevel=3,
+                )
                 continue
             read_any = True
             for material in parse_mtl(text).values():
@@ -168,8 +181,7 @@ def load_materials(mtllibs: list[str], base_dir: Path, names: list[str], source:
         material = defined.get(name)
         if material is None:
             if read_any:
-                warnings.warn(f"{source}: material '{name}' is not defined in the MTL; "
-                              f"its faces will be grey", stacklevel=3)
+                warnings.warn(f"{source}: material '{name}' is not defined in the MTL; its faces will be grey", stacklevel=3)
             material = Material(name=name)
         elif load_images and material.image_path is not None and material.image is None:
             path = material.image_path
@@ -178,8 +190,9 @@ def load_materials(mtllibs: list[str], base_dir: Path, names: list[str], source:
                     cache[path] = load_image(path)
                 except (OSError, ValueError) as exc:
                     reason = "missing" if not path.exists() else f"unreadable: {exc}"
-                    warnings.warn(f"{source}: texture image {path} of material '{name}' is "
-                                  f"{reason}; its faces will be grey", stacklevel=3)
+                    warnings.warn(
+                        f"{source}: texture image {path} of material '{name}' is {reason}; its faces will be grey", stacklevel=3
+                    )
                     cache[path] = None
             material.image = cache[path]
         out.append(material)

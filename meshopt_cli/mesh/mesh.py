@@ -1,4 +1,5 @@
 """``load_mesh`` (any supported file or ``builtin:NAME``) into a ``Mesh`` (defined in ``core``)."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,11 @@ def _check_vertices(mesh: Mesh, source: str, lines: np.ndarray | None = None) ->
     if len(mesh.vertices):
         extent = np.ptp(np.asarray(mesh.vertices, np.float64), axis=0).max()
         if extent > FLOAT32_MAX / 4:  # centring, scaling and saving back must stay finite in float32
-            raise MeshError(source, f"coordinates too large (the mesh spans {extent:.3g} units; meshopt works in "
-                                    f"32-bit floats: scale it below {FLOAT32_MAX / 4:.3g})")
+            raise MeshError(
+                source,
+                f"coordinates too large (the mesh spans {extent:.3g} units; meshopt works in "
+                f"32-bit floats: scale it below {FLOAT32_MAX / 4:.3g})",
+            )
 
 
 def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int) -> Mesh:
@@ -41,8 +45,10 @@ def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int) -> M
         uvs = np.full((n, 3, 2), np.nan, np.float32)
         uvs[complete] = records.uv_coords[records.face_uv[complete]]
     if textures and records.bad_uv_refs:
-        warnings.warn(f"{path}: {records.bad_uv_refs} face corners refer to texture coordinates "
-                      f"that do not exist; those faces have no UVs", stacklevel=3)
+        warnings.warn(
+            f"{path}: {records.bad_uv_refs} face corners refer to texture coordinates that do not exist; those faces have no UVs",
+            stacklevel=3,
+        )
     if textures:
         materials = load_materials(records.mtllibs, path.parent, records.material_names, str(path))
     else:
@@ -90,8 +96,9 @@ def load_mesh(source: str | os.PathLike, *, textures: bool = True, max_faces: in
         raise MeshError(path, "is a directory, not a mesh file")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise MeshError(path, f"unsupported file type '{suffix or '(no extension)'}' "
-                              f"(supported: {', '.join(SUPPORTED_SUFFIXES)})")
+        raise MeshError(
+            path, f"unsupported file type '{suffix or '(no extension)'}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+        )
     try:
         if suffix == ".obj":
             data = path.read_bytes()

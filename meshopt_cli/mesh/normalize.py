@@ -5,6 +5,7 @@ that its longest side spans [-1, 1] (the paper's normalisation; the other sides 
 ``normalize_vertices`` is the same map computed with the reference implementation's float32 steps,
 which ``load_obj`` keeps for bit-compatibility with the paper's loader.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -1,4 +1,5 @@
 """``load_obj``: the reference implementation's loader (tensors in, tensors out)."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,14 @@ from meshopt_cli.mesh.mesh import load_mesh
 from meshopt_cli.mesh.normalize import normalize_vertices
 
 
-def load_obj(filename_obj: str | os.PathLike, normalization: bool = True, texture_size: int = 4,
-             load_texture: bool = False, texture_wrapping: str = "repeat", use_bilinear: bool = True):
+def load_obj(
+    filename_obj: str | os.PathLike,
+    normalization: bool = True,
+    texture_size: int = 4,
+    load_texture: bool = False,
+    texture_wrapping: str = "repeat",
+    use_bilinear: bool = True,
+):
     """Load a Wavefront OBJ (or any ``load_mesh`` source, e.g. ``builtin:teapot``) like the paper's
     reference implementation.
 

@@ -10,6 +10,7 @@ negative (relative to the records read so far) and may use the ``v``, ``v/vt``, 
 The file is parsed with numpy on the whole byte buffer (no per-line Python loop over vertex and
 face records), so a 1 M-face file loads in about a second.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,8 +79,9 @@ def _normalise_text(data: bytes) -> bytes:
     return data, buf, newlines
 
 
-def _select_lines(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, mask: np.ndarray,
-                  tag_len: int) -> tuple[np.ndarray, np.ndarray]:
+def _select_lines(
+    buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, mask: np.ndarray, tag_len: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The bytes of the lines selected by ``mask`` (each ending in a newline), concatenated, with
     their first ``tag_len`` bytes (the record tag) blanked; and the start offset of each line in
     that buffer. Copies runs of consecutive selected lines as slices (files keep their ``v`` and
@@ -141,11 +143,12 @@ def _parse_numbers(region: np.ndarray, dtype) -> np.ndarray:
     return np.fromstring(region.tobytes(), dtype=dtype, sep=" ")
 
 
-def _first_bad_line(data: bytes, line_starts: np.ndarray, line_ends: np.ndarray,
-                    line_ids: np.ndarray, tag_len: int, kind: str) -> int:
+def _first_bad_line(
+    data: bytes, line_starts: np.ndarray, line_ends: np.ndarray, line_ids: np.ndarray, tag_len: int, kind: str
+) -> int:
     """Slow path, only for error messages: the 1-based number of the first unparseable line."""
     for idx in line_ids:
-        text = data[line_starts[idx] + tag_len:line_ends[idx]]
+        text = data[line_starts[idx] + tag_len : line_ends[idx]]
         for token in text.split():
             parts = token.split(b"/") if kind == "f" else [token]
             try:
@@ -206,7 +209,7 @@ def parse_obj(data: bytes, source: str, max_faces: int = MAX_FACES, uvs: bool = 
     usemtl_ids: list[int] = []
     mtllibs: list[str] = []
     for idx in np.flatnonzero(((c0 == ord("u")) | (c0 == ord("m"))) & (lengths >= 6)):
-        parts = data[starts[idx]:newlines[idx]].decode("utf-8", "surrogateescape").split(None, 1)
+        parts = data[starts[idx] : newlines[idx]].decode("utf-8", "surrogateescape").split(None, 1)
         if not parts:
             continue
         rest = parts[1].strip() if len(parts) > 1 else ""
@@ -224,8 +227,7 @@ def parse_obj(data: bytes, source: str, max_faces: int = MAX_FACES, uvs: bool = 
     if len(v_lines) == 0:
         raise MeshError(source, "no vertices ('v' records)")
     if len(f_lines) > max_faces:  # every face record gives at least one triangle: fail early
-        raise MeshError(source, f"too many faces (over {max_faces:,} face records; the limit is "
-                                f"{max_faces:,} triangles)")
+        raise MeshError(source, f"too many faces (over {max_faces:,} face records; the limit is {max_faces:,} triangles)")
 
     # --- v ---
     region, offs = _select_lines(buf, starts, lengths, is_v, 1)
@@ -333,8 +335,7 @@ def parse_obj(data: bytes, source: str, max_faces: int = MAX_FACES, uvs: bool = 
         k = bad[0]
         raise MeshError(
             source,
-            f"face index {int(v_ref[k])} out of range on line {fline_of_tok[k] + 1} "
-            f"(the file has {len(v_lines)} vertices)",
+            f"face index {int(v_ref[k])} out of range on line {fline_of_tok[k] + 1} (the file has {len(v_lines)} vertices)",
         )
     if len(vt_lines) and np.any(vt_ref != 0):
         nvt_before = np.searchsorted(vt_lines, fline_of_tok) if np.any(vt_ref < 0) else None

@@ -6,6 +6,7 @@ Textures go into the mesh's own UV layout when it has one (``uvs`` + ``image_siz
 a generated per-face atlas (see ``bake.AtlasLayout``). Files are written texture first, then MTL,
 then OBJ, each through a temp file + ``os.replace``: no half-written file ever exists.
 """
+
 from __future__ import annotations
 
 import io
@@ -74,8 +75,13 @@ def _png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def obj_text(vertices: np.ndarray, faces: np.ndarray, face_uvs: np.ndarray | None = None,
-             mtllib: str | None = None, material: str | None = None) -> str:
+def obj_text(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    face_uvs: np.ndarray | None = None,
+    mtllib: str | None = None,
+    material: str | None = None,
+) -> str:
     """OBJ text: ``v`` records (9 significant digits), ``vt`` records (deduplicated corner UVs) and
     1-based ``f v/vt`` records. Vertices [V, 3], faces [F, 3], face_uvs [F, 3, 2] or None."""
     parts = ["# written by meshopt\n"]
@@ -100,9 +106,18 @@ def obj_text(vertices: np.ndarray, faces: np.ndarray, face_uvs: np.ndarray | Non
     return "".join(parts)
 
 
-def save_obj(path: str | os.PathLike, vertices, faces, textures=None, *, uvs=None,
-             image_size: tuple[int, int] | None = None, base_image: np.ndarray | None = None,
-             texture_wrapping: str = "repeat", material_name: str = "material_0") -> list[Path]:
+def save_obj(
+    path: str | os.PathLike,
+    vertices,
+    faces,
+    textures=None,
+    *,
+    uvs=None,
+    image_size: tuple[int, int] | None = None,
+    base_image: np.ndarray | None = None,
+    texture_wrapping: str = "repeat",
+    material_name: str = "material_0",
+) -> list[Path]:
     """Write an OBJ (``.glb``: a binary glTF through trimesh) and return the files written.
 
     vertices [V, 3] and faces [F, 3] (numpy or torch; a leading batch of 1 is accepted). With
@@ -114,8 +129,16 @@ def save_obj(path: str | os.PathLike, vertices, faces, textures=None, *, uvs=Non
     """
     path = Path(path)
     if path.suffix.lower() == ".glb":
-        return export_glb(path, vertices, faces, textures, uvs=uvs, image_size=image_size,
-                          base_image=base_image, texture_wrapping=texture_wrapping)
+        return export_glb(
+            path,
+            vertices,
+            faces,
+            textures,
+            uvs=uvs,
+            image_size=image_size,
+            base_image=base_image,
+            texture_wrapping=texture_wrapping,
+        )
     v, f, t = _prepare(vertices, faces, textures)
     if t is None:
         return [atomic_write_text(path, obj_text(v, f))]
@@ -124,8 +147,15 @@ def save_obj(path: str | os.PathLike, vertices, faces, textures=None, *, uvs=Non
     return _write_bundle(path, v, f, image, face_uvs, marker, material_name)
 
 
-def _write_bundle(path: Path, v: np.ndarray, f: np.ndarray, image: np.ndarray, face_uvs: np.ndarray,
-                  marker: tuple[int, int] | None, material_name: str = "material_0") -> list[Path]:
+def _write_bundle(
+    path: Path,
+    v: np.ndarray,
+    f: np.ndarray,
+    image: np.ndarray,
+    face_uvs: np.ndarray,
+    marker: tuple[int, int] | None,
+    material_name: str = "material_0",
+) -> list[Path]:
     """Write ``<stem>.png`` (image [H, W, 3], row 0 = top), ``<stem>.mtl`` and the OBJ, in that
     order, each atomically; returns the three paths."""
     png_name, mtl_name = path.stem + ".png", path.stem + ".mtl"
@@ -140,9 +170,17 @@ def _write_bundle(path: Path, v: np.ndarray, f: np.ndarray, image: np.ndarray, f
     ]
 
 
-def export_glb(path: str | os.PathLike, vertices, faces, textures=None, *, uvs=None,
-               image_size: tuple[int, int] | None = None, base_image: np.ndarray | None = None,
-               texture_wrapping: str = "repeat") -> list[Path]:
+def export_glb(
+    path: str | os.PathLike,
+    vertices,
+    faces,
+    textures=None,
+    *,
+    uvs=None,
+    image_size: tuple[int, int] | None = None,
+    base_image: np.ndarray | None = None,
+    texture_wrapping: str = "repeat",
+) -> list[Path]:
     """Write a binary glTF (through trimesh), textured like ``save_obj`` when ``textures`` are
     given (the texture is embedded). glTF keeps UVs per vertex, so vertices are split where one
     has several UVs (positions unchanged). Returns ``[path]``."""
@@ -168,8 +206,7 @@ def save_mesh(path: str | os.PathLike, mesh, textures=None, vertices=None) -> li
         return save_obj(path, verts, mesh.faces, textures)
     image = mesh.texture
     if textures is not None:
-        return save_obj(path, verts, mesh.faces, textures, uvs=mesh.uvs, image_size=image.shape[:2],
-                        base_image=image)
+        return save_obj(path, verts, mesh.faces, textures, uvs=mesh.uvs, image_size=image.shape[:2], base_image=image)
     v, f, _ = _prepare(verts, mesh.faces, None)  # no new textures: keep the input's UVs and image
     path = Path(path)
     if path.suffix.lower() == ".glb":

@@ -2,6 +2,7 @@
 
 vertices: [V, 3] float arrays (``weld`` also takes [V, D]); faces: [F, 3] int arrays of vertex indices.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -9,8 +10,9 @@ from collections import deque
 import numpy as np
 
 
-def weld(vertices: np.ndarray, faces: np.ndarray, decimals: int | None = None, *,
-         drop_degenerate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def weld(
+    vertices: np.ndarray, faces: np.ndarray, decimals: int | None = None, *, drop_degenerate: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge vertices with equal rows (exactly, or after rounding to ``decimals``; -0.0 equals 0.0).
 
     vertices: ``[V, D]`` floats, usually positions (D = 3, mesh units); extra columns (e.g. colours,
@@ -35,8 +37,7 @@ def weld(vertices: np.ndarray, faces: np.ndarray, decimals: int | None = None, *
     new_faces = rank[inverse][np.asarray(faces)]
     if not drop_degenerate:
         return new_vertices, new_faces
-    keep = ((new_faces[:, 0] != new_faces[:, 1]) & (new_faces[:, 1] != new_faces[:, 2])
-            & (new_faces[:, 2] != new_faces[:, 0]))
+    keep = (new_faces[:, 0] != new_faces[:, 1]) & (new_faces[:, 1] != new_faces[:, 2]) & (new_faces[:, 2] != new_faces[:, 0])
     return new_vertices, new_faces[keep]
 
 

@@ -29,6 +29,7 @@ normalisation before it and the outputs after it are float32, so the losses neve
 
 :func:`describe_weights` reports the cache directory and which ImageNet files are present.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,11 +53,19 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: A feature "conv3_3" is the ReLU output after conv3_3 (what style transfer calls relu3_3).
 VGG16_LAYERS: "OrderedDict[str, int]" = OrderedDict(
     [
-        ("conv1_1", 1), ("conv1_2", 3),
-        ("conv2_1", 6), ("conv2_2", 8),
-        ("conv3_1", 11), ("conv3_2", 13), ("conv3_3", 15),
-        ("conv4_1", 18), ("conv4_2", 20), ("conv4_3", 22),
-        ("conv5_1", 25), ("conv5_2", 27), ("conv5_3", 29),
+        ("conv1_1", 1),
+        ("conv1_2", 3),
+        ("conv2_1", 6),
+        ("conv2_2", 8),
+        ("conv3_1", 11),
+        ("conv3_2", 13),
+        ("conv3_3", 15),
+        ("conv4_1", 18),
+        ("conv4_2", 20),
+        ("conv4_3", 22),
+        ("conv5_1", 25),
+        ("conv5_2", 27),
+        ("conv5_3", 29),
     ]
 )
 #: The style loss's layers (the paper's): ReLU outputs after conv1_2, conv2_2, conv3_3, conv4_3.
@@ -67,10 +76,22 @@ VGG16_STYLE_LAYERS = ("conv1_2", "conv2_2", "conv3_3", "conv4_3")
 _GOOGLENET_FP32_STEM = frozenset({"conv1", "maxpool1", "conv2", "conv3"})
 #: The stem and blocks of torchvision's GoogLeNet, in forward order (its attribute names).
 _GOOGLENET_SEQUENCE = (
-    "conv1", "maxpool1", "conv2", "conv3", "maxpool2",
-    "inception3a", "inception3b", "maxpool3",
-    "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
-    "inception5a", "inception5b",
+    "conv1",
+    "maxpool1",
+    "conv2",
+    "conv3",
+    "maxpool2",
+    "inception3a",
+    "inception3b",
+    "maxpool3",
+    "inception4a",
+    "inception4b",
+    "inception4c",
+    "inception4d",
+    "inception4e",
+    "maxpool4",
+    "inception5a",
+    "inception5b",
 )
 
 _PROBE_HOST_TIMEOUT_S = 5.0  # reachability check of the download host before a download
@@ -106,8 +127,8 @@ def weights_file_name(arch: str) -> str:
 def describe_weights() -> dict:
     """Where ImageNet weights are cached and which are present (JSON-serialisable)::
 
-        {"checkpoint_dir": "...", "backbones": [{"name": "vgg16", "file": "vgg16-397923af.pth",
-          "url": "...", "path": "...", "cached": true, "size_bytes": 553433881}, ...]}
+    {"checkpoint_dir": "...", "backbones": [{"name": "vgg16", "file": "vgg16-397923af.pth",
+      "url": "...", "path": "...", "cached": true, "size_bytes": 553433881}, ...]}
     """
     directory = checkpoint_dir()
     entries = []
@@ -200,12 +221,13 @@ def _load_file_state_dict(path: Path) -> dict:
         raise WeightsError(f"{path}: not a state dict (expected a mapping of names to tensors)")
     out = {}
     for k, v in obj.items():
-        out[k[len("module."):] if k.startswith("module.") else k] = v
+        out[k[len("module.") :] if k.startswith("module.") else k] = v
     return out
 
 
-def _apply_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
-                      arch: str, alt_prefix: str | None = None) -> None:
+def _apply_state_dict(
+    module: nn.Module, state: Mapping[str, torch.Tensor], source: str, arch: str, alt_prefix: str | None = None
+) -> None:
     """Load into the truncated ``module`` the keys it needs from ``state`` (extra keys, e.g. of
     the classifier or of layers past the cut, are ignored). ``alt_prefix``: keys may also come
     without it (a VGG ``features``-only state dict)."""
@@ -219,8 +241,7 @@ def _apply_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], sour
     for k, v in needed.items():
         if tuple(state[k].shape) != tuple(v.shape):
             raise WeightsError(
-                f"{source}: not a {arch} state dict ({k} has shape {tuple(state[k].shape)}, "
-                f"expected {tuple(v.shape)})"
+                f"{source}: not a {arch} state dict ({k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)})"
             )
     module.load_state_dict({k: state[k] for k in needed}, strict=True)
 
@@ -292,15 +313,21 @@ class VGG16Features(_Frozen):
     ``layers``; C = 64, 128, 256, 512 and H' = H, H/2, H/4, H/8 (floored) for the defaults.
     """
 
-    def __init__(self, layers: Sequence[str] = VGG16_STYLE_LAYERS, weights="imagenet", *,
-                 seed: int = 0, progress: bool = True, bf16: bool = False) -> None:
+    def __init__(
+        self,
+        layers: Sequence[str] = VGG16_STYLE_LAYERS,
+        weights="imagenet",
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        bf16: bool = False,
+    ) -> None:
         super().__init__(bf16)
         layers = tuple(layers)
         unknown = [n for n in layers if n not in VGG16_LAYERS]
         if unknown or not layers:
             raise ValueError(
-                f"unknown VGG16 layer {unknown[0] if unknown else '(none given)'!r} "
-                f"(valid: {', '.join(VGG16_LAYERS)})"
+                f"unknown VGG16 layer {unknown[0] if unknown else '(none given)'!r} (valid: {', '.join(VGG16_LAYERS)})"
             )
         self.layers = layers
         self._taps = {VGG16_LAYERS[n]: n for n in layers}
@@ -373,8 +400,15 @@ class GoogLeNetFeatures(_Frozen):
     H' = ceil(H / 16) (4 for 64, 14 for 224).
     """
 
-    def __init__(self, layer: str = GOOGLENET_DEFAULT_LAYER, weights="imagenet", *,
-                 seed: int = 0, progress: bool = True, bf16: bool = False) -> None:
+    def __init__(
+        self,
+        layer: str = GOOGLENET_DEFAULT_LAYER,
+        weights="imagenet",
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        bf16: bool = False,
+    ) -> None:
         super().__init__(bf16)
         attr = _googlenet_attr(layer)
         self.layer = attr.replace("inception", "inception_")
@@ -385,9 +419,7 @@ class GoogLeNetFeatures(_Frozen):
             # with depth (~1e-9 at inception_4c), which stalls Adam (its eps dominates); convs are
             # re-initialised with kaiming normal (fan_in, relu) instead, so that random features
             # have a scale of order 1 (BatchNorm in eval mode with running stats 0/1 is ~identity)
-            model = torchvision.models.googlenet(
-                weights=None, aux_logits=False, transform_input=True, init_weights=False
-            )
+            model = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=False)
             for m in model.modules():
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
@@ -397,9 +429,7 @@ class GoogLeNetFeatures(_Frozen):
         # same attribute names as torchvision's model, so its state dict keys match; built on the
         # meta device (no wasted initialisation), then given real storage filled by the state dict
         with torch.device("meta"):
-            trunk = torchvision.models.googlenet(
-                weights=None, aux_logits=False, transform_input=True, init_weights=False
-            )
+            trunk = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=False)
         for name in self._sequence:
             self.add_module(name, getattr(trunk, name).to_empty(device="cpu"))
         del trunk
@@ -409,8 +439,7 @@ class GoogLeNetFeatures(_Frozen):
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         # torchvision's transform_input: ImageNet-normalised -> (x - 0.5) / 0.5
         x = torch.cat(
-            [x[:, c: c + 1] * (s / 0.5) + (m - 0.5) / 0.5
-             for c, (m, s) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD))],
+            [x[:, c : c + 1] * (s / 0.5) + (m - 0.5) / 0.5 for c, (m, s) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD))],
             dim=1,
         )
         for name in self._sequence:
@@ -422,14 +451,18 @@ class GoogLeNetFeatures(_Frozen):
         return x
 
 
-def build_backbone(name: str, weights="imagenet", *, layers: Iterable[str] | str | None = None,
-                   seed: int = 0, progress: bool = True) -> nn.Module:
+def build_backbone(
+    name: str, weights="imagenet", *, layers: Iterable[str] | str | None = None, seed: int = 0, progress: bool = True
+) -> nn.Module:
     """Factory: ``name`` "vgg16" (``layers``: VGG16 layer names) or "googlenet" (``layers``: one
     inception block name)."""
     if name == "vgg16":
-        return VGG16Features(VGG16_STYLE_LAYERS if layers is None else
-                             ((layers,) if isinstance(layers, str) else tuple(layers)),
-                             weights, seed=seed, progress=progress)
+        return VGG16Features(
+            VGG16_STYLE_LAYERS if layers is None else ((layers,) if isinstance(layers, str) else tuple(layers)),
+            weights,
+            seed=seed,
+            progress=progress,
+        )
     if name == "googlenet":
         if layers is not None and not isinstance(layers, str):
             layers = list(layers)

@@ -8,6 +8,7 @@ default ``inception_4c``) over a batch of random views, and the triangle-evennes
 :class:`meshopt_cli.commands.dream.DreamSettings`; its views are lit by ambient light only on one
 random grey background per step.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Figures of a fit: silhouette IoU on the training and held-out views, voxel IoU at 32³."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,9 @@ from meshopt_cli.optimize.views import render_silhouettes
 from meshopt_cli.optimize.voxels import is_watertight, voxel_iou
 
 
-def view_ious(vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarget, which: str, size: int,
-              fill_back: bool = True) -> list[float]:
+def view_ious(
+    vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarget, which: str, size: int, fill_back: bool = True
+) -> list[float]:
     """IoU of the binary silhouettes (alpha > 0.5) of the mesh and of the target, per view."""
     views = target.train if which == "train" else target.heldout
     if views is None or len(views) == 0:

@@ -15,6 +15,7 @@ iteration, or a ``KeyboardInterrupt`` ends the loop and returns the current stat
 (``FitResult.interrupted``). A loss or a parameter that is not finite
 ends it too, returning the last finite state (``FitResult.failure`` says what happened).
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,14 @@ def cosine_lr(first: float, last: float, step: int, total: int) -> float:
     return last + (first - last) * 0.5 * (1 + math.cos(math.pi * step / (total - 1)))
 
 
-def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarget, settings: FitLoopSettings,
-        progress: Callable[[int], None] | None = None, should_stop: Callable[[], object] = lambda: False) -> FitResult:
+def fit(
+    template_vertices: torch.Tensor,
+    faces: torch.Tensor,
+    target: SilhouetteTarget,
+    settings: FitLoopSettings,
+    progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], object] = lambda: False,
+) -> FitResult:
     """Fit ``template_vertices [V, 3]`` (faces ``[F, 3]``, on the target's device) to ``target``.
 
     The template is used as given (the caller centres and scales it). Deterministic for a given
@@ -109,7 +116,9 @@ def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: Silhouette
     def silhouettes(vertices, index, size):
         if size not in renderers:
             renderers[size] = silhouette_renderer(size, fill_back, target.train)
-        return render_batch(renderers[size], vertices, faces, target.train.subset(index)), target.masks("train", size)[index.to(device)]
+        return render_batch(renderers[size], vertices, faces, target.train.subset(index)), target.masks("train", size)[
+            index.to(device)
+        ]
 
     def sample():
         return torch.randperm(count, generator=generator)[:batch]
@@ -124,8 +133,12 @@ def fit(template_vertices: torch.Tensor, faces: torch.Tensor, target: Silhouette
             size = settings.coarse_image_size or settings.image_size
             for step in range(settings.affine_iterations):
                 for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(settings.affine_learning_rate, settings.affine_learning_rate * AFFINE_DECAY,
-                                            step, settings.affine_iterations)
+                    group["lr"] = cosine_lr(
+                        settings.affine_learning_rate,
+                        settings.affine_learning_rate * AFFINE_DECAY,
+                        step,
+                        settings.affine_iterations,
+                    )
                 rendered, wanted = silhouettes(base * log_scale.exp() + shift, sample(), size)
                 loss = image_loss(rendered, wanted)
                 _check_finite(loss, [], "affine", step)

@@ -8,6 +8,7 @@ masks ``[B, S, S]`` or ``[B, 1, S, S]`` in [0, 1], vertices ``[V, 3]`` or ``[B, 
 are **means over the batch** (views) so that their weights do not depend on the number of views;
 the content term is a plain sum (it has no batch of views).
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence, Union
@@ -59,8 +60,7 @@ def gram_matrices(features: Features, mask: torch.Tensor | None = None) -> list[
     return [gram_matrix(f, mask) for f in _as_list(features)]
 
 
-def style_loss(features: Features, style_grams: Sequence[torch.Tensor],
-               mask: torch.Tensor | None = None) -> torch.Tensor:
+def style_loss(features: Features, style_grams: Sequence[torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
     """Style loss of rendered views against a style image:
 
     ``L = mean_b Σ_layers ‖G_l(render_b · mask_b) − G_l(style)‖²_F``
@@ -117,7 +117,7 @@ def total_variation(images: torch.Tensor, mask: torch.Tensor | None = None) -> t
 def dream_loss(activation: torch.Tensor) -> torch.Tensor:
     """DeepDream loss ``−mean(activation²)`` over all elements of ``activation`` ``[B, C, H, W]``
     (minimising it makes the layer's activations grow)."""
-    return -(activation ** 2).mean()
+    return -(activation**2).mean()
 
 
 def unique_edges(faces: torch.Tensor) -> torch.Tensor:
@@ -127,8 +127,7 @@ def unique_edges(faces: torch.Tensor) -> torch.Tensor:
     return torch.unique(torch.sort(pairs, dim=1).values, dim=0)
 
 
-def edge_length_variance(vertices: torch.Tensor, faces: torch.Tensor,
-                         edges: torch.Tensor | None = None) -> torch.Tensor:
+def edge_length_variance(vertices: torch.Tensor, faces: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
     """The dream's triangle-evenness term: ``Var(edge lengths) × F``.
 
     Lengths ``‖v_i − v_j‖`` over the unique undirected edges of ``faces`` ``[F, 3]`` (pass

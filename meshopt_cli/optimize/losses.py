@@ -4,6 +4,7 @@ Shapes: silhouettes ``[B, S, S]`` in [0, 1]; vertices ``[V, 3]`` (or ``[B, V, 3]
 the mesh's connectivity comes from a :class:`MeshTopology` built once from the faces.
 Every loss returns a scalar tensor.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 
 # ----------------------------------------------------------------------------- image terms
 
@@ -87,8 +87,13 @@ class MeshTopology:
         pairs = np.stack([face_of[first], face_of[second]], axis=1)
         degree = np.bincount(edges.reshape(-1), minlength=num_vertices)
         as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long, device=device)  # noqa: E731
-        return MeshTopology(as_tensor(edges), as_tensor(quads), as_tensor(pairs), as_tensor(f),
-                            torch.as_tensor(degree, dtype=torch.float32, device=device))
+        return MeshTopology(
+            as_tensor(edges),
+            as_tensor(quads),
+            as_tensor(pairs),
+            as_tensor(f),
+            torch.as_tensor(degree, dtype=torch.float32, device=device),
+        )
 
 
 # ----------------------------------------------------------------------------- regularizers
@@ -153,7 +158,7 @@ def flatten_loss(vertices: torch.Tensor, topology: MeshTopology, eps: float = 1e
         b_len = torch.sqrt((b * b).sum(-1) + eps)
         ab = (a * b).sum(-1)
         cos = ab / (torch.sqrt(a_len2 + eps) * b_len + eps)
-        sin = torch.sqrt(1 - cos ** 2 + eps)
+        sin = torch.sqrt(1 - cos**2 + eps)
         return b - a * (ab / (a_len2 + eps))[..., None], b_len * sin
 
     c1, l1 = perpendicular(v2 - v0)

@@ -7,6 +7,7 @@ with Gram matrices of VGG16 ReLU features after conv1_2, conv2_2, conv3_3, conv4
 (:mod:`~meshopt_cli.optimize.image_losses`). The command's settings are
 :class:`meshopt_cli.commands.style.StyleSettings`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 
 from meshopt_cli.optimize.image_losses import content_loss, gram_matrices, style_loss, total_variation
 from meshopt_cli.optimize.textured import RenderedViews
+
 MAX_STYLE_SIDE = 1024  # style images are downscaled to at most this many pixels per side on load
 MAX_STYLE_PIXELS = 500_000_000  # refuse decompression bombs beyond this
 MIN_STYLE_SIDE = 16  # a smaller image has no strokes to transfer (and is most likely a mistake)
@@ -57,8 +59,10 @@ def load_style_image(path: str | Path) -> np.ndarray:
     finally:
         Image.MAX_IMAGE_PIXELS = previous
     if min(array.shape[:2]) < MIN_STYLE_SIDE:
-        raise StyleImageError(f"{path}: image too small ({array.shape[1]}x{array.shape[0]} pixels; "
-                              f"a style image needs at least {MIN_STYLE_SIDE}x{MIN_STYLE_SIDE})")
+        raise StyleImageError(
+            f"{path}: image too small ({array.shape[1]}x{array.shape[0]} pixels; "
+            f"a style image needs at least {MIN_STYLE_SIDE}x{MIN_STYLE_SIDE})"
+        )
     return array
 
 

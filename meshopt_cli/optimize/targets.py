@@ -5,6 +5,7 @@ Both kinds give a :class:`SilhouetteTarget`: training views, optional held-out v
 images). Bad input raises :class:`TargetError`, a ValueError whose message is one line naming the
 file and the problem.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from meshopt_cli.mesh.normalize import box_normalization
-from meshopt_cli.optimize.views import (DISTANCE, ELEVATION, VIEWING_ANGLE, Views, angle_views, heldout_views,
-                                        render_silhouettes, training_views)
+from meshopt_cli.optimize.views import (
+    DISTANCE,
+    ELEVATION,
+    VIEWING_ANGLE,
+    Views,
+    angle_views,
+    heldout_views,
+    render_silhouettes,
+    training_views,
+)
 
 MIN_MASK_PIXELS = 1  # a mask with fewer foreground pixels (at full resolution) is "empty"
 MIN_MASK_SIDE = 16  # a silhouette smaller than this says nothing about a shape
@@ -61,8 +70,16 @@ class MeshTarget(SilhouetteTarget):
     paper's distance; ``normalize=False`` keeps it as given), seen from the training and held-out
     views. Rendered with back faces filled (open meshes show no holes)."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, name: str, train: Views, heldout: Views | None, device,
-                 normalize: bool = True):
+    def __init__(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        name: str,
+        train: Views,
+        heldout: Views | None,
+        device,
+        normalize: bool = True,
+    ):
         if normalize:
             normalised, self.centre, self.scale = normalize_to_ball(vertices)
         else:
@@ -89,8 +106,9 @@ def mesh_target(source: str, views: int, heldout: int, device) -> MeshTarget:
     from meshopt_cli.mesh import load_mesh
 
     mesh = load_mesh(source, textures=False)
-    target = MeshTarget(mesh.vertices, mesh.faces, mesh.name, training_views(views),
-                        heldout_views(views, heldout) if heldout else None, device)
+    target = MeshTarget(
+        mesh.vertices, mesh.faces, mesh.name, training_views(views), heldout_views(views, heldout) if heldout else None, device
+    )
     if not bool((target.masks("train", 32) > 0).any()):
         raise TargetError(source, "has no visible silhouette (its faces have no area)")
     return target
@@ -150,7 +168,9 @@ def _matrix(value, shape, where, key) -> np.ndarray:
     except (TypeError, ValueError):
         array = None
     if array is None or array.dtype == object or array.size != int(np.prod(shape)) or not np.isfinite(array).all():
-        raise TargetError(where[0], f"{where[1]}: '{key}' must be {'x'.join(map(str, shape))} finite numbers, got {json.dumps(value)}")
+        raise TargetError(
+            where[0], f"{where[1]}: '{key}' must be {'x'.join(map(str, shape))} finite numbers, got {json.dumps(value)}"
+        )
     return array.reshape(shape)
 
 
@@ -162,12 +182,17 @@ def parse_camera(entry, where, image_size: int):
     """One camera of a cameras file -> ``("angles", (az, el, dist, angle))`` or ``("krt", (K, R, t, dist))``
     with K normalised to ``orig_size = 1`` (orig_size defaults to the image's size)."""
     if not isinstance(entry, dict):
-        raise TargetError(where[0], f"{where[1]}: expected an object with azimuth/elevation/distance or K/R/t, got {json.dumps(entry)[:60]}")
+        raise TargetError(
+            where[0], f"{where[1]}: expected an object with azimuth/elevation/distance or K/R/t, got {json.dumps(entry)[:60]}"
+        )
     keys = set(entry) - {"image", "name"}
     unknown = keys - ANGLE_KEYS - MATRIX_KEYS
     if unknown:
-        raise TargetError(where[0], f"{where[1]}: unknown key '{sorted(unknown)[0]}' (use azimuth/elevation/distance"
-                                    " [viewing_angle] or K/R/t [dist_coeffs, orig_size])")
+        raise TargetError(
+            where[0],
+            f"{where[1]}: unknown key '{sorted(unknown)[0]}' (use azimuth/elevation/distance"
+            " [viewing_angle] or K/R/t [dist_coeffs, orig_size])",
+        )
     if keys & ANGLE_KEYS and keys & MATRIX_KEYS:
         raise TargetError(where[0], f"{where[1]}: give either azimuth/elevation/distance or K/R/t, not both")
     if keys & {"K", "R", "t"}:
@@ -216,8 +241,11 @@ def read_cameras(path: str | os.PathLike, images: list[Path], sizes: list[int]) 
         data = data["cameras"]
     if isinstance(data, list):
         if len(data) != len(images):
-            raise TargetError(path, f"{len(data)} camera{'s' if len(data) != 1 else ''} for {len(images)} image{'s' if len(images) != 1 else ''} "
-                                    "(give one camera per image, in the images' order)")
+            raise TargetError(
+                path,
+                f"{len(data)} camera{'s' if len(data) != 1 else ''} for {len(images)} image{'s' if len(images) != 1 else ''} "
+                "(give one camera per image, in the images' order)",
+            )
         entries = data
     elif isinstance(data, dict):
         entries = []
@@ -227,7 +255,9 @@ def read_cameras(path: str | os.PathLike, images: list[Path], sizes: list[int]) 
                     entries.append(data[key])
                     break
             else:
-                raise TargetError(path, f"no camera for {image.name} (keys: {', '.join(list(data)[:5])}{', ...' if len(data) > 5 else ''})")
+                raise TargetError(
+                    path, f"no camera for {image.name} (keys: {', '.join(list(data)[:5])}{', ...' if len(data) > 5 else ''})"
+                )
     else:
         raise TargetError(path, "expected a list of cameras (one per image) or an object keyed by image name")
     parsed = [parse_camera(entry, (path, f"camera {k + 1} ({images[k].name})"), sizes[k]) for k, entry in enumerate(entries)]
@@ -275,8 +305,16 @@ class ImageTarget(SilhouetteTarget):
         return self._cache[key]
 
 
-def image_target(images: list[str], cameras: str | None, name: str, device, holdout: int = 0,
-                 azimuth: float | None = None, elevation: float | None = None, distance: float | None = None) -> ImageTarget:
+def image_target(
+    images: list[str],
+    cameras: str | None,
+    name: str,
+    device,
+    holdout: int = 0,
+    azimuth: float | None = None,
+    elevation: float | None = None,
+    distance: float | None = None,
+) -> ImageTarget:
     """Masks of ``images`` with the cameras of the JSON file ``cameras``, or (one image) the camera at
     ``azimuth``/``elevation``/``distance`` (0, 30 and ``DISTANCE``, 2.732, when None)."""
     paths = [Path(p) for p in images]
@@ -285,10 +323,17 @@ def image_target(images: list[str], cameras: str | None, name: str, device, hold
         views = read_cameras(cameras, paths, [m.shape[0] for m in masks])
     else:
         if len(paths) != 1:
-            raise TargetError(paths[0], f"{len(paths)} images need a cameras file (--cameras cams.json); "
-                                        "--azimuth/--elevation/--distance describe one image")
-        views = angle_views([azimuth or 0.0], [ELEVATION if elevation is None else elevation],
-                            [DISTANCE if distance is None else distance], labels=[paths[0].name])
+            raise TargetError(
+                paths[0],
+                f"{len(paths)} images need a cameras file (--cameras cams.json); "
+                "--azimuth/--elevation/--distance describe one image",
+            )
+        views = angle_views(
+            [azimuth or 0.0],
+            [ELEVATION if elevation is None else elevation],
+            [DISTANCE if distance is None else distance],
+            labels=[paths[0].name],
+        )
     if holdout >= len(paths):
         raise TargetError(paths[0], f"--holdout {holdout} leaves no image to fit ({len(paths)} images)")
     return ImageTarget(masks, views, name, holdout, device)

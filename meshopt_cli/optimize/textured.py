@@ -17,6 +17,7 @@ timings, so that a resumed run continues exactly where the saved one stopped. Ev
 its wall time split into the renderer's forward pass, the loss's forward pass (the VGG network) and
 the backward pass + Adam step (through both; autograd does not separate them).
 """
+
 from __future__ import annotations
 
 import math
@@ -85,8 +86,9 @@ def random_cameras(settings: TexturedSettings, generator: torch.Generator):
     if settings.light_angle is not None:
         tilt = math.radians(settings.light_angle)
         turn = 2 * math.pi * torch.rand(b, generator=generator)
-        light = torch.stack([math.sin(tilt) * torch.cos(turn), torch.full((b,), math.cos(tilt)),
-                             math.sin(tilt) * torch.sin(turn)], dim=1)
+        light = torch.stack(
+            [math.sin(tilt) * torch.cos(turn), torch.full((b,), math.cos(tilt)), math.sin(tilt) * torch.sin(turn)], dim=1
+        )
     return eyes, light
 
 
@@ -95,13 +97,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: torch.Tensor, settings: TexturedSettings,
-                      loss_fn: LossFn, background=(1.0, 1.0, 1.0),
-                      progress: Callable[[int, dict], None] | None = None, *, checkpoint_every: int = 0,
-                      on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None,
-                      light_intensity: tuple[float, float] | None = None,
-                      random_background: bool = False,
-                      should_stop: Callable[[], object] = lambda: False) -> TexturedResult:
+def optimize_textured(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    textures: torch.Tensor,
+    settings: TexturedSettings,
+    loss_fn: LossFn,
+    background=(1.0, 1.0, 1.0),
+    progress: Callable[[int, dict], None] | None = None,
+    *,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+    light_intensity: tuple[float, float] | None = None,
+    random_background: bool = False,
+    should_stop: Callable[[], object] = lambda: False,
+) -> TexturedResult:
     """Optimize ``vertices [V, 3]`` and ``textures [F, T, T, T, 3]`` (in [0, 1]; faces ``[F, 3]``, all on
     one device) for ``loss_fn``. ``background``: RGB in [0, 1] of the rendered views.
     ``progress(step, terms)`` is called after every step. Deterministic for one seed on one device.
@@ -120,8 +131,7 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
     if settings.optimize_vertices:
         groups.append({"params": [offsets], "lr": settings.vertex_lr})
     optimizer = torch.optim.Adam(groups)
-    renderer = Renderer(image_size=settings.image_size, background_color=tuple(float(c) for c in background),
-                        fill_back=True)
+    renderer = Renderer(image_size=settings.image_size, background_color=tuple(float(c) for c in background), fill_back=True)
     if light_intensity is not None:
         renderer.light_intensity_ambient, renderer.light_intensity_directional = (float(x) for x in light_intensity)
     b = settings.batch_views
@@ -142,10 +152,15 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
         result.textures = torch.sigmoid(logits).detach().clone()
 
     def state() -> dict:
-        return {"step": result.steps, "offsets": offsets.detach().cpu().clone(), "logits": logits.detach().cpu().clone(),
-                "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                "curves": result.curves, **{k: getattr(result, k) for k in
-                                            ("step_seconds", "render_seconds", "loss_seconds", "backward_seconds")}}
+        return {
+            "step": result.steps,
+            "offsets": offsets.detach().cpu().clone(),
+            "logits": logits.detach().cpu().clone(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "curves": result.curves,
+            **{k: getattr(result, k) for k in ("step_seconds", "render_seconds", "loss_seconds", "backward_seconds")},
+        }
 
     try:
         for step in range(first, settings.iterations):
@@ -159,8 +174,7 @@ def optimize_textured(vertices: torch.Tensor, faces: torch.Tensor, textures: tor
                 renderer.background_color = (grey, grey, grey)
             current = base + offsets
             tex = torch.sigmoid(logits)
-            rgb, _, alpha = renderer(current[None].expand(b, -1, -1), batch_faces,
-                                     tex[None].expand(b, *tex.shape), mode=None)
+            rgb, _, alpha = renderer(current[None].expand(b, -1, -1), batch_faces, tex[None].expand(b, *tex.shape), mode=None)
             _sync(device)
             t1 = time.perf_counter()
             loss, terms = loss_fn(RenderedViews(rgb=rgb, alpha=alpha), current)

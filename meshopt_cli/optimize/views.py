@@ -11,6 +11,7 @@ A :class:`Views` holds N cameras of one of two kinds, matching the renderer's ca
 Views of the two kinds are merged by converting ``look_at`` cameras to ``projection`` ones
 (:func:`look_at_to_projection`), which renders the same image.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,13 +53,21 @@ class Views:
         """The cameras at ``index`` (a list or a LongTensor of positions)."""
         index = torch.as_tensor(index, dtype=torch.long)
         pick = lambda x: None if x is None else x[index.to(x.device)]  # noqa: E731
-        return Views(pick(self.eyes), pick(self.angles), pick(self.K), pick(self.R), pick(self.t), pick(self.dist),
-                     [self.labels[i] for i in index.tolist()] if self.labels else [])
+        return Views(
+            pick(self.eyes),
+            pick(self.angles),
+            pick(self.K),
+            pick(self.R),
+            pick(self.t),
+            pick(self.dist),
+            [self.labels[i] for i in index.tolist()] if self.labels else [],
+        )
 
     def to(self, device) -> "Views":
         move = lambda x: None if x is None else x.to(device)  # noqa: E731
-        return Views(move(self.eyes), move(self.angles), move(self.K), move(self.R), move(self.t), move(self.dist),
-                     list(self.labels))
+        return Views(
+            move(self.eyes), move(self.angles), move(self.K), move(self.R), move(self.t), move(self.dist), list(self.labels)
+        )
 
     def as_projection(self) -> "Views":
         if self.kind == "projection":
@@ -70,11 +79,19 @@ class Views:
     def concat(views: list["Views"]) -> "Views":
         """One view set of several (converted to ``projection`` cameras when the kinds differ)."""
         if all(v.kind == "look_at" for v in views):
-            return Views(eyes=torch.cat([v.eyes for v in views]), angles=torch.cat([v.angles for v in views]),
-                         labels=sum((v.labels for v in views), []))
+            return Views(
+                eyes=torch.cat([v.eyes for v in views]),
+                angles=torch.cat([v.angles for v in views]),
+                labels=sum((v.labels for v in views), []),
+            )
         views = [v.as_projection() for v in views]
-        return Views(K=torch.cat([v.K for v in views]), R=torch.cat([v.R for v in views]), t=torch.cat([v.t for v in views]),
-                     dist=torch.cat([v.dist for v in views]), labels=sum((v.labels for v in views), []))
+        return Views(
+            K=torch.cat([v.K for v in views]),
+            R=torch.cat([v.R for v in views]),
+            t=torch.cat([v.t for v in views]),
+            dist=torch.cat([v.dist for v in views]),
+            labels=sum((v.labels for v in views), []),
+        )
 
 
 def angle_views(azimuths, elevations, distances, viewing_angle: float = VIEWING_ANGLE, labels=None) -> Views:
@@ -96,8 +113,9 @@ def training_views(count: int = 24, elevation: float = ELEVATION, distance: floa
     return angle_views(azimuths, elevation, distance)
 
 
-def heldout_views(train_count: int = 24, count: int = HELDOUT_COUNT, distance: float = DISTANCE,
-                  elevations=HELDOUT_ELEVATIONS) -> Views:
+def heldout_views(
+    train_count: int = 24, count: int = HELDOUT_COUNT, distance: float = DISTANCE, elevations=HELDOUT_ELEVATIONS
+) -> Views:
     """Views for evaluation only: ``count`` azimuths every 360/count degrees, shifted by half a
     training step (so, for the default 24 and 12, half-way between two training azimuths), at
     elevations cycling through ``elevations`` (none is the training elevation)."""
@@ -136,8 +154,9 @@ def silhouette_renderer(image_size: int, fill_back: bool = True, views: Views | 
     return Renderer(image_size=image_size, anti_aliasing=True, fill_back=fill_back, camera_mode=mode)
 
 
-def render_silhouettes(vertices: torch.Tensor, faces: torch.Tensor, views: Views, image_size: int,
-                       fill_back: bool = True, batch_size: int = 16) -> torch.Tensor:
+def render_silhouettes(
+    vertices: torch.Tensor, faces: torch.Tensor, views: Views, image_size: int, fill_back: bool = True, batch_size: int = 16
+) -> torch.Tensor:
     """Alpha masks of one mesh seen by every camera of ``views``.
 
     Args:
@@ -167,5 +186,13 @@ def render_batch(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor
         renderer.viewing_angle = float(angles[0]) if bool((angles == angles[0]).all()) else angles
         return renderer(batch_vertices, batch_faces, mode="silhouettes")
     renderer.camera_mode = "projection"
-    return renderer(batch_vertices, batch_faces, mode="silhouettes", K=views.K, R=views.R, t=views.t[:, None, :],
-                    dist_coeffs=views.dist, orig_size=1.0)
+    return renderer(
+        batch_vertices,
+        batch_faces,
+        mode="silhouettes",
+        K=views.K,
+        R=views.R,
+        t=views.t[:, None, :],
+        dist_coeffs=views.dist,
+        orig_size=1.0,
+    )

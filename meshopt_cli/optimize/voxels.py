@@ -6,6 +6,7 @@ along +z crosses the mesh's surface an odd number of times (parity), which is ex
 (watertight) meshes. Rays are cast per grid column, shifted by a tiny irrational offset so that they
 do not run through mesh edges or vertices of axis-aligned shapes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,7 +48,7 @@ def voxelize(vertices, faces, grid, chunk: int = 4096) -> np.ndarray:
     ry = (ys + pitch * 2.718281e-4)[None, :].expand(len(xs), len(ys)).reshape(-1)
     counts = torch.zeros(len(rx), len(zs) + 1, dtype=torch.int32)
     for first in range(0, len(tri), chunk):
-        t = tri[first:first + chunk]
+        t = tri[first : first + chunk]
         x0, y0 = t[:, 0, 0], t[:, 0, 1]
         e1x, e1y = t[:, 1, 0] - x0, t[:, 1, 1] - y0
         e2x, e2y = t[:, 2, 0] - x0, t[:, 2, 1] - y0
@@ -62,7 +63,7 @@ def voxelize(vertices, faces, grid, chunk: int = 4096) -> np.ndarray:
         ray, face = torch.nonzero(hit, as_tuple=True)
         if len(ray) == 0:
             continue
-        z = (t[face, 0, 2] + b1[ray, face] * (t[face, 1, 2] - t[face, 0, 2]) + b2[ray, face] * (t[face, 2, 2] - t[face, 0, 2]))
+        z = t[face, 0, 2] + b1[ray, face] * (t[face, 1, 2] - t[face, 0, 2]) + b2[ray, face] * (t[face, 2, 2] - t[face, 0, 2])
         # a crossing at height z lies above the cells with centre below z: cells [0, k) with k = #{zs < z}
         k = torch.searchsorted(zs.contiguous(), z.contiguous())
         counts.index_put_((ray, torch.zeros_like(ray)), torch.ones_like(ray, dtype=torch.int32), accumulate=True)

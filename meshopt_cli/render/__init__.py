@@ -6,6 +6,7 @@ API compatible with the paper's reference implementation::
     renderer = Renderer(image_size=256)
     rgb, depth, alpha = renderer(vertices, faces, textures)
 """
+
 from meshopt_cli.render.camera import DEFAULT_DISTANCE, get_points_from_angles, look, look_at, perspective, projection
 from meshopt_cli.render.geometry import fill_back, vertices_to_faces
 from meshopt_cli.render.lighting import lighting

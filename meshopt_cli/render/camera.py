@@ -3,6 +3,7 @@
 All functions take batched vertices ``[B, N, 3]`` (float32, world or camera units) and
 return ``[B, N, 3]``. Angles are in degrees unless stated otherwise.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,7 +84,9 @@ def _batched_matrix(value: torch.Tensor, batch_size: int, like: torch.Tensor, na
     if matrix.ndim == len(shape):
         matrix = matrix[None]
     if tuple(matrix.shape[1:]) != shape or matrix.shape[0] not in (1, batch_size):
-        raise ValueError(f"{name} must have shape {list(shape)} or [{batch_size}, {', '.join(map(str, shape))}], got {list(matrix.shape)}")
+        raise ValueError(
+            f"{name} must have shape {list(shape)} or [{batch_size}, {', '.join(map(str, shape))}], got {list(matrix.shape)}"
+        )
     return matrix.expand(batch_size, *shape)
 
 
@@ -113,7 +116,9 @@ def projection(
     R_t = _batched_matrix(R, batch_size, vertices, "R", (3, 3))
     t_t = torch.as_tensor(t, dtype=vertices.dtype, device=vertices.device).reshape(-1, 3)
     if t_t.shape[0] not in (1, batch_size):
-        raise ValueError(f"t must have shape [3], [{batch_size}, 3] or [{batch_size}, 1, 3], got {list(torch.as_tensor(t).shape)}")
+        raise ValueError(
+            f"t must have shape [3], [{batch_size}, 3] or [{batch_size}, 1, 3], got {list(torch.as_tensor(t).shape)}"
+        )
     t_t = t_t.expand(batch_size, 3)
     if dist_coeffs is None:
         dist = torch.zeros(batch_size, 5, dtype=vertices.dtype, device=vertices.device)

@@ -1,4 +1,5 @@
 """Mesh-level helpers shared by the renderer: gathering face vertices, back-face filling."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Flat per-face lighting: ambient + one directional light, multiplied into the texture cubes."""
+
 from __future__ import annotations
 
 import torch

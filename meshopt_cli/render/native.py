@@ -19,6 +19,7 @@ reports without building anything)::
 
 ``kind`` is ``"cpu"`` or ``"cuda"`` (:func:`kernel_kind` of a device).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -196,12 +197,25 @@ def _wrap(module) -> SimpleNamespace:
     def forward(faces, textures, image_size, near, far, eps, background, light=None, fill_back=False):
         need_rgb = textures is not None
         empty = faces.new_empty(0)
-        return tuple(module.forward(faces.contiguous(), textures.contiguous() if need_rgb else empty, int(image_size),
-                                    float(near), float(far), float(eps), background.contiguous(),
-                                    light.contiguous() if light is not None else empty, bool(fill_back), need_rgb))
+        return tuple(
+            module.forward(
+                faces.contiguous(),
+                textures.contiguous() if need_rgb else empty,
+                int(image_size),
+                float(near),
+                float(far),
+                float(eps),
+                background.contiguous(),
+                light.contiguous() if light is not None else empty,
+                bool(fill_back),
+                need_rgb,
+            )
+        )
 
     def backward_xy(faces, face_index, image, grad_image, eps):
-        return module.backward_xy(faces.contiguous(), face_index.contiguous(), image.contiguous(), grad_image.contiguous(), float(eps))
+        return module.backward_xy(
+            faces.contiguous(), face_index.contiguous(), image.contiguous(), grad_image.contiguous(), float(eps)
+        )
 
     def backward_depth(faces, face_index, grad_depth):
         return module.backward_depth(faces.contiguous(), face_index.contiguous(), grad_depth.contiguous())
@@ -209,12 +223,25 @@ def _wrap(module) -> SimpleNamespace:
     def backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back, eps):
         empty = faces.new_empty(0)
         grad_textures, grad_light = module.backward_textures(
-            faces.contiguous(), face_index.contiguous(), weights.contiguous(), depth.contiguous(), grad_rgb.contiguous(),
-            textures.contiguous(), light.contiguous() if light is not None else empty, bool(fill_back), float(eps))
+            faces.contiguous(),
+            face_index.contiguous(),
+            weights.contiguous(),
+            depth.contiguous(),
+            grad_rgb.contiguous(),
+            textures.contiguous(),
+            light.contiguous() if light is not None else empty,
+            bool(fill_back),
+            float(eps),
+        )
         return grad_textures, (grad_light if light is not None else None)
 
-    return SimpleNamespace(name="native", forward=forward, backward_xy=backward_xy,
-                           backward_depth=backward_depth, backward_textures=backward_textures)
+    return SimpleNamespace(
+        name="native",
+        forward=forward,
+        backward_xy=backward_xy,
+        backward_depth=backward_depth,
+        backward_textures=backward_textures,
+    )
 
 
 # ----------------------------------------------------------------------------- the backend seam
@@ -256,6 +283,7 @@ def extensions_root() -> pathlib.Path:
     if root is not None:
         return pathlib.Path(root)
     if torch.version.hip is not None:
+
         def key(version: str) -> str:
             return version.split("-", maxsplit=1)[0].replace(".", "")
 
@@ -277,8 +305,12 @@ def build_status(kind: str, root: pathlib.Path | None = None) -> dict:
     name = extension_name(kind)
     build_dir = (extensions_root() if root is None else pathlib.Path(root)) / name
     found = _built_library(build_dir, name)
-    return {"extension": name, "build_dir": str(build_dir), "built": found is not None,
-            "file": str(found) if found is not None else None}
+    return {
+        "extension": name,
+        "build_dir": str(build_dir),
+        "built": found is not None,
+        "file": str(found) if found is not None else None,
+    }
 
 
 def kernels_built(kind: str) -> bool:
@@ -301,14 +333,18 @@ def toolchain() -> dict:
         else:
             os.environ["CUDA_HOME"] = saved
     try:
-        compiler = cpp_extension.get_cxx_compiler() if hasattr(cpp_extension, "get_cxx_compiler") else os.environ.get("CXX", "c++")
+        compiler = (
+            cpp_extension.get_cxx_compiler() if hasattr(cpp_extension, "get_cxx_compiler") else os.environ.get("CXX", "c++")
+        )
     except Exception:  # noqa: BLE001 - no compiler to report
         compiler = None
     nvcc = pathlib.Path(cuda_home) / "bin" / "nvcc" if cuda_home else None
-    return {"cxx": shutil.which(compiler) if isinstance(compiler, str) else None,
-            "ninja": shutil.which("ninja"),
-            "nvcc": str(nvcc) if nvcc is not None and nvcc.is_file() else shutil.which("nvcc"),
-            "cuda_home": cuda_home}
+    return {
+        "cxx": shutil.which(compiler) if isinstance(compiler, str) else None,
+        "ninja": shutil.which("ninja"),
+        "nvcc": str(nvcc) if nvcc is not None and nvcc.is_file() else shutil.which("nvcc"),
+        "cuda_home": cuda_home,
+    }
 
 
 def _cuda_available() -> bool:

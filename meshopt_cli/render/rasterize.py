@@ -5,6 +5,7 @@ the Neural 3D Mesh Renderer for rgb and alpha, the exact gradient for depth and 
 gradient for textures. The work is done by a backend (``native`` kernels or the pure-PyTorch
 ``reference``), picked per device by :func:`get_backend`.
 """
+
 from __future__ import annotations
 
 from typing import Sequence, Union
@@ -40,12 +41,20 @@ class RasterizeFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, faces, textures, light, image_size, near, far, eps, background, fill_back,
-                return_rgb, return_alpha, return_depth):
+    def forward(
+        ctx, faces, textures, light, image_size, near, far, eps, background, fill_back, return_rgb, return_alpha, return_depth
+    ):
         backend = get_backend(faces.device)
         face_index, weights, depth, rgb, alpha = backend.forward(
-            faces, textures if return_rgb else None, image_size, near, far, eps, background,
-            light if (return_rgb and light.numel()) else None, fill_back,
+            faces,
+            textures if return_rgb else None,
+            image_size,
+            near,
+            far,
+            eps,
+            background,
+            light if (return_rgb and light.numel()) else None,
+            fill_back,
         )
         ctx.backend = backend
         ctx.set_materialize_grads(False)
@@ -81,8 +90,15 @@ class RasterizeFunction(torch.autograd.Function):
 
         if grad_rgb is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
             grad_textures, grad_light = backend.backward_textures(
-                faces, face_index, weights, depth, grad_rgb.contiguous(), textures,
-                light if light.numel() else None, fill_back, eps,
+                faces,
+                face_index,
+                weights,
+                depth,
+                grad_rgb.contiguous(),
+                textures,
+                light if light.numel() else None,
+                fill_back,
+                eps,
             )
         if not ctx.needs_input_grad[1]:
             grad_textures = None
@@ -108,7 +124,7 @@ def check_image_size(image_size) -> int:
 def check_float_tensor(name: str, value, shape_text: str, ndim: int, last: Sequence[int] = ()) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape {shape_text}, got {type(value).__name__}")
-    if value.ndim != ndim or tuple(value.shape[ndim - len(last):]) != tuple(last):
+    if value.ndim != ndim or tuple(value.shape[ndim - len(last) :]) != tuple(last):
         raise ValueError(f"{name} must have shape {shape_text}, got {list(value.shape)}")
     if value.dtype != torch.float32:
         raise ValueError(f"{name} must be float32, got {str(value.dtype).replace('torch.', '')} (call .float())")
@@ -121,7 +137,9 @@ def check_textures(textures: torch.Tensor, faces_shape, device) -> torch.Tensor:
     if textures.shape[3] != T or textures.shape[4] != T:
         raise ValueError(f"textures must be cubes [B, F, T, T, T, 3], got {list(textures.shape)}")
     if tuple(textures.shape[:2]) != tuple(faces_shape[:2]):
-        raise ValueError(f"textures must have one cube per face: expected [{faces_shape[0]}, {faces_shape[1]}, T, T, T, 3], got {list(textures.shape)}")
+        raise ValueError(
+            f"textures must have one cube per face: expected [{faces_shape[0]}, {faces_shape[1]}, T, T, T, 3], got {list(textures.shape)}"
+        )
     if textures.device != device:
         raise ValueError(f"textures is on {textures.device} but the faces are on {device}")
     return textures
@@ -198,8 +216,18 @@ def rasterize_rgbad(
         textures = faces.new_zeros(batch_size, num_faces, 1, 1, 1, 3)
     light = face_light.contiguous() if (return_rgb and face_light is not None) else faces.new_empty(0)
     rgb, alpha, depth = RasterizeFunction.apply(
-        flat_faces, textures, light, internal_size, float(near), float(far), float(eps), background,
-        bool(fill_back and return_rgb), return_rgb, return_alpha, return_depth,
+        flat_faces,
+        textures,
+        light,
+        internal_size,
+        float(near),
+        float(far),
+        float(eps),
+        background,
+        bool(fill_back and return_rgb),
+        return_rgb,
+        return_alpha,
+        return_depth,
     )
     # unflipped frame (row 0 at y = -1) -> images (row 0 at the top)
     result = {"rgb": None, "alpha": None, "depth": None}
@@ -218,22 +246,35 @@ def rasterize_rgbad(
     return result
 
 
-def rasterize(faces, textures, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
-              near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=1e-3, background_color=DEFAULT_BACKGROUND_COLOR):
+def rasterize(
+    faces,
+    textures,
+    image_size=DEFAULT_IMAGE_SIZE,
+    anti_aliasing=DEFAULT_ANTI_ALIASING,
+    near=DEFAULT_NEAR,
+    far=DEFAULT_FAR,
+    eps=1e-3,
+    background_color=DEFAULT_BACKGROUND_COLOR,
+):
     """RGB images ``[B, 3, S, S]`` of screen-space faces (see :func:`rasterize_rgbad`)."""
-    return rasterize_rgbad(faces, textures, image_size, anti_aliasing, near, far, eps, background_color,
-                           True, False, False)["rgb"]
+    return rasterize_rgbad(faces, textures, image_size, anti_aliasing, near, far, eps, background_color, True, False, False)[
+        "rgb"
+    ]
 
 
-def rasterize_silhouettes(faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
-                          near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS):
+def rasterize_silhouettes(
+    faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING, near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS
+):
     """Alpha masks ``[B, S, S]`` of screen-space faces (see :func:`rasterize_rgbad`)."""
-    return rasterize_rgbad(faces, None, image_size, anti_aliasing, near, far, eps, DEFAULT_BACKGROUND_COLOR,
-                           False, True, False)["alpha"]
+    return rasterize_rgbad(faces, None, image_size, anti_aliasing, near, far, eps, DEFAULT_BACKGROUND_COLOR, False, True, False)[
+        "alpha"
+    ]
 
 
-def rasterize_depth(faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
-                    near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS):
+def rasterize_depth(
+    faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING, near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS
+):
     """Depth maps ``[B, S, S]`` of screen-space faces, ``far`` on background."""
-    return rasterize_rgbad(faces, None, image_size, anti_aliasing, near, far, eps, DEFAULT_BACKGROUND_COLOR,
-                           False, False, True)["depth"]
+    return rasterize_rgbad(faces, None, image_size, anti_aliasing, near, far, eps, DEFAULT_BACKGROUND_COLOR, False, False, True)[
+        "depth"
+    ]

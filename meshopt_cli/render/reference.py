@@ -33,6 +33,7 @@ Functions
 The float operations below are written in the same order as in ``kernels/rasterizer_math.h``
 so that both backends pick the same visible face on every pixel, ties included.
 """
+
 from __future__ import annotations
 
 import torch
@@ -132,8 +133,9 @@ def full_cubes(textures, fill_back: bool):
     return torch.cat((textures, textures.permute(0, 1, 4, 3, 2, 5)), dim=1)
 
 
-def forward(faces, textures, image_size: int, near: float, far: float, eps: float, background, light=None,
-            fill_back: bool = False):
+def forward(
+    faces, textures, image_size: int, near: float, far: float, eps: float, background, light=None, fill_back: bool = False
+):
     """Rasterize: see the module docstring for shapes."""
     B, F = faces.shape[:2]
     S = image_size
@@ -152,8 +154,13 @@ def forward(faces, textures, image_size: int, near: float, far: float, eps: floa
         qx = x_first.reshape(-1)[face_id] + k % width
         qy = y_first.reshape(-1)[face_id] + k // width
         inside, _, depth = barycentric_depth(
-            px.reshape(-1, 3)[face_id], py.reshape(-1, 3)[face_id], pz.reshape(-1, 3)[face_id],
-            qx.to(faces.dtype), qy.to(faces.dtype), near, far,
+            px.reshape(-1, 3)[face_id],
+            py.reshape(-1, 3)[face_id],
+            pz.reshape(-1, 3)[face_id],
+            qx.to(faces.dtype),
+            qy.to(faces.dtype),
+            near,
+            far,
         )
         face_id, qx, qy, depth = face_id[inside], qx[inside], qy[inside], depth[inside]
         pixel = (face_id // F) * S * S + qy * S + qx
@@ -172,8 +179,13 @@ def forward(faces, textures, image_size: int, near: float, far: float, eps: floa
     batch, qy, qx = pixel // (S * S), (pixel // S) % S, pixel % S
     face_id = batch * F + best_face[pixel]
     _, w, depth = barycentric_depth(
-        px.reshape(-1, 3)[face_id], py.reshape(-1, 3)[face_id], pz.reshape(-1, 3)[face_id],
-        qx.to(faces.dtype), qy.to(faces.dtype), near, far,
+        px.reshape(-1, 3)[face_id],
+        py.reshape(-1, 3)[face_id],
+        pz.reshape(-1, 3)[face_id],
+        qx.to(faces.dtype),
+        qy.to(faces.dtype),
+        near,
+        far,
     )
     weights = torch.zeros(B * S * S, 3, dtype=faces.dtype, device=device)
     weights[pixel] = w

@@ -3,6 +3,7 @@
 Drop-in familiar to users of the paper's reference implementation (``neural_renderer``):
 same constructor arguments, same attributes, same images and gradients.
 """
+
 from __future__ import annotations
 
 import math
@@ -85,7 +86,9 @@ class Renderer(nn.Module):
         ``"silhouettes"`` -> alpha, ``"depth"`` -> depth."""
         if mode not in RENDER_MODES:
             raise ValueError(f"mode must be one of None, 'rgb', 'silhouettes', 'depth'; got {mode!r}")
-        method = {None: self.render, "rgb": self.render_rgb, "silhouettes": self.render_silhouettes, "depth": self.render_depth}[mode]
+        method = {None: self.render, "rgb": self.render_rgb, "silhouettes": self.render_silhouettes, "depth": self.render_depth}[
+            mode
+        ]
         if mode in (None, "rgb"):
             return method(vertices, faces, textures, K, R, t, dist_coeffs, orig_size)
         return method(vertices, faces, K, R, t, dist_coeffs, orig_size)
@@ -122,14 +125,28 @@ class Renderer(nn.Module):
         if rgb:
             light = face_light(
                 vertices_to_faces(vertices, faces),
-                self.light_intensity_ambient, self.light_intensity_directional,
-                self.light_color_ambient, self.light_color_directional, self.light_direction,
+                self.light_intensity_ambient,
+                self.light_intensity_directional,
+                self.light_color_ambient,
+                self.light_color_directional,
+                self.light_direction,
             )
         screen_faces = vertices_to_faces(self._to_screen(vertices, *camera_args), faces)
         eps = self.rasterizer_eps if rgb else DEFAULT_EPS
         return rasterize_rgbad(
-            screen_faces, textures, image_size, self.anti_aliasing, self.near, self.far, eps,
-            self.background_color, rgb, alpha, depth, face_light=light, fill_back=self.fill_back and rgb,
+            screen_faces,
+            textures,
+            image_size,
+            self.anti_aliasing,
+            self.near,
+            self.far,
+            eps,
+            self.background_color,
+            rgb,
+            alpha,
+            depth,
+            face_light=light,
+            fill_back=self.fill_back and rgb,
             _checked=True,
         )
 
