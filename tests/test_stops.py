@@ -55,7 +55,7 @@ SETTINGS = TexturedSettings(iterations=6, batch_views=1, image_size=32, seed=2, 
 
 def test_a_stop_request_ends_the_textured_loop_after_the_current_step():
     v, f, t = _cube()
-    result = optimize_textured(v, f, t, SETTINGS, _red_loss([], stop_at=3))
+    result = optimize_textured(v, f, t, SETTINGS, _red_loss([], stop_at=3), should_stop=stop.requested)
     assert result.interrupted and result.steps == 3 and result.failure is None
     stop.reset()
     full = optimize_textured(v, f, t, TexturedSettings(**{**SETTINGS.__dict__, "iterations": 3}), _red_loss([]))
@@ -92,7 +92,7 @@ def test_a_stop_request_ends_the_fit_after_the_current_iteration():
         if len(seen) == 4:
             stop.request("SIGINT")
 
-    result = fit_loop.fit(v, f, _fit_target(), FIT, progress)
+    result = fit_loop.fit(v, f, _fit_target(), FIT, progress, should_stop=stop.requested)
     assert result.interrupted and len(result.affine_curve) + len(result.loss_curve) == 4
 
 
