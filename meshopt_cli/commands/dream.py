@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from meshopt_cli import precision
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, read_inputs
-from meshopt_cli.command import Command, Payload
+from meshopt_cli.command import Payload
 from meshopt_cli.commands import textured
 from meshopt_cli.commands.textured import TexturedCommandSettings, TexturedOptions
 from meshopt_cli.fields import SettingsError, setting
@@ -44,6 +44,9 @@ def parse_bias(value, where: str = "command line") -> tuple:
     if len(bias) != 3:
         raise SettingsError(f"{where}: init-bias must be three numbers R,G,B (e.g. 0,0.5,0.5), got {value!r}")
     return bias
+
+
+KIND = textured.Kind(name="dream", stem="dream", network_key="googlenet")
 
 
 @dataclass
@@ -109,7 +112,7 @@ def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context:
     lights = (settings.ambient, settings.directional)
     background = (0.5, 0.5, 0.5)  # replaced every step by a random grey when random_background
     optimized = textured.optimize(
-        "dream",
+        KIND,
         job,
         payload,
         context,
@@ -146,32 +149,14 @@ def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context:
             **{k: last.get(k) for k in ("dream", "activation", "edge_variance", "total")},
         )
 
-    return textured.finish(
-        job,
-        payload,
-        context,
-        subject,
-        optimized,
-        textures,
-        stem="dream",
-        network=network,
-        network_key="googlenet",
-        used=used,
-        started=started,
+    report = textured.Report(
         head={"layer": settings.layer},
         weights={"dream": 1.0, "edge_variance": settings.length_weight},
         extra={"edge_length_variance_x_faces": edge_variance, "mean_activation_sq_fixed_views": fixed_activation},
         headline=headline,
         figures=figures,
     )
+    return textured.finish(KIND, job, payload, context, subject, optimized, textures, network, used, started, report)
 
 
-COMMAND = Command(
-    name="dream",
-    settings=DreamSettings,
-    options=TexturedOptions,
-    default_preset="fast",
-    plan=plan,
-    run=run_job,
-    files=("dream.obj",) + textured.FILES,
-)
+COMMAND = textured.command(KIND, DreamSettings, plan, run_job)

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from meshopt_cli import console, precision
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, read_inputs
-from meshopt_cli.command import Command, Payload
+from meshopt_cli.command import Payload
 from meshopt_cli.commands import textured
 from meshopt_cli.commands.textured import TexturedCommandSettings, TexturedOptions
 from meshopt_cli.fields import setting
+
+KIND = textured.Kind(name="style", stem="stylized", network_key="vgg")
 
 
 @dataclass
@@ -71,39 +73,20 @@ def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context:
     weights = {"style": settings.style_weight, "content": settings.content_weight, "tv": settings.tv_weight}
     loss = StyleLoss(network, style_tensor(style_image, settings.image_size, device), subject.vertices, tuple(weights.values()))
     optimized = textured.optimize(
-        "style", job, payload, context, subject, subject.textures, loss, background, {"image": str(Path(image_path).resolve())}
+        KIND, job, payload, context, subject, subject.textures, loss, background, {"image": str(Path(image_path).resolve())}
     )
 
     def figures(result) -> StyleFigures:
         last = {k: round(vs[-1], 6) for k, vs in result.curves.items()}
         return StyleFigures(steps=result.steps, **{k: last.get(k) for k in ("style", "content", "tv", "total")})
 
-    return textured.finish(
-        job,
-        payload,
-        context,
-        subject,
-        optimized,
-        subject.textures,
-        stem="stylized",
-        network=network,
-        network_key="vgg",
-        used=used,
-        started=started,
-        head={"image": image_path},
-        weights=weights,
-        extra={"background": background},
-        headline=lambda m: f"style loss {m['final_loss_terms'].get('style', float('nan')):.4g}",
-        figures=figures,
+    def headline(metrics: dict) -> str:
+        return f"style loss {metrics['final_loss_terms'].get('style', float('nan')):.4g}"
+
+    report = textured.Report(
+        head={"image": image_path}, weights=weights, extra={"background": background}, headline=headline, figures=figures
     )
+    return textured.finish(KIND, job, payload, context, subject, optimized, subject.textures, network, used, started, report)
 
 
-COMMAND = Command(
-    name="style",
-    settings=StyleSettings,
-    options=TexturedOptions,
-    default_preset="fast",
-    plan=plan,
-    run=run_job,
-    files=("stylized.obj",) + textured.FILES,
-)
+COMMAND = textured.command(KIND, StyleSettings, plan, run_job)

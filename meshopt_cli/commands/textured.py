@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from meshopt_cli import __version__, console, precision, stop
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, check_folder_name, make_jobs, source_name
 from meshopt_cli.checkpoints import load_checkpoint, save_checkpoint
-from meshopt_cli.command import Payload
+from meshopt_cli.command import Command, Payload
 from meshopt_cli.fields import as_dict, setting
 from meshopt_cli.optimize.textured import TexturedSettings
 from meshopt_cli.precision import PRECISIONS
@@ -144,7 +144,7 @@ class Optimized:
 
 
 def optimize(
-    kind: str,
+    kind: Kind,
     job: Job,
     payload: Payload,
     context: Context,
@@ -172,13 +172,13 @@ def optimize(
     resume = load_checkpoint(saved_at, meta) if options.resume else None
     keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
     with console.progress_bar(context.progress) as bar:
-        task = bar.add_task(f"{kind} {job.name}", total=settings.iterations)
+        task = bar.add_task(f"{kind.name} {job.name}", total=settings.iterations)
         if resume is not None:
             bar.advance(task, resume["step"])
 
         def progress(step, terms):
             text = " ".join(f"{k} {v:.3g}" for k, v in terms.items())
-            bar.update(task, advance=1, description=f"{kind} {job.name} {text}") if hasattr(bar, "update") else bar.advance(
+            bar.update(task, advance=1, description=f"{kind.name} {job.name} {text}") if hasattr(bar, "update") else bar.advance(
                 task, 1
             )
 
@@ -311,30 +311,59 @@ def write_result(staging: Path, stem: str, subject: Subject, result, settings, b
     return sorted({Path(p).name for p in written} | set(FILES))
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What tells the textured commands apart: the command's name (also the progress label), the
+    stem of its result mesh, and the backbone's key in metrics.json's timings."""
+
+    name: str
+    stem: str
+    network_key: str
+
+
+@dataclass
+class Report:
+    """A command's own part of the result: ``head``, its identity keys of metrics.json (after
+    ``input``); ``weights``, loss term -> weight for ``weighted_final_terms``; ``extra``, its own
+    figures; ``headline(metrics)``, the log line's figures; ``figures(result)``, the ``--json``
+    line's metrics dataclass."""
+
+    head: dict
+    weights: dict
+    extra: dict
+    headline: Callable[[dict], str]
+    figures: Callable[[Any], Any]
+
+
+def command(kind: Kind, settings: type, plan, run) -> Command:
+    """The :class:`~meshopt_cli.command.Command` of a textured command (default preset ``fast``)."""
+    return Command(
+        name=kind.name,
+        settings=settings,
+        options=TexturedOptions,
+        default_preset="fast",
+        plan=plan,
+        run=run,
+        files=(f"{kind.stem}.obj",) + FILES,
+    )
+
+
 def finish(
+    kind: Kind,
     job: Job,
     payload: Payload,
     context: Context,
     subject: Subject,
     optimized: Optimized,
     initial_textures,
-    *,
-    stem: str,
     network,
-    network_key: str,
     used: precision.Precision,
     started: float,
-    head: dict,
-    weights: dict,
-    extra: dict,
-    headline,
-    figures,
+    report: Report,
 ) -> JobResult:
     """Write the result folder (mesh, turntable, before-after, metrics.json), say how the run ended,
-    tidy its checkpoint. ``head``: the command's identity keys of metrics.json (after ``input``);
-    ``weights``: loss term -> weight, for ``weighted_final_terms``; ``extra``: the command's own
-    figures; ``used``: the backbone's precision; ``headline(metrics)``: the log line's figures; ``figures(result)``: the summary's metrics
-    dataclass."""
+    tidy its checkpoint. ``initial_textures``: the cubes the loop started from; ``network``: the
+    backbone (for its weights' source); ``used``: its precision."""
     from meshopt_cli.export import run_record, staged_folder, write_json
 
     settings, options, result = payload.settings, payload.options, optimized.result
@@ -344,12 +373,12 @@ def finish(
     status = status_of(result)
     mesh = subject.mesh
     with staged_folder(job.folder, force) as staging:
-        files = write_result(staging, stem, subject, result, settings, before, after)
+        files = write_result(staging, kind.stem, subject, result, settings, before, after)
         seconds = time.perf_counter() - started
         metrics = {
             "meshopt": __version__,
             "input": job.input,
-            **head,
+            **report.head,
             "name": job.name,
             "mesh": {
                 "vertices": int(mesh.num_vertices),
@@ -363,13 +392,13 @@ def finish(
             "planned_steps": settings.iterations,
             "loss_curves": {k: [round(v, 6) for v in vs] for k, vs in result.curves.items()},
             "final_loss_terms": {k: vs[-1] for k, vs in result.curves.items()},
-            "weighted_final_terms": {k: result.curves[k][-1] * w for k, w in weights.items() if k in result.curves},
-            **extra,
+            "weighted_final_terms": {k: result.curves[k][-1] * w for k, w in report.weights.items() if k in result.curves},
+            **report.extra,
             "vertex_displacement": dict(
                 displacement(subject.vertices, result.vertices), frame="normalised ([-1, 1] bounding box)"
             ),
             "colours": {"before": colour_stats(*before), "after": colour_stats(*after)},
-            "seconds": step_timings(result, seconds, network_key),
+            "seconds": step_timings(result, seconds, kind.network_key),
             **run_record(context.device, payload.preset, settings, status, files, result.failure),
         }
         write_json(staging / "metrics.json", metrics)
@@ -383,7 +412,7 @@ def finish(
     elif not result.failure and (optimized.checkpointing or optimized.resumed):
         optimized.checkpoint.unlink(missing_ok=True)  # finished: the checkpoint has served
     console.info(
-        f"{job.name}: {headline(metrics)} ({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); files in {job.folder}",
+        f"{job.name}: {report.headline(metrics)} ({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); files in {job.folder}",
         context.quiet,
     )
     error = (
@@ -391,4 +420,4 @@ def finish(
         if result.failure
         else None
     )
-    return JobResult(status=status, error=error, files=[str(job.folder / f) for f in files], metrics=figures(result))
+    return JobResult(status=status, error=error, files=[str(job.folder / f) for f in files], metrics=report.figures(result))
