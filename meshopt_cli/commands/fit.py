@@ -348,12 +348,7 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
     }
 
 
+FILES = ("fitted.obj", "turntable.gif", "compare.png", "metrics.json")  # what every complete result folder holds
 COMMAND = Command(
-    name="fit",
-    settings=FitSettings,
-    options=FitOptions,
-    default_preset="default",
-    plan=plan,
-    run=run_job,
-    files=("fitted.obj", "turntable.gif", "compare.png", "metrics.json"),
+    name="fit", settings=FitSettings, options=FitOptions, default_preset="default", plan=plan, run=run_job, files=FILES
 )
