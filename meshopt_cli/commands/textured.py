@@ -50,6 +50,16 @@ class TexturedOptions:
     resume: bool = False
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What tells the textured commands apart: the command's name (also the progress label), the
+    stem of its result mesh, and the backbone's key in metrics.json's timings."""
+
+    name: str
+    stem: str
+    network_key: str
+
+
 def plan_jobs(
     inputs: list[str],
     settings: TexturedCommandSettings,
@@ -309,16 +319,6 @@ def write_result(staging: Path, stem: str, subject: Subject, result, settings, b
     write_gif(staging / "turntable.gif", frames)
     write_png(staging / "before-after.png", sheet([before, after]))
     return sorted({Path(p).name for p in written} | set(FILES))
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What tells the textured commands apart: the command's name (also the progress label), the
-    stem of its result mesh, and the backbone's key in metrics.json's timings."""
-
-    name: str
-    stem: str
-    network_key: str
 
 
 @dataclass
