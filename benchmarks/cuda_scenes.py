@@ -30,19 +30,21 @@ def main() -> None:
     if not args.dry_run and backend != "native":
         raise SystemExit(f"the CUDA scenes ran on the {backend} backend, not the native CUDA kernels")
     scenes = 0
-    for shape, size, batch in (("builtin:cube", 15, 1), ("builtin:sphere", 33, 3), ("builtin:teapot", 64, 2)):
+    # cube sizes 2 and 4 take the texture kernel's shared-memory path, 5 its global atomics
+    for shape, size, batch, T in (("builtin:cube", 15, 1, 2), ("builtin:sphere", 33, 3, 4), ("builtin:teapot", 64, 2, 5)):
         v, f = builtin_shape(shape)
         v = torch.tensor(v, device=device)
         v = (v / v.abs().max())[None].expand(batch, -1, -1).contiguous().requires_grad_(True)
         f = torch.tensor(f, dtype=torch.int64, device=device)[None].expand(batch, -1, -1).contiguous()
-        textures = torch.rand(batch, f.shape[1], 2, 2, 2, 3, device=device, requires_grad=True)
+        textures = torch.rand(batch, f.shape[1], T, T, T, 3, device=device, requires_grad=True)
         renderer = Renderer(image_size=size)
         renderer.eye = get_points_from_angles(
             torch.full((batch,), 2.732), torch.full((batch,), 30.0), torch.linspace(0, 300, batch)
         ).to(device)
         rgb, depth, alpha = renderer(v, f, textures)
         silhouettes = renderer(v, f, mode="silhouettes")
-        (rgb.square().mean() + alpha.mean() + depth.mean() + silhouettes.mean()).backward()
+        fixed_textures = renderer(v, f, textures.detach())[0]  # light (through the normals) only
+        (rgb.square().mean() + alpha.mean() + depth.mean() + silhouettes.mean() + fixed_textures.mean()).backward()
         assert torch.isfinite(v.grad).all() and torch.isfinite(textures.grad).all()
         scenes += 1
     if device.type == "cuda":

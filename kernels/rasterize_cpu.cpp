@@ -6,8 +6,8 @@
 //           atomics); the walks read line buffers laid out so that a walk is contiguous.
 // Shared with the CUDA kernels: all per-face/per-pixel math, the parameter structs and the dense
 // pixel runs are in rasterizer_math.h; the op signatures, bindings and input checks in
-// rasterizer_ops.h. This file holds only the CPU scheduling: tile binning, per-face pixel lists
-// and the sparse OUT walk (walk_out).
+// rasterizer_ops.h. This file holds only the CPU scheduling: tile binning, per-face pixel lists,
+// the per-line lists of the OUT walk and its vectorised loop (walk_out).
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -179,7 +179,7 @@ void meshopt::launch_backward_textures(const TextureGradientParams& p, const at:
   at::parallel_for(0, p.B * Ft, 256, [&](int64_t begin, int64_t end) {
     for (int64_t bs = begin; bs < end; ++bs) {
       const int64_t b = bs / Ft, source = bs % Ft;
-      std::fill(p.grad_textures + bs * cube, p.grad_textures + (bs + 1) * cube, 0.f);
+      if (p.grad_textures != nullptr) std::fill(p.grad_textures + bs * cube, p.grad_textures + (bs + 1) * cube, 0.f);
       for (int copy = 0; copy < (p.cubes.fill_back ? 2 : 1); ++copy) {
         const int64_t f = source + copy * Ft, bf = b * p.F + f;
         float grad_light_f[3] = {0.f, 0.f, 0.f};
@@ -197,17 +197,13 @@ void meshopt::launch_backward_textures(const TextureGradientParams& p, const at:
 
 namespace {
 
-// The pixels an OUT walk can gain from, per scan line, in increasing position. A pixel whose
-// gradient is zero in every channel contributes nothing, so it is left out; silhouettes (C = 1)
-// also keep a list of the only pixels that can contribute when the inside pixel has alpha 1
-// (always the case for the rasterizer's own alpha): (alpha - 1) G > 0. Losses that leave most of
-// the image alone (silhouette IoU near convergence, MSE on unchanged background) then walk only
-// the few pixels that matter instead of the whole line.
+// One axis's per-line lists of the pixels an OUT walk can gain from (meshopt::OutLines has the
+// layout and the rule), owned here and reused by the next backward pass of the same thread.
 struct SparseLines {
   int S, C;
   std::vector<int32_t> count;  // [lines]
-  std::vector<float> pos;      // [lines][S] positions v of the kept pixels (meaningful up to count)
-  std::vector<float> data;     // [lines][C + 1][S]: sum_c I_c G_c, then the gradient channels G_c
+  std::vector<float> pos;      // [lines][S]
+  std::vector<float> data;     // [lines][C + 1][S]
 };
 
 struct LineSet {
@@ -242,52 +238,32 @@ void build_lines(const float* image, const float* grad, int64_t B, int S, int C,
           const int64_t pixel = axis == 1 ? (b * S + u) * S + v : (b * S + v) * S + u;
           const float* I = image + pixel * C;
           const float* G = grad + pixel * C;
-          bool keep = false;
-          if (alpha_gain)
-            keep = (I[0] - 1.f) * G[0] > 0.f;
-          else
-            for (int ch = 0; ch < C; ++ch) keep = keep || G[ch] != 0.f;
-          if (!keep) continue;
+          if (!meshopt::out_candidate(I, G, C, alpha_gain)) continue;
           const int64_t line = b * S + u;
-          const int n = out.count[line]++;
-          out.pos[line * S + n] = (float)v;
-          float* data = out.data.data() + line * S * (C + 1);
-          float image_dot_grad = 0.f;
-          for (int ch = 0; ch < C; ++ch) {
-            image_dot_grad += I[ch] * G[ch];
-            data[(1 + ch) * S + n] = G[ch];
-          }
-          data[n] = image_dot_grad;
+          meshopt::out_store(I, G, C, S, out.count[line]++, (float)v, out.pos.data() + line * S,
+                             out.data.data() + line * S * (C + 1));
         }
     }
   });
 }
 
-// Sum of the contributions of the kept pixels k in [first, last) of a line to vertices a and b, with
-// delta = sum_c (I_c - ref_c) G_c = sum_c I_c G_c - sum_c ref_c G_c where positive. The hot loop of
+// meshopt::add_out_run for one walker, as one vectorised loop: the sum over the kept pixels k in
+// [first, last) of a line, delta = sum_c I_c G_c - sum_c ref_c G_c where positive. The hot loop of
 // the backward pass.
 template <int C>
 void walk_out(const float* pos, const float* data, int S, int first, int last, const float* ref, const Crossing& c,
               int direction, float eps, float& sum_a, float& sum_b) {
-  // Along an OUT walk the offset v - v_x never changes sign (it has the walk's direction), so the
-  // side that eps is added on is fixed per vertex; one reciprocal serves both vertices. Same values
-  // as meshopt::contribution up to rounding.
   const float k_a = c.k_a, k_b = c.k_b, v_x = c.v_x;
-  const float eps_a = (k_a > 0.f) == (direction > 0) && k_a != 0.f ? eps : -eps;
-  const float eps_b = (k_b > 0.f) == (direction > 0) && k_b != 0.f ? eps : -eps;
+  const float eps_a = meshopt::out_eps(k_a, direction, eps), eps_b = meshopt::out_eps(k_b, direction, eps);
   float acc_a = 0.f, acc_b = 0.f;
 #pragma omp simd reduction(+ : acc_a, acc_b)
   for (int k = first; k < last; ++k) {
     float ref_dot_grad = 0.f;
     for (int ch = 0; ch < C; ++ch) ref_dot_grad += ref[ch] * data[(1 + ch) * S + k];
-    float delta = data[k] - ref_dot_grad;
-    delta = delta > 0.f ? delta : 0.f;
-    const float offset = pos[k] - v_x;
-    const float distance_a = k_a * offset + eps_a, distance_b = k_b * offset + eps_b;
-    const float scale = -delta / (distance_a * distance_b);
-    const float value_a = scale * distance_b, value_b = scale * distance_a;
-    acc_a += meshopt::is_finite(value_a) ? value_a : 0.f;
-    acc_b += meshopt::is_finite(value_b) ? value_b : 0.f;
+    float value_a, value_b;
+    meshopt::out_terms(pos[k], data[k], ref_dot_grad, k_a, k_b, v_x, eps_a, eps_b, value_a, value_b);
+    acc_a += value_a;
+    acc_b += value_b;
   }
   sum_a += acc_a;
   sum_b += acc_b;
@@ -314,24 +290,16 @@ void face_gradient(const Face& face, int32_t f, int64_t b, const BackwardInputs&
         const meshopt::ScanLine scan = meshopt::scan_line(b, u0, axis, S);
         const int64_t pixel_in = scan.pixel(c.v_in);
         float sum_a = 0.f, sum_b = 0.f;
-        // OUT: the face grows over the pixels beyond the edge, up to the image border (the sum of
-        // meshopt::add_out_run, over the pixels that can contribute only)
+        // OUT: the face grows over the pixels beyond the edge, up to the image border (over the
+        // pixels that can contribute only)
         if (in.p.face_index[pixel_in] == f) {
           const float* ref = in.p.image + pixel_in * C;
           const bool alpha_gain = C == 1 && ref[0] == 1.f;
           const SparseLines& lines = alpha_gain ? in.lines->alpha_gain[axis] : in.lines->any_gradient[axis];
           const int64_t line = b * S + u0;
           const float* pos = lines.pos.data() + line * S;
-          const int n = lines.count[line];
-          const float v_out = (float)c.v_out;
           int first, last;
-          if (e.direction > 0) {
-            first = (int)(std::lower_bound(pos, pos + n, v_out) - pos);
-            last = n;
-          } else {
-            first = 0;
-            last = (int)(std::upper_bound(pos, pos + n, v_out) - pos);
-          }
+          meshopt::out_range(pos, lines.count[line], c.v_out, e.direction, first, last);
           walk_out<C>(pos, lines.data.data() + line * S * (C + 1), S, first, last, ref, c, e.direction, in.p.eps,
                       sum_a, sum_b);
         }

@@ -16,13 +16,19 @@
 //   5. raster_kernel      one block per tile (B x tiles), one thread per pixel: faces are staged
 //                         through shared memory in list order; strict `<` z-test (Nearest), so the
 //                         lower face index wins ties exactly as on the CPU; then write_pixel.
-// backward_xy: crossing_count_kernel counts the scan-line crossings of every (face, edge, axis);
-//   after a scan, xy_gradient_kernel gives one warp to each crossing: the warp walks the OUT run
-//   (to the image border) and the IN run 32 pixels at a time, reduces and atomically adds to
-//   the face's two vertex coordinates.
+// backward_xy: line_lists_kernel lists, per scan line and axis, the pixels an OUT run can gain
+//   from (one warp per line, compacted in order with a ballot; the rule and layout are
+//   meshopt::OutLines's, as on the CPU); crossing_count_kernel counts the scan-line crossings of
+//   every (face, edge, axis); after a scan, xy_gradient_kernel gives one warp to each crossing: the
+//   warp walks the OUT run over its line's list and the IN run 32 pixels at a time, reduces and
+//   atomically adds to the face's two vertex coordinates.
 // backward_depth / backward_textures: one thread per pixel, atomics (the per-face sums, depth's 9
-//   and the light's 3, are reduced over the warp first when the whole warp sees the same face);
-//   fill-back copies read and accumulate into their original's cube, transposed (texture_corners).
+//   and the light's 3, are reduced over the warp first when the whole warp sees the same face; so
+//   are the texels of cubes up to T = 4, staged in shared memory); fill-back copies read and
+//   accumulate into their original's cube, transposed (texture_corners). Without grad_textures
+//   (only the light needs a gradient) no texel is touched.
+// Every backward op adds with float atomics, so its sums round in no fixed order: the Python
+// wrapper raises torch's determinism error for them (native.alert_nondeterministic).
 #include <torch/extension.h>
 
 // c10/cuda only: ATen/cuda/CUDAContext.h would also need the cuBLAS/cuSPARSE headers, which
@@ -304,16 +310,49 @@ __global__ void __launch_bounds__(kBlock) depth_gradient_kernel(const meshopt::D
   }
 }
 
-// One thread per pixel: texture_gradient_pixel with atomics into the cube read by the pixel's
-// face; the gradient of the light warp-aggregated when the whole warp sees one face.
+// Texels of one cube staged per warp in shared memory: cubes up to T = 4 (the default size).
+constexpr int kStagedCube = 4 * 4 * 4 * 3;
+
+// Adds into a warp's shared copy of the cube that starts at `cube` in global memory.
+struct StagedAdd {
+  const float* cube;
+  float* stage;
+  __device__ __forceinline__ void operator()(float* target, float value) const {
+    atomicAdd(stage + (target - cube), value);
+  }
+};
+
+// One thread per pixel: texture_gradient_pixel into the cube read by the pixel's face. When the
+// whole warp sees one face whose cube fits kStagedCube, the warp sums its texels in shared memory
+// and adds each nonzero one to global memory once; otherwise every texel is a global atomic. The
+// gradient of the light is warp-aggregated the same way.
 __global__ void __launch_bounds__(kBlock) texture_gradient_kernel(const meshopt::TextureGradientParams p) {
+  __shared__ float stages[kBlock / kWarp][kStagedCube];
+  float* stage = stages[threadIdx.x / kWarp];
+  const int lane = (int)threadIdx.x % kWarp;
+  const int64_t cube_floats = p.cubes.floats();
+  const bool can_stage = p.grad_textures != nullptr && cube_floats <= kStagedCube;
   const int64_t SS = (int64_t)p.S * p.S, num_pixels = p.B * SS;
   // the loop bound depends on the block only, so whole warps iterate together
   for (int64_t base = (int64_t)blockIdx.x * blockDim.x; base < num_pixels; base += (int64_t)gridDim.x * blockDim.x) {
     const int64_t pixel = base + threadIdx.x;
     const long long bf = pixel_face(p.face_index, pixel, num_pixels, SS, p.F);
+    const long long bf0 = __shfl_sync(kFullMask, bf, 0);
+    const bool staged = can_stage && __all_sync(kFullMask, bf == bf0) && bf0 >= 0;  // uniform over the warp
     float grad_light[3] = {0.f, 0.f, 0.f};
-    if (bf >= 0) meshopt::texture_gradient_pixel(p, bf / p.F, bf % p.F, pixel, AtomicAdd{}, grad_light);
+    if (staged) {
+      const int64_t b = bf0 / p.F, f = bf0 % p.F;
+      float* cube = p.grad_textures + p.cubes.offset(b, f);
+      for (int i = lane; i < cube_floats; i += kWarp) stage[i] = 0.f;
+      __syncwarp();
+      meshopt::texture_gradient_pixel(p, b, f, pixel, StagedAdd{cube, stage}, grad_light);
+      __syncwarp();
+      for (int i = lane; i < cube_floats; i += kWarp)
+        if (stage[i] != 0.f) atomicAdd(cube + i, stage[i]);
+      __syncwarp();  // read before the next iteration zeroes the stage
+    } else if (bf >= 0) {
+      meshopt::texture_gradient_pixel(p, bf / p.F, bf % p.F, pixel, AtomicAdd{}, grad_light);
+    }
     if (p.grad_light != nullptr) add_face_sums<3>(p.grad_light, bf, grad_light);
   }
 }
@@ -333,7 +372,7 @@ void meshopt::launch_backward_textures(const TextureGradientParams& p, const at:
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   // the kernel adds atomically: zero every cube first, read by a pixel or not
   const size_t bytes = (size_t)(p.B * p.cubes.count * p.cubes.floats()) * sizeof(float);
-  if (bytes > 0) C10_CUDA_CHECK(cudaMemsetAsync(p.grad_textures, 0, bytes, stream));
+  if (p.grad_textures != nullptr && bytes > 0) C10_CUDA_CHECK(cudaMemsetAsync(p.grad_textures, 0, bytes, stream));
   const int64_t num_pixels = p.B * p.S * p.S;
   if (num_pixels == 0 || p.F == 0) return;
   texture_gradient_kernel<<<grid_for(num_pixels, kBlock), kBlock, 0, stream>>>(p);
@@ -346,6 +385,63 @@ namespace {
 
 // Crossings are numbered per (face, edge, axis) item: item = bf * 6 + edge * 2 + axis.
 constexpr int kItemsPerFace = 6;
+
+// One warp per scan line l = b S + u of one axis: its pixels in increasing v, 32 at a time; those
+// that meshopt::out_candidate keeps are stored in order (ballot and prefix count) by out_store.
+template <int C>
+__global__ void __launch_bounds__(kBlock)
+    line_lists_kernel(const float* __restrict__ image, const float* __restrict__ grad, int64_t B, int S, int axis,
+                      bool alpha_gain, int32_t* __restrict__ count, float* __restrict__ pos, float* __restrict__ data) {
+  const int lane = (int)threadIdx.x % kWarp;
+  const int64_t warps = (int64_t)gridDim.x * (blockDim.x / kWarp);
+  for (int64_t line = (int64_t)blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp; line < B * S;
+       line += warps) {
+    const meshopt::ScanLine scan = meshopt::scan_line(line / S, (int)(line % S), axis, S);
+    float* pos_line = pos + line * S;
+    float* data_line = data + line * S * (C + 1);
+    int n = 0;
+    for (int v0 = 0; v0 < S; v0 += kWarp) {  // uniform over the warp
+      const int v = v0 + lane;
+      const int64_t pixel = v < S ? scan.pixel(v) : 0;
+      const bool keep = v < S && meshopt::out_candidate(image + pixel * C, grad + pixel * C, C, alpha_gain);
+      const unsigned kept = __ballot_sync(kFullMask, keep);
+      if (keep)
+        meshopt::out_store(image + pixel * C, grad + pixel * C, C, S, n + __popc(kept & ((1u << lane) - 1u)), (float)v,
+                           pos_line, data_line);
+      n += __popc(kept);
+    }
+    if (lane == 0) count[line] = n;
+  }
+}
+
+// The lists of one kind for both axes: count [2, B S], pos [2, B S S], data [2, B S S (C + 1)].
+struct LineBuffers {
+  at::Tensor count, pos, data;
+  meshopt::OutLines axis(int a) const {
+    return {count[a].data_ptr<int32_t>(), pos[a].data_ptr<float>(), data[a].data_ptr<float>()};
+  }
+};
+
+LineBuffers build_lines(const meshopt::XyGradientParams& p, bool alpha_gain, const at::TensorOptions& opts,
+                        cudaStream_t stream) {
+  const int64_t lines = p.B * p.S;
+  LineBuffers buffers{at::empty({2, lines}, opts.dtype(at::kInt)), at::empty({2, lines * p.S}, opts),
+                      at::empty({2, lines * p.S * (p.C + 1)}, opts)};
+  const dim3 grid(grid_for(lines, kBlock / kWarp));
+  for (int axis = 0; axis < 2; ++axis) {
+    int32_t* count = buffers.count[axis].data_ptr<int32_t>();
+    float* pos = buffers.pos[axis].data_ptr<float>();
+    float* data = buffers.data[axis].data_ptr<float>();
+    if (p.C == 1)
+      line_lists_kernel<1><<<grid, kBlock, 0, stream>>>(p.image, p.grad_image, p.B, p.S, axis, alpha_gain, count, pos, data);
+    else if (p.C == 3)
+      line_lists_kernel<3><<<grid, kBlock, 0, stream>>>(p.image, p.grad_image, p.B, p.S, axis, alpha_gain, count, pos, data);
+    else
+      line_lists_kernel<4><<<grid, kBlock, 0, stream>>>(p.image, p.grad_image, p.B, p.S, axis, alpha_gain, count, pos, data);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  return buffers;
+}
 
 // Number of scan lines u0 that each item crosses (0 for invalid faces and edges parallel to the lines).
 __global__ void __launch_bounds__(kBlock)
@@ -368,8 +464,8 @@ __global__ void __launch_bounds__(kBlock)
 // `inclusive`: the inclusive scan of crossing_count_kernel's counts over the num_items items.
 template <int C>
 __global__ void __launch_bounds__(kBlock)
-    xy_gradient_kernel(const meshopt::XyGradientParams p, const int64_t* __restrict__ inclusive, int64_t num_items,
-                       int64_t num_crossings) {
+    xy_gradient_kernel(const meshopt::XyGradientParams p, const meshopt::OutLineSet out,
+                       const int64_t* __restrict__ inclusive, int64_t num_items, int64_t num_crossings) {
   const int lane = (int)threadIdx.x % kWarp;
   const int64_t warps = (int64_t)gridDim.x * (blockDim.x / kWarp);
   for (int64_t k = (int64_t)blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp; k < num_crossings; k += warps) {
@@ -400,8 +496,16 @@ __global__ void __launch_bounds__(kBlock)
 
     const meshopt::ScanLine line = meshopt::scan_line(b, u0, axis, p.S);
     float sum_a = 0.f, sum_b = 0.f;
-    // OUT: the face grows over the pixels beyond the edge, up to the image border
-    meshopt::add_out_run<C>(p, f, e, c, line, lane, kWarp, sum_a, sum_b);
+    // OUT: the face grows over the pixels beyond the edge, up to the image border (over the
+    // pixels of the line that can contribute only)
+    const int64_t pixel_in = line.pixel(c.v_in);
+    if (p.face_index[pixel_in] == f) {
+      float ref[C];
+      for (int ch = 0; ch < C; ++ch) ref[ch] = p.image[pixel_in * C + ch];
+      const bool alpha_gain = C == 1 && ref[0] == 1.f;
+      const meshopt::OutLines& lines = alpha_gain ? out.alpha_gain[axis] : out.any_gradient[axis];
+      meshopt::add_out_run<C>(lines, b * p.S + u0, p.S, ref, c, e.direction, p.eps, lane, kWarp, sum_a, sum_b);
+    }
     // IN: the face shrinks and uncovers its own pixels, up to its opposite side
     meshopt::add_in_run<C>(p, f, e, c, line, lane, kWarp, sum_a, sum_b);
     sum_a = warp_sum(sum_a);
@@ -427,14 +531,22 @@ void meshopt::launch_backward_xy(const XyGradientParams& p, const at::TensorOpti
   const auto inclusive = at::cumsum(count, 0);
   const int64_t num_crossings = last_value(inclusive);
   if (num_crossings == 0) return;
+  // the lists stay alive (and on the stream's pool) until the kernel below has run
+  const LineBuffers any_gradient = build_lines(p, false, opts, stream);
+  const LineBuffers alpha_gain = p.C == 1 ? build_lines(p, true, opts, stream) : any_gradient;
+  meshopt::OutLineSet out;
+  for (int axis = 0; axis < 2; ++axis) {
+    out.any_gradient[axis] = any_gradient.axis(axis);
+    out.alpha_gain[axis] = alpha_gain.axis(axis);
+  }
   const dim3 grid(grid_for(num_crossings, kBlock / kWarp));
   const int64_t* inclusive_p = inclusive.data_ptr<int64_t>();
   if (p.C == 1)
-    xy_gradient_kernel<1><<<grid, kBlock, 0, stream>>>(p, inclusive_p, num_items, num_crossings);
+    xy_gradient_kernel<1><<<grid, kBlock, 0, stream>>>(p, out, inclusive_p, num_items, num_crossings);
   else if (p.C == 3)
-    xy_gradient_kernel<3><<<grid, kBlock, 0, stream>>>(p, inclusive_p, num_items, num_crossings);
+    xy_gradient_kernel<3><<<grid, kBlock, 0, stream>>>(p, out, inclusive_p, num_items, num_crossings);
   else
-    xy_gradient_kernel<4><<<grid, kBlock, 0, stream>>>(p, inclusive_p, num_items, num_crossings);
+    xy_gradient_kernel<4><<<grid, kBlock, 0, stream>>>(p, out, inclusive_p, num_items, num_crossings);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -1,9 +1,9 @@
 // Per-face and per-pixel math of the meshopt rasterizer, shared by the CPU (rasterize_cpu.cpp)
 // and CUDA (rasterize_cuda.cu) kernels so that the two cannot drift: face setup, coverage and depth,
 // texture sampling and its gradient, the depth gradient, the scan-line crossings of the approximate
-// gradient and its dense pixel runs, and the parameter structs the kernels take. Everything here
-// is plain C++ (no torch) and __host__ __device__ under nvcc; the host side shared by both
-// backends (op signatures, bindings, input checks) is rasterizer_ops.h. The pure-PyTorch oracle,
+// gradient and its pixel runs (IN dense, OUT over per-line lists), and the parameter structs the
+// kernels take. Everything here is plain C++ (no torch) and __host__ __device__ under nvcc; the host
+// side shared by both backends (op signatures, bindings, input checks) is rasterizer_ops.h. The pure-PyTorch oracle,
 // meshopt_cli/render/reference.py, performs the same float operations in the same order: keep
 // the three in step (and compile without FMA contraction) so that every backend picks the same
 // visible face on every pixel.
@@ -325,7 +325,7 @@ struct TextureGradientParams {
   Cubes cubes;
   int S;
   float upper;
-  float* grad_textures;  // [B, Ft, T, T, T, 3] output
+  float* grad_textures;  // [B, Ft, T, T, T, 3] output; null when only the light needs a gradient
   float* grad_light;     // [B, F, 3] output (zeroed); null when light is
 };
 
@@ -413,8 +413,8 @@ MESHOPT_HD void write_pixel(const ForwardParams& p, int64_t b, int x, int y, con
 // ----------------------------------------------------------------------------- backward: textures
 
 // One pixel (flat index `pixel`, covered by face f of batch item b) of backward_textures: the
-// trilinear weights times the (lit) gradient go into the cube that f reads, through
-// add(pointer, value) (+= where one thread owns the cube, atomicAdd otherwise); grad_light gets
+// trilinear weights times the (lit) gradient go into the cube that f reads (unless grad_textures is
+// null), through add(pointer, value) (+= where one thread owns the cube, atomics otherwise); grad_light gets
 // this pixel's part of the gradient of f's light, grad . unlit colour.
 template <class Add>
 MESHOPT_HD void texture_gradient_pixel(const TextureGradientParams& p, int64_t b, int64_t f, int64_t pixel, Add add,
@@ -429,13 +429,14 @@ MESHOPT_HD void texture_gradient_pixel(const TextureGradientParams& p, int64_t b
   const float g[3] = {p.grad_rgb[3 * pixel], p.grad_rgb[3 * pixel + 1], p.grad_rgb[3 * pixel + 2]};
   const int64_t offset = p.cubes.offset(b, f);
   const float* texture = p.textures + offset;
-  float* grad_cube = p.grad_textures + offset;
   float color[3] = {0.f, 0.f, 0.f};
   for (int c = 0; c < 8; ++c)
-    for (int ch = 0; ch < 3; ++ch) {
-      add(grad_cube + 3 * index[c] + ch, corner_weight[c] * (g[ch] * light_f[ch]));
-      color[ch] += corner_weight[c] * texture[3 * index[c] + ch];
-    }
+    for (int ch = 0; ch < 3; ++ch) color[ch] += corner_weight[c] * texture[3 * index[c] + ch];
+  if (p.grad_textures != nullptr) {
+    float* grad_cube = p.grad_textures + offset;
+    for (int c = 0; c < 8; ++c)
+      for (int ch = 0; ch < 3; ++ch) add(grad_cube + 3 * index[c] + ch, corner_weight[c] * (g[ch] * light_f[ch]));
+  }
   for (int ch = 0; ch < 3; ++ch) grad_light[ch] = g[ch] * color[ch];
 }
 
@@ -446,16 +447,16 @@ MESHOPT_HD void texture_gradient_pixel(const TextureGradientParams& p, int64_t b
 // just outside, v_out). A pixel at position v counts with delta = sum_c (I_c - ref_c) G_c where
 // delta > 0, adding contribution(delta, k, v - v_x, eps) to each vertex.
 
-// Pixels v = first, first + stride, ... < end of one scan line (kOwnOnly: only those of face f),
-// compared with pixel ref_pixel; the contributions are added to sum_a and sum_b in that order.
-template <int C, bool kOwnOnly>
+// Pixels v = first, first + stride, ... < end of one scan line that face f covers, compared with
+// pixel ref_pixel; the contributions are added to sum_a and sum_b in that order.
+template <int C>
 MESHOPT_HD void walk_run(const XyGradientParams& p, int32_t f, const ScanLine& line, int64_t ref_pixel, int first,
                          int end, int stride, const Crossing& c, float& sum_a, float& sum_b) {
   float ref[C];
   for (int ch = 0; ch < C; ++ch) ref[ch] = p.image[ref_pixel * C + ch];
   for (int v = first; v < end; v += stride) {
     const int64_t pixel = line.pixel(v);
-    if (kOwnOnly && p.face_index[pixel] != f) continue;
+    if (p.face_index[pixel] != f) continue;
     float delta = 0.f;
     for (int ch = 0; ch < C; ++ch) delta += (p.image[pixel * C + ch] - ref[ch]) * p.grad_image[pixel * C + ch];
     if (!(delta > 0.f)) continue;
@@ -472,19 +473,111 @@ MESHOPT_HD void add_in_run(const XyGradientParams& p, int32_t f, const ScanEdge&
                            const ScanLine& line, int lane, int lanes, float& sum_a, float& sum_b) {
   int first, count;
   inner_range(e, c, p.S, first, count);
-  walk_run<C, true>(p, f, line, line.pixel(c.v_out), first + lane, first + count, lanes, c, sum_a, sum_b);
+  walk_run<C>(p, f, line, line.pixel(c.v_out), first + lane, first + count, lanes, c, sum_a, sum_b);
 }
 
-// The OUT run of crossing c of face f, walked densely (every pixel to the border), when the pixel
-// just inside is f's own. The CPU walks the same run over per-line lists of the pixels that can
-// contribute instead (walk_out in rasterize_cpu.cpp; docs/design.md says how the two agree).
+// ----------------------------------------------------------------------------- backward: sparse OUT runs
+// An OUT run reads only the pixels of its scan line that can contribute, listed per line in
+// increasing position by each backend (build_lines on the CPU, line_lists_kernel on CUDA; both
+// keep what out_candidate keeps and store it with out_store). A pixel whose gradient is zero in
+// every channel contributes nothing; for silhouettes (C = 1) whose pixel just inside has alpha 1
+// (always so for the rasterizer's own alpha) only pixels with (alpha - 1) G > 0 can. Losses that
+// leave most of the image alone then walk the few pixels that matter, not the whole line.
+// Layout, per axis, for line l = b * S + u of B * S lines:
+//   count[l]                          number of kept pixels
+//   pos[l S + n]                      their positions v along the line (as floats), increasing
+//   data[l S (C + 1) + n]             sum_c I_c G_c
+//   data[l S (C + 1) + (1 + c) S + n] G_c
+struct OutLines {
+  const int32_t* count;
+  const float* pos;
+  const float* data;
+};
+
+// Per axis (0 = columns, 1 = rows): lists of pixels with any gradient, and (C = 1 only) of
+// pixels that gain when the inside pixel has alpha 1.
+struct OutLineSet {
+  OutLines any_gradient[2];
+  OutLines alpha_gain[2];
+};
+
+// Whether a pixel (image I, gradient G, C channels) can contribute to an OUT run of the list kind.
+MESHOPT_HD bool out_candidate(const float* I, const float* G, int C, bool alpha_gain) {
+  if (alpha_gain) return (I[0] - 1.f) * G[0] > 0.f;
+  bool keep = false;
+  for (int ch = 0; ch < C; ++ch) keep = keep || G[ch] != 0.f;
+  return keep;
+}
+
+// Stores a kept pixel at position v as entry n of its line (pos_line = pos + l S, data_line = data + l S (C + 1)).
+MESHOPT_HD void out_store(const float* I, const float* G, int C, int S, int n, float v, float* pos_line,
+                          float* data_line) {
+  pos_line[n] = v;
+  float image_dot_grad = 0.f;
+  for (int ch = 0; ch < C; ++ch) {
+    image_dot_grad += I[ch] * G[ch];
+    data_line[(1 + ch) * S + n] = G[ch];
+  }
+  data_line[n] = image_dot_grad;
+}
+
+// [first, last) of a line's n kept pixels at or beyond v_out in the walk's direction: v >= v_out
+// when direction > 0, v <= v_out otherwise (positions are increasing).
+MESHOPT_HD void out_range(const float* pos, int n, int v_out, int direction, int& first, int& last) {
+  const float v = (float)v_out;
+  int lo = 0, hi = n;  // the first entry with pos > v (direction < 0) or pos >= v (direction > 0)
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (direction > 0 ? pos[mid] < v : pos[mid] <= v)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  first = direction > 0 ? lo : 0;
+  last = direction > 0 ? n : lo;
+}
+
+// Along an OUT run the offset v - v_x never changes sign (it has the run's direction), so the side
+// that contribution() adds eps on is fixed per vertex: this one.
+MESHOPT_HD float out_eps(float k, int direction, float eps) {
+  return (k > 0.f) == (direction > 0) && k != 0.f ? eps : -eps;
+}
+
+// The contributions of one kept pixel (position, sum_c I_c G_c) to vertices a and b, the inside
+// pixel's sum_c ref_c G_c given: contribution() for both with one reciprocal (same values up to
+// rounding); 0 where not finite.
+MESHOPT_HD void out_terms(float position, float image_dot_grad, float ref_dot_grad, float k_a, float k_b, float v_x,
+                          float eps_a, float eps_b, float& value_a, float& value_b) {
+  float delta = image_dot_grad - ref_dot_grad;
+  delta = delta > 0.f ? delta : 0.f;
+  const float offset = position - v_x;
+  const float distance_a = k_a * offset + eps_a, distance_b = k_b * offset + eps_b;
+  const float scale = -delta / (distance_a * distance_b);
+  value_a = scale * distance_b;
+  value_b = scale * distance_a;
+  value_a = is_finite(value_a) ? value_a : 0.f;
+  value_b = is_finite(value_b) ? value_b : 0.f;
+}
+
+// The OUT run of crossing c on line `line` (b S + u0) of `lines`, `ref` the C channels of the
+// pixel just inside; `lane` of `lanes` walkers takes every lanes-th kept pixel (CUDA: a warp). The
+// CPU walks the same entries with the same out_terms in one vectorised loop (walk_out).
 template <int C>
-MESHOPT_HD void add_out_run(const XyGradientParams& p, int32_t f, const ScanEdge& e, const Crossing& c,
-                            const ScanLine& line, int lane, int lanes, float& sum_a, float& sum_b) {
-  const int64_t pixel_in = line.pixel(c.v_in);
-  if (p.face_index[pixel_in] != f) return;
-  const int first = e.direction > 0 ? c.v_out : 0, end = e.direction > 0 ? p.S : c.v_out + 1;
-  walk_run<C, false>(p, f, line, pixel_in, first + lane, end, lanes, c, sum_a, sum_b);
+MESHOPT_HD void add_out_run(const OutLines& lines, int64_t line, int S, const float ref[C], const Crossing& c,
+                            int direction, float eps, int lane, int lanes, float& sum_a, float& sum_b) {
+  const float* pos = lines.pos + line * S;
+  const float* data = lines.data + line * S * (C + 1);
+  int first, last;
+  out_range(pos, lines.count[line], c.v_out, direction, first, last);
+  const float eps_a = out_eps(c.k_a, direction, eps), eps_b = out_eps(c.k_b, direction, eps);
+  for (int k = first + lane; k < last; k += lanes) {
+    float ref_dot_grad = 0.f;
+    for (int ch = 0; ch < C; ++ch) ref_dot_grad += ref[ch] * data[(1 + ch) * S + k];
+    float value_a, value_b;
+    out_terms(pos[k], data[k], ref_dot_grad, c.k_a, c.k_b, c.v_x, eps_a, eps_b, value_a, value_b);
+    sum_a += value_a;
+    sum_b += value_b;
+  }
 }
 
 }  // namespace meshopt

@@ -209,15 +209,17 @@ at::Tensor backward_depth(at::Tensor faces, at::Tensor face_index, at::Tensor gr
   return grad_faces;
 }
 
+// need_textures false: only the light's gradient is computed (grad_textures comes back empty).
 template <c10::DeviceType kDevice>
 std::vector<at::Tensor> backward_textures(at::Tensor faces, at::Tensor face_index, at::Tensor weights, at::Tensor depth,
                                           at::Tensor grad_rgb, at::Tensor textures, at::Tensor light, bool fill_back,
-                                          double eps) {
+                                          double eps, bool need_textures) {
   TextureGradientParams p = backward_textures_params(faces, face_index, weights, depth, grad_rgb, textures, light,
                                                      fill_back, eps, kDevice);
-  auto grad_textures = at::empty_like(textures);  // the launcher zeroes it
+  // the launcher zeroes grad_textures
+  auto grad_textures = need_textures ? at::empty_like(textures) : at::empty({0}, faces.options());
   auto grad_light = p.light ? at::zeros({p.B, p.F, 3}, faces.options()) : at::empty({0}, faces.options());
-  p.grad_textures = grad_textures.data_ptr<float>();
+  p.grad_textures = need_textures ? grad_textures.data_ptr<float>() : nullptr;
   p.grad_light = p.light ? grad_light.data_ptr<float>() : nullptr;
   launch_backward_textures(p, faces.options());
   return {grad_textures, grad_light};
@@ -229,7 +231,7 @@ void define_ops(pybind11::module& m) {
   m.def("forward", &forward<kDevice>, "rasterize: face index, weights, depth, rgb, alpha");
   m.def("backward_xy", &backward_xy<kDevice>, "approximate gradient of rgb/alpha with respect to x, y");
   m.def("backward_depth", &backward_depth<kDevice>, "exact gradient of depth");
-  m.def("backward_textures", &backward_textures<kDevice>, "gradient of rgb with respect to the texture cubes");
+  m.def("backward_textures", &backward_textures<kDevice>, "gradient of rgb with respect to the texture cubes and the light");
 }
 
 }  // namespace meshopt

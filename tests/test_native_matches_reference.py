@@ -1,7 +1,9 @@
-"""The native CPU kernels against the pure-PyTorch oracle on generated scenes.
+"""The native CPU kernels against the pure-PyTorch oracle on generated scenes and on the named
+edge cases of kernel_scenes.py.
 
-Face indices must be identical (ties included), floats equal to 1e-5, gradients to 1e-4 of the
-largest gradient magnitude.
+Face indices must be identical (ties included), floats equal to 1e-5, gradients entry by entry
+with equal nonzero patterns (conftest.assert_gradients_close). Also: the ops' input checks, the
+light-only texture backward, and deterministic, repeatable CPU backward passes.
 """
 
 import pytest
@@ -9,8 +11,9 @@ import torch
 from conftest import assert_gradients_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernel_scenes import EDGE_SCENES, compare_backends, random_scene
 
-from meshopt_cli.render import reference
+from meshopt_cli.render import native, reference
 
 
 @st.composite
@@ -88,7 +91,10 @@ def test_native_equals_reference(native_backend, scene):
         )
     grad_depth = torch.randn(depth.shape, generator=g)
     assert_gradients_close(
-        native_backend.backward_depth(faces, face_index, grad_depth), reference.backward_depth(faces, face_index, grad_depth)
+        native_backend.backward_depth(faces, face_index, grad_depth),
+        reference.backward_depth(faces, face_index, grad_depth),
+        "backward_depth",
+        exact_zeros=False,
     )
     grad_rgb = torch.randn(rgb.shape, generator=g)
     tex_args = (faces, face_index, weights, depth, grad_rgb, textures, light, scene["fill_back"], eps)
@@ -120,5 +126,86 @@ def test_native_equals_reference_on_a_real_mesh(native_backend):
             target = torch.linspace(0, 1, rgb.numel()).reshape(rgb.shape)
             ((rgb - target) ** 2).sum().add(alpha.sum()).add(depth.mean()).backward()
         results[name] = (rgb.detach(), depth.detach(), alpha.detach(), v.grad, t.grad)
-    for actual, expected in zip(results["native"], results["reference"]):
-        assert_gradients_close(actual, expected)
+    for name, actual, expected in zip(("rgb", "depth", "alpha", "vertices", "textures"), results["native"], results["reference"]):
+        assert_gradients_close(actual, expected, name, exact_zeros=False)
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_SCENES))
+def test_native_equals_reference_on_edge_scenes(native_backend, name):
+    scene, size = EDGE_SCENES[name]()
+    maps = compare_backends(reference, native_backend, "cpu", scene, size, eps=1e-3, seed=len(name), exact=False)
+    face_index = maps[0]
+    if name == "nothing-drawn":
+        assert (face_index == -1).all()
+    if name == "chunk-ties":
+        assert face_index[0].eq(0).all() and face_index[1].eq(256).all() and face_index[2].eq(255).all()
+    if name == "full-bins":
+        assert (face_index[:, :16, :16] >= 0).sum() > 100 and (face_index[:, 16:, 16:] == -1).all()
+    if name == "full-image":
+        assert (face_index >= 0).all()
+
+
+def test_light_only_texture_backward(backend):
+    """need_textures=False: no texture gradient, the same light gradient."""
+    faces, textures, light, background = random_scene(6, 2, 30, 24, 3, fill_back=True, light=True)
+    face_index, weights, depth, rgb, _ = backend.forward(faces, textures, 24, 0.1, 100.0, 1e-4, background, light, True)
+    grad_rgb = torch.randn(rgb.shape, generator=torch.Generator().manual_seed(6))
+    args = (faces, face_index, weights, depth, grad_rgb, textures, light, True, 1e-4)
+    full_textures, full_light = backend.backward_textures(*args)
+    none_textures, only_light = backend.backward_textures(*args, need_textures=False)
+    assert none_textures is None and full_textures.abs().sum() > 0
+    assert torch.equal(only_light, full_light)
+
+
+def test_native_cpu_ops_reject_bad_inputs():
+    """Through the raw module: non-contiguous faces, a wrong index dtype, mismatched shapes."""
+    module = native.load("cpu")
+    faces, textures, _, background = random_scene(9, 1, 20, 16, 2)
+    empty = faces.new_empty(0)
+    face_index = module.forward(faces, textures, 16, 0.1, 100.0, 1e-4, background, empty, False, True)[0]
+    image = torch.rand(1, 16, 16, 1)
+    strided = torch.rand(1, 9, 20).transpose(1, 2)
+    with pytest.raises(RuntimeError, match="faces must be contiguous"):
+        module.backward_xy(strided, face_index, image, image, 1e-4)
+    with pytest.raises(RuntimeError, match="face_index must be Int"):
+        module.backward_depth(faces, face_index.long(), torch.rand(1, 16, 16))
+    with pytest.raises(RuntimeError, match="grad_image must have shape"):
+        module.backward_xy(faces, face_index, image, torch.rand(1, 16, 16, 3), 1e-4)
+    with pytest.raises(RuntimeError, match="faces must be float32"):
+        module.forward(faces.double(), textures, 16, 0.1, 100.0, 1e-4, background, empty, False, True)
+
+
+def test_cpu_backward_is_deterministic_and_allowed_under_deterministic_algorithms():
+    """The CPU kernels own their sums (no atomics): the same bits twice, also with
+    torch.use_deterministic_algorithms(True), which the CUDA backward refuses instead."""
+    from meshopt_cli.render import rasterize_rgbad
+
+    faces, textures, light, background = random_scene(12, 2, 60, 48, 3, fill_back=True, light=True, specials=False)
+    grads = []
+    torch.use_deterministic_algorithms(True)
+    try:
+        for _ in range(2):
+            f = faces.reshape(2, -1, 3, 3).clone().requires_grad_(True)
+            t = textures.clone().requires_grad_(True)
+            out = rasterize_rgbad(f, t, image_size=48, face_light=light, fill_back=True, background_color=background)
+            (out["rgb"] * torch.linspace(0, 1, out["rgb"].numel()).reshape(out["rgb"].shape)).sum().add(
+                out["alpha"].sum()
+            ).backward()
+            grads.append((f.grad, t.grad))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    assert grads[0][0].abs().sum() > 0
+
+
+def test_nondeterministic_alert_follows_torch_settings():
+    native.alert_nondeterministic("backward_xy")  # deterministic algorithms off: nothing
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with pytest.warns(UserWarning, match="backward_xy on CUDA does not have a deterministic implementation"):
+            native.alert_nondeterministic("backward_xy")
+        torch.use_deterministic_algorithms(True)
+        with pytest.raises(RuntimeError, match="does not have a deterministic implementation"):
+            native.alert_nondeterministic("backward_xy")
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -191,6 +191,23 @@ def backend_for(device: torch.device):
     return backend
 
 
+def alert_nondeterministic(op: str) -> None:
+    """torch's rule for an op without a deterministic implementation, applied to the CUDA backward
+    ops (their float atomics add in no fixed order; docs/design.md, "Determinism"): raise when
+    ``torch.use_deterministic_algorithms(True)``, warn with ``warn_only=True``, else nothing."""
+    if not torch.are_deterministic_algorithms_enabled():
+        return
+    message = (
+        f"meshopt {op} on CUDA does not have a deterministic implementation (it adds with float atomics), but "
+        "torch.use_deterministic_algorithms(True) is set; run the backward pass on the CPU, whose kernels are "
+        "deterministic, or pass warn_only=True"
+    )
+    if torch.is_deterministic_algorithms_warn_only_enabled():
+        warnings.warn(message, UserWarning, stacklevel=3)
+    else:
+        raise RuntimeError(message)
+
+
 def _wrap(module) -> SimpleNamespace:
     """Adapt the extension to reference.py's function signatures."""
 
@@ -213,14 +230,20 @@ def _wrap(module) -> SimpleNamespace:
         )
 
     def backward_xy(faces, face_index, image, grad_image, eps):
+        if faces.is_cuda:
+            alert_nondeterministic("backward_xy")
         return module.backward_xy(
             faces.contiguous(), face_index.contiguous(), image.contiguous(), grad_image.contiguous(), float(eps)
         )
 
     def backward_depth(faces, face_index, grad_depth):
+        if faces.is_cuda:
+            alert_nondeterministic("backward_depth")
         return module.backward_depth(faces.contiguous(), face_index.contiguous(), grad_depth.contiguous())
 
-    def backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back, eps):
+    def backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back, eps, need_textures=True):
+        if faces.is_cuda:
+            alert_nondeterministic("backward_textures")
         empty = faces.new_empty(0)
         grad_textures, grad_light = module.backward_textures(
             faces.contiguous(),
@@ -232,8 +255,9 @@ def _wrap(module) -> SimpleNamespace:
             light.contiguous() if light is not None else empty,
             bool(fill_back),
             float(eps),
+            bool(need_textures),
         )
-        return grad_textures, (grad_light if light is not None else None)
+        return (grad_textures if need_textures else None), (grad_light if light is not None else None)
 
     return SimpleNamespace(
         name="native",

@@ -99,6 +99,7 @@ class RasterizeFunction(torch.autograd.Function):
                 light if light.numel() else None,
                 fill_back,
                 eps,
+                need_textures=ctx.needs_input_grad[1],
             )
         if not ctx.needs_input_grad[1]:
             grad_textures = None

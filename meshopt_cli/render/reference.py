@@ -27,8 +27,10 @@ Functions
         (the rendered channels: alpha, rgb or alpha + rgb, alpha first); only x, y entries are
         non-zero.
     backward_depth(faces, face_index, grad_depth) -> grad_faces ``[B, F, 9]`` (exact)
-    backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back, eps)
-        -> (grad_textures ``[B, Ft, T, T, T, 3]``, grad_light ``[B, F, 3]`` or None)
+    backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back, eps,
+                      need_textures=True)
+        -> (grad_textures ``[B, Ft, T, T, T, 3]`` or None when not needed, grad_light ``[B, F, 3]``
+        or None without light)
 
 The float operations below are written in the same order as in ``kernels/rasterizer_math.h``
 so that both backends pick the same visible face on every pixel, ties included.
@@ -236,8 +238,11 @@ def texture_sampling(weights, depth, face_depth, texture_size: int, eps: float):
 # ----------------------------------------------------------------------------- backward
 
 
-def backward_textures(faces, face_index, weights, depth, grad_rgb, textures, light, fill_back: bool, eps: float):
-    """Gradients of the sampled rgb with respect to the texture cubes and the per-face light."""
+def backward_textures(
+    faces, face_index, weights, depth, grad_rgb, textures, light, fill_back: bool, eps: float, need_textures: bool = True
+):
+    """Gradients of the sampled rgb with respect to the texture cubes (None unless ``need_textures``)
+    and the per-face light (None without light)."""
     B, F = faces.shape[:2]
     T = textures.shape[2]
     S = face_index.shape[1]
@@ -255,6 +260,8 @@ def backward_textures(faces, face_index, weights, depth, grad_rgb, textures, lig
         grad_light.index_add_(0, face_id, grad_color * color)
         grad_light = grad_light.reshape(B, F, 3)
         grad_color = grad_color * light.reshape(-1, 3)[face_id]
+    if not need_textures:
+        return None, grad_light
     contribution = corner_weight[..., None] * grad_color[:, None, :]  # [N, 8, 3]
     grad = torch.zeros(B * F * T * T * T, 3, dtype=faces.dtype, device=faces.device)
     grad.index_add_(0, (face_id[:, None] * T * T * T + index).reshape(-1), contribution.reshape(-1, 3))
