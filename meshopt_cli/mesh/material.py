@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from meshopt_cli.images import pil_to_arrays, read_image
+
 ATLAS_MARKER = "meshopt-atlas"
 """Comment written by ``save_obj`` into the MTL of a generated per-face atlas:
 ``# meshopt-atlas texture_size T scale S``. It lets ``load_obj`` read the cubes back exactly."""
@@ -113,41 +115,30 @@ def parse_mtl(text: str) -> dict[str, Material]:
     return materials
 
 
+# Texture images are read at full resolution up to this many pixels per side; larger ones are
+# downscaled on load with one warning (a 16384^2 texture would take 3 GiB as float32, and the
+# per-face cubes it is sampled into hold at most a few dozen texels per face).
+MAX_TEXTURE_SIDE = 4096
+
+
 def image_to_rgb(img) -> np.ndarray:
-    """A Pillow image (any mode: RGB, RGBA, L, LA, P, PA, 1, I;16, I, F, CMYK, ...) as
-    [H, W, 3] float32 RGB in [0, 1]; alpha is ignored, as in the reference implementation."""
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
-        grey = np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode == "F":
-        grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode not in ("RGB", "RGBA", "L", "LA"):
-        img = img.convert("RGBA" if "A" in mode or "transparency" in img.info else "RGB")
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    elif arr.shape[2] == 2:  # LA
-        arr = np.repeat(arr[..., :1], 3, axis=2)
-    elif arr.shape[2] == 4:
-        arr = arr[..., :3]
-    return np.ascontiguousarray(arr)
+    """A loaded PIL image -> ``[H, W, 3]`` float32 RGB in [0, 1] (alpha dropped): meshopt_cli.images's rule."""
+    return pil_to_arrays(img)[0]
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as [H, W, 3] float32 RGB in [0, 1] (row 0 = top). Raises OSError or
-    ValueError when the file is missing or not an image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return image_to_rgb(img)
-    except UnidentifiedImageError as exc:
-        raise ValueError(f"not an image: {path}") from exc
+def load_image(path: str | os.PathLike, source: str = "") -> np.ndarray:
+    """Read a texture image as ``[H, W, 3]`` float32 RGB in [0, 1] (row 0 = top), downscaled to at
+    most :data:`MAX_TEXTURE_SIDE` per side with a warning. Raises ImageReadError (a ValueError)
+    when the file is missing, not an image or too large to read."""
+    data = read_image(path, max_side=MAX_TEXTURE_SIDE)
+    if data.reduced:
+        width, height = data.original
+        warnings.warn(
+            f"{source or path}: texture image {path} is {width}x{height}; using it downscaled to "
+            f"{data.rgb.shape[1]}x{data.rgb.shape[0]} (at most {MAX_TEXTURE_SIDE} pixels per side)",
+            stacklevel=3,
+        )
+    return data.rgb
 
 
 def load_materials(mtllibs: list[str], base_dir: Path, names: list[str], source: str, load_images: bool = True) -> list[Material]:
@@ -187,9 +178,9 @@ def load_materials(mtllibs: list[str], base_dir: Path, names: list[str], source:
             path = material.image_path
             if path not in cache:
                 try:
-                    cache[path] = load_image(path)
+                    cache[path] = load_image(path, source)
                 except (OSError, ValueError) as exc:
-                    reason = "missing" if not path.exists() else f"unreadable: {exc}"
+                    reason = "missing" if not path.exists() else f"unusable: {exc}"
                     warnings.warn(
                         f"{source}: texture image {path} of material '{name}' is {reason}; its faces will be grey", stacklevel=3
                     )

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from meshopt_cli.images import ImageReadError, read_image
 from meshopt_cli.optimize.image_losses import content_loss, gram_matrices, style_loss, total_variation
 from meshopt_cli.optimize.textured import RenderedViews
 
 MAX_STYLE_SIDE = 1024  # style images are downscaled to at most this many pixels per side on load
-MAX_STYLE_PIXELS = 500_000_000  # refuse decompression bombs beyond this
 MIN_STYLE_SIDE = 16  # a smaller image has no strokes to transfer (and is most likely a mistake)
 
 
@@ -28,42 +28,21 @@ class StyleImageError(ValueError):
 
 
 def load_style_image(path: str | Path) -> np.ndarray:
-    """The style image as ``[H, W, 3]`` float32 RGB in [0, 1]: grey and palette images converted,
+    """The style image as ``[H, W, 3]`` float32 RGB in [0, 1] (any mode meshopt_cli.images reads),
     transparency composited over white, downscaled to at most :data:`MAX_STYLE_SIDE` per side."""
-    from PIL import Image
-
     path = Path(path)
-    if not path.exists():
-        raise StyleImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise StyleImageError(f"{path}: is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise StyleImageError(f"{path}: empty file, not an image")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_STYLE_PIXELS
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", (MAX_STYLE_SIDE, MAX_STYLE_SIDE))  # JPEG: decode at a reduced size
-            image.load()
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(white, rgba)
-            rgb = image.convert("RGB")
-            rgb.thumbnail((MAX_STYLE_SIDE, MAX_STYLE_SIDE), Image.LANCZOS)
-            array = np.asarray(rgb, dtype=np.float32) / 255.0
-    except Image.DecompressionBombError:
-        raise StyleImageError(f"{path}: image too large (more than {MAX_STYLE_PIXELS} pixels)") from None
-    except (OSError, SyntaxError, ValueError) as problem:
-        raise StyleImageError(f"{path}: not a readable image ({problem})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
-    if min(array.shape[:2]) < MIN_STYLE_SIDE:
-        raise StyleImageError(
-            f"{path}: image too small ({array.shape[1]}x{array.shape[0]} pixels; "
-            f"a style image needs at least {MIN_STYLE_SIDE}x{MIN_STYLE_SIDE})"
-        )
-    return array
+        data = read_image(path, max_side=MAX_STYLE_SIDE)
+    except ImageReadError as problem:
+        raise StyleImageError(f"{path}: {problem}") from None
+    rgb = data.rgb if data.alpha is None else data.rgb * data.alpha[..., None] + (1.0 - data.alpha[..., None])
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_STYLE_SIDE:
+        size = f"{data.original[0]}x{data.original[1]} pixels"
+        if data.reduced:
+            size += f", {width}x{height} once downscaled to {MAX_STYLE_SIDE} per side"
+        raise StyleImageError(f"{path}: image too small ({size}; a style image needs at least {MIN_STYLE_SIDE}x{MIN_STYLE_SIDE})")
+    return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
 def style_tensor(image: np.ndarray, size: int, device) -> torch.Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from meshopt_cli.images import ImageReadError, read_image
 from meshopt_cli.mesh.normalize import box_normalization
 from meshopt_cli.optimize.views import (
     DISTANCE,
@@ -121,22 +122,13 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     """The mask ``[H, W]`` float32 in [0, 1] of an image: its alpha channel when it has one that is
     not fully opaque, else the pixels that differ from the background colour (the median colour of the
     image border) by more than ``BACKGROUND_TOLERANCE``. Square images only."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
-    if not path.exists():
-        raise TargetError(path, "no such file")
-    if path.is_dir():
-        raise TargetError(path, "is a directory, not an image")
     try:
-        with Image.open(path) as image:
-            image.load()
-            has_alpha = "A" in image.getbands() or "transparency" in image.info
-            array = np.asarray(image.convert("RGBA" if has_alpha else "RGB"), np.float32) / 255.0
-    except UnidentifiedImageError:
-        raise TargetError(path, "not an image (Pillow cannot read it)") from None
-    except (OSError, ValueError) as exc:
-        raise TargetError(path, f"cannot be read as an image ({exc})") from None  # damaged file
+        data = read_image(path)
+    except ImageReadError as problem:
+        raise TargetError(path, str(problem)) from None
+    has_alpha = data.alpha is not None
+    array = np.concatenate((data.rgb, data.alpha[..., None]), axis=-1) if has_alpha else data.rgb
     height, width = array.shape[:2]
     if height != width:
         raise TargetError(path, f"image is {width}x{height}; masks must be square (crop or pad it)")
