@@ -70,6 +70,8 @@ MESHES = {  # bad mesh inputs, for every command
     "missing-vertices": Item("missing-vertices.obj", ("out of range", "does not exist", "missing")),
     "nan-coordinates": Item("nan.obj", ("nan", "not finite")),
     "inf-coordinates": Item("inf.obj", ("infinite", "not finite")),
+    "beyond-float32": Item("e39.obj", ("beyond the 32-bit floats",)),  # not "infinite": the file says 1e39
+    "no-surface": Item("point.obj", ("no surface",)),  # every vertex at one point: blank renders, no fit
     "directory": Item("folder.obj", ("directory", "folder")),
     "unreadable": Item("locked.obj", ("permission",)),
     "wrong-extension": Item("model.xyz", ("unsupported", "file type", "extension")),
@@ -110,6 +112,8 @@ def build_corpus(folder: Path) -> None:
     )
     write("nan.obj", "v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n")
     write("inf.obj", "v 0 0 0\nv 1 0 inf\nv 0 1 0\nf 1 2 3\n")
+    write("e39.obj", "v 0 0 0\nv 1e39 0 0\nv 0 1 0\nf 1 2 3\n")
+    write("point.obj", "v 0.5 0.5 0.5\nv 0.5 0.5 0.5\nv 0.5 0.5 0.5\nv 0.5 0.5 0.5\nf 1 2 3\nf 1 3 4\n")
     write(HUGE.file, "v -3e38 0 0\nv 3e38 0 0\nv 0 3e38 0\nv 0 0 3e38\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
     (folder / "folder.obj").mkdir()
     write("locked.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")

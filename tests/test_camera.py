@@ -138,3 +138,18 @@ def test_the_defaults_import_neither_torch_nor_numpy():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=Path(meshopt_cli.__file__).parent.parent
     )
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_look_at_with_the_eye_on_the_up_axis_keeps_a_frame():
+    """Elevation ±90°: the frame is the limit of nearby elevations (at azimuth 0), not NaN or zero."""
+    from meshopt_cli.render.camera import get_points_from_angles, look_at
+
+    points = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]])
+    for elevation in (90.0, -90.0):
+        exact = look_at(points, get_points_from_angles(2.732, elevation, 0.0))
+        near = look_at(points, get_points_from_angles(2.732, elevation - 0.01 * (1 if elevation > 0 else -1), 0.0))
+        assert torch.isfinite(exact).all()
+        assert torch.allclose(exact, near, atol=1e-3), (elevation, exact, near)
+    straight_down = look_at(points, torch.tensor([0.0, 5.0, 0.0]))  # any eye on the axis, any distance
+    assert torch.allclose(straight_down[0, 2], torch.tensor([0.0, 0.0, 5.0]))
+    assert torch.isfinite(look_at(points, torch.tensor([3.0, 0.0, 0.0]), up=(1.0, 0.0, 0.0))).all()

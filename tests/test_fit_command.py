@@ -122,7 +122,7 @@ def test_fit_images_with_cameras(work):
         (["--images", "a.png", "b.png", "--cameras", "bad.json"], "bad.json: not valid JSON (line 1, column 3"),
         (["--images", "a.png", "b.png", "--cameras", "one.json"], "one.json: 1 camera for 2 images"),
         (["--images", "a.png", "empty.png", "--cameras", "cams.json"], "empty.png: empty mask (alpha is 0 everywhere)"),
-        (["--images", "broken.png", "--azimuth", "30"], "broken.png: cannot be read as an image"),
+        (["--images", "broken.png", "--azimuth", "30"], "broken.png: not a readable image"),
         (["missing.obj"], "missing.obj: no such file"),
     ],
 )
@@ -148,3 +148,28 @@ def test_usage_errors_exit_2(work):
         assert result.returncode == 2, (args, result.stderr)
         assert len(error_lines(result)) == 1 and message in error_lines(result)[0], (args, result.stderr)
         assert "Traceback" not in result.stderr and not (work / "out").exists()
+
+
+def test_a_diverging_fit_fails_instead_of_done(tmp_path):
+    """--lr 1e6 used to end "done" with IoU 0.000 and vertices near 1e6."""
+    import json
+
+    result = meshopt_in_process(
+        "fit", "builtin:cube", "--lr", "1e6", "--iterations", "2", "--affine-iterations", "0", "--image-size", "32",
+        "--views", "2", "--heldout-views", "1", "-o", "out", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["status"] == "failed" and "diverged" in line["error"] and "--lr" in line["error"]
+    assert json.loads((tmp_path / "out/cube/metrics.json").read_text())["status"] == "failed"
+
+
+def test_divergence_rule():
+    import torch
+
+    from meshopt_cli.optimize.evaluate import divergence
+
+    assert divergence(torch.rand(10, 3) * 2 - 1, 0.9) is None
+    assert "vertices reached" in divergence(torch.tensor([[0.0, 0.0, 50.0]]), 0.9)
+    assert "train IoU fell" in divergence(torch.zeros(4, 3), 0.01)
+    assert divergence(torch.zeros(4, 3)) is None  # style and dream have no IoU

@@ -112,3 +112,22 @@ def test_garbage_in_other_formats(tmp_path, name):
 def test_load_obj_raises_the_same_error(tmp_path):
     with pytest.raises(MeshError, match="no such file"):
         load_obj(tmp_path / "missing.obj")
+
+
+def test_meshes_without_a_surface_are_refused(tmp_path):
+    for name, text in (
+        ("point", "v 1 1 1\nv 1 1 1\nv 1 1 1\nf 1 2 3\n"),
+        ("line", "v 0 0 0\nv 1 1 1\nv 3 3 3\nv 7 7 7\nf 1 2 3\nf 2 3 4\n"),
+    ):
+        path = tmp_path / f"{name}.obj"
+        path.write_text(text)
+        expect_error(path, "has no surface", "zero area")
+    tiny = tmp_path / "tiny.obj"  # a real triangle, however small, is a surface
+    tiny.write_text("v 0 0 0\nv 1e-30 0 0\nv 0 1e-30 0\nf 1 2 3\n")
+    assert load_mesh(tiny).faces.shape == (1, 3)
+
+
+def test_coordinates_beyond_float32_are_called_so(tmp_path):
+    path = tmp_path / "far.obj"
+    path.write_text("v 0 0 0\nv 1e39 0 0\nv 0 1 0\nf 1 2 3\n")
+    expect_error(path, "vertex 2", "line 2", "1e+39", "beyond the 32-bit floats")

@@ -139,7 +139,7 @@ def build_target(job: Job, settings: FitSettings, options: FitOptions, device):
 def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Context) -> JobResult:
     """Fit one input and write its folder (see :func:`meshopt_cli.batch.execute`)."""
     from meshopt_cli.export import check_writable, staged_folder, write_json
-    from meshopt_cli.optimize.evaluate import evaluate
+    from meshopt_cli.optimize.evaluate import divergence, evaluate
     from meshopt_cli.optimize.fit import fit
 
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -156,6 +156,8 @@ def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Contex
             template_vertices, faces, target, run_settings, progress=lambda n: bar.advance(task, n), should_stop=stop.requested
         )
     figures = evaluate(result.vertices, faces, target, settings.eval_image_size, fill_back=True)
+    if not result.failure and not result.interrupted:
+        result.failure = divergence(result.vertices, figures["train_iou"])
     status = "failed" if result.failure else "interrupted" if result.interrupted else "done"
 
     with staged_folder(folder, job.force) as staging:

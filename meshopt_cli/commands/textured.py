@@ -365,11 +365,14 @@ def finish(
     tidy its checkpoint. ``initial_textures``: the cubes the loop started from; ``network``: the
     backbone (for its weights' source); ``used``: its precision."""
     from meshopt_cli.export import run_record, staged_folder, write_json
+    from meshopt_cli.optimize.evaluate import divergence
 
     settings, options, result = payload.settings, payload.options, optimized.result
     force = job.force or options.resume  # resuming replaces the interrupted run's result
     before = render_fixed(subject.vertices, subject.faces, initial_textures, settings.sheet_size)
     after = render_fixed(result.vertices, subject.faces, result.textures, settings.sheet_size)
+    if not result.failure and not result.interrupted:
+        result.failure = divergence(result.vertices)
     status = status_of(result)
     mesh = subject.mesh
     with staged_folder(job.folder, force) as staging:

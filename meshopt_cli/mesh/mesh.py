@@ -19,20 +19,49 @@ SUPPORTED_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _check_vertices(mesh: Mesh, source: str, lines: np.ndarray | None = None) -> None:
-    finite = np.isfinite(mesh.vertices).all(axis=1)
+def _check_vertices(mesh: Mesh, source: str, lines: np.ndarray | None = None, raw: np.ndarray | None = None) -> None:
+    """Refuse coordinates that are not finite (in ``raw``, the file's own numbers, when given, so
+    that 1e39 is called too large rather than infinite), too far apart for float32, and meshes
+    without a surface (every face of zero area: all vertices on one point or one line)."""
+    values = np.asarray(raw if raw is not None else mesh.vertices, np.float64)
+    finite = np.isfinite(values).all(axis=1)
+    where = lambda k: f" (line {int(lines[k])})" if lines is not None else ""  # noqa: E731
     if not finite.all():
         k = int(np.flatnonzero(~finite)[0])
-        where = f" (line {int(lines[k])})" if lines is not None else ""
-        raise MeshError(source, f"vertex {k + 1}{where} has a NaN or infinite coordinate")
+        raise MeshError(source, f"vertex {k + 1}{where(k)} has a NaN or infinite coordinate")
+    beyond = (np.abs(values) > FLOAT32_MAX).any(axis=1)
+    if beyond.any():
+        k = int(np.flatnonzero(beyond)[0])
+        raise MeshError(
+            source,
+            f"vertex {k + 1}{where(k)} has a coordinate of {np.abs(values[k]).max():.3g}, beyond the 32-bit floats meshopt "
+            f"works in (at most {FLOAT32_MAX:.3g}): scale the mesh down",
+        )
     if len(mesh.vertices):
-        extent = np.ptp(np.asarray(mesh.vertices, np.float64), axis=0).max()
+        extent = np.ptp(values, axis=0).max()
         if extent > FLOAT32_MAX / 4:  # centring, scaling and saving back must stay finite in float32
             raise MeshError(
                 source,
                 f"coordinates too large (the mesh spans {extent:.3g} units; meshopt works in "
                 f"32-bit floats: scale it below {FLOAT32_MAX / 4:.3g})",
             )
+    if len(mesh.faces) and not _has_surface(np.asarray(mesh.vertices, np.float64), mesh.faces):
+        raise MeshError(
+            source,
+            f"has no surface: all {len(mesh.faces)} faces have zero area (its vertices coincide or lie on one line)",
+        )
+
+
+def _has_surface(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether some face is a triangle: two edges not parallel beyond rounding (the sine of their
+    angle above 1e-9, whatever the mesh's scale)."""
+    for start in range(0, len(faces), 1 << 16):  # in chunks: the first one settles almost every mesh
+        corners = vertices[faces[start : start + (1 << 16)]]  # [f, 3, 3]
+        e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+        twice_area = np.linalg.norm(np.cross(e1, e2), axis=-1)
+        if (twice_area > 1e-9 * np.linalg.norm(e1, axis=-1) * np.linalg.norm(e2, axis=-1)).any():
+            return True
+    return False
 
 
 def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int) -> Mesh:
@@ -53,8 +82,10 @@ def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int) -> M
         materials = load_materials(records.mtllibs, path.parent, records.material_names, str(path))
     else:
         materials = [Material(name=name) for name in records.material_names]
+    with np.errstate(over="ignore"):  # out-of-range values are refused below, by their own value
+        vertices = records.vertices.astype(np.float32)
     mesh = Mesh(
-        vertices=records.vertices.astype(np.float32),
+        vertices=vertices,
         faces=records.faces,
         name=path.stem,
         source=str(path),
@@ -63,7 +94,7 @@ def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int) -> M
         face_material=records.face_material if records.material_names else None,
         vertex_colors=None if records.vertex_colors is None else records.vertex_colors.astype(np.float32),
     )
-    _check_vertices(mesh, str(path), records.vertex_lines)
+    _check_vertices(mesh, str(path), records.vertex_lines, records.vertices)
     return mesh
 
 

@@ -48,3 +48,21 @@ def evaluate(vertices: torch.Tensor, faces: torch.Tensor, target: SilhouetteTarg
     else:
         figures["voxel_iou"] = voxel_iou(fitted_v, fitted_f, target_v, target_f, resolution=32)
     return figures
+
+
+# A finished run whose numbers stayed finite still failed when its vertices left the frame by far
+# (meshes and targets fit in [-1, 1]; the cameras sit at about 2.7) or, for a fit, its training
+# IoU collapsed (the template starts well above it): the learning rates were too high for the loop.
+DIVERGED_REACH = 10.0
+COLLAPSED_IOU = 0.05
+
+
+def divergence(vertices, train_iou: float | None = None) -> str | None:
+    """Why a run that ended with finite numbers diverged (``vertices [V, 3]`` in the normalised
+    frame; ``train_iou`` for fits), or None when it did not."""
+    reach = float(vertices.abs().max()) if vertices.numel() else 0.0
+    if reach > DIVERGED_REACH:
+        return f"the run diverged: vertices reached {reach:.3g} units from the centre (the mesh fits in [-1, 1])"
+    if train_iou is not None and train_iou < COLLAPSED_IOU:
+        return f"the fit diverged: its train IoU fell to {train_iou:.3f}"
+    return None

@@ -29,8 +29,27 @@ def _batched_vector(value: VectorLike, batch_size: int, like: torch.Tensor, name
     return vector.expand(batch_size, 3)
 
 
+def _usable_up(z_axis: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """``up`` ``[B, 3]``, except where the view direction ``z_axis`` is parallel to it (an eye on the
+    up axis: elevation ±90°), where ``up × z`` gives no frame. There ``x × up`` (``y × up`` if up
+    lies along x), signed against ``z · up``, takes its place: for the default up (0, 1, 0) that
+    is (0, 0, ±1), the frame a turntable at azimuth 0 tends to as its elevation tends to ±90°."""
+    up_norm = torch.linalg.vector_norm(up, dim=-1)
+    cross = torch.linalg.vector_norm(torch.cross(up, z_axis, dim=-1), dim=-1)
+    parallel = cross <= 1e-6 * up_norm * torch.linalg.vector_norm(z_axis, dim=-1)
+    if not bool(parallel.any()):
+        return up
+    x_world = torch.tensor([1.0, 0.0, 0.0], dtype=up.dtype, device=up.device).expand_as(up)
+    y_world = torch.tensor([0.0, 1.0, 0.0], dtype=up.dtype, device=up.device).expand_as(up)
+    along_x = (up[..., 0].abs() >= 0.9 * up_norm)[:, None]
+    side = F.normalize(torch.cross(torch.where(along_x, y_world, x_world), up, dim=-1), eps=_NORMALIZE_EPS)
+    fallback = -torch.sign((z_axis * up).sum(-1, keepdim=True)) * side
+    return torch.where(parallel[:, None], fallback, up)
+
+
 def _rotate_into_frame(vertices: torch.Tensor, eye: torch.Tensor, z_axis: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """Express ``vertices`` in the frame at ``eye`` whose forward axis is ``z_axis``."""
+    up = _usable_up(z_axis, up)
     x_axis = F.normalize(torch.cross(up, z_axis, dim=-1), eps=_NORMALIZE_EPS)
     y_axis = F.normalize(torch.cross(z_axis, x_axis, dim=-1), eps=_NORMALIZE_EPS)
     rotation = torch.stack((x_axis, y_axis, z_axis), dim=1)  # [B, 3, 3], rows are the axes
