@@ -287,7 +287,12 @@ def render_command(
     config: Config = None,
     frames: Annotated[Optional[int], _from_preset("Number of views around the mesh", RENDERING)] = None,
     elevation: Annotated[Optional[float], _from_preset("Camera elevation in degrees", RENDERING)] = None,
-    distance: Annotated[Optional[float], _from_preset("Camera distance; the mesh is normalised to [-1, 1]", RENDERING)] = None,
+    distance: Annotated[
+        Optional[float],
+        _from_preset(
+            "Camera distance; the mesh is normalised to [-1, 1] (default: its bounding sphere fills the view)", RENDERING
+        ),
+    ] = None,
     size: Annotated[Optional[int], _from_preset("Image width and height in pixels", RENDERING)] = None,
     background: Annotated[Optional[str], _from_preset("white, black, grey, #rrggbb or r,g,b in [0, 1]", RENDERING)] = None,
     texture_size: Annotated[Optional[int], _from_preset("Texture cube size T sampled from the mesh's texture", RENDERING)] = None,

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from meshopt_cli.mesh.atomic import atomic_write_bytes
-from meshopt_cli.render import DEFAULT_DISTANCE, Renderer, get_points_from_angles
+from meshopt_cli.render import Renderer, get_points_from_angles
 
 COLORS = {
     "white": (1.0, 1.0, 1.0),
@@ -43,13 +43,36 @@ def parse_color(text: str) -> tuple[float, float, float]:
     raise ValueError(f"unknown colour {text!r}: use white, black, grey, #rrggbb or r,g,b with values in [0, 1]")
 
 
+# The turntable's camera sees a cone of half-angle VIEWING_ANGLE (the renderer's default); framed,
+# the mesh's bounding sphere about the origin fills it with this much margin.
+VIEWING_ANGLE = 30.0
+FRAME_MARGIN = 1.05
+
+
+def framing_distance(vertices: torch.Tensor, viewing_angle: float = VIEWING_ANGLE) -> float:
+    """The camera distance at which the bounding sphere about the origin of ``vertices [V, 3]``
+    fits in view from every direction: r / sin(angle), with a small margin. A unit sphere gets 2.1
+    (the paper's 2.732 leaves more room), the [-1, 1] cube 3.6 (2.732 clips its corners)."""
+    radius = float(torch.linalg.vector_norm(vertices.detach().float(), dim=-1).max()) if vertices.numel() else 1.0
+    return FRAME_MARGIN * max(radius, 1e-6) / math.sin(math.radians(viewing_angle))
+
+
+def camera_light(eyes: torch.Tensor) -> torch.Tensor:
+    """The turntable light for cameras at ``eyes [N, 3]``: a directional light that turns with the
+    camera, from halfway between the camera and straight above (``normalize(eye / |eye| + up)``).
+    Faces towards the camera get cos 0.5 at the default elevation of 30 degrees, the top 0.87, so
+    vertical faces are shaded instead of one flat grey (a light from straight above gives them 0)."""
+    up = torch.tensor([0.0, 1.0, 0.0], dtype=eyes.dtype, device=eyes.device)
+    return torch.nn.functional.normalize(torch.nn.functional.normalize(eyes, dim=-1) + up, dim=-1)
+
+
 def render_views(
     vertices: torch.Tensor,
     faces: torch.Tensor,
     textures: torch.Tensor | None = None,
     frames: int = 90,
     elevation: float = 30.0,
-    distance: float = DEFAULT_DISTANCE,
+    distance: float | None = None,
     start_azimuth: float = 0.0,
     image_size: int = 256,
     background: Sequence[float] = (1.0, 1.0, 1.0),
@@ -58,13 +81,16 @@ def render_views(
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Render ``frames`` views evenly spaced in azimuth (degrees) around the origin.
+    """Render ``frames`` views evenly spaced in azimuth (degrees) around the origin, lit by
+    :func:`camera_light`. ``distance`` None frames the mesh (:func:`framing_distance`).
 
     Args:
         vertices: ``[V, 3]`` float32. faces: ``[F, 3]``. textures: ``[F, T, T, T, 3]`` or None (grey).
     Returns:
         ``[frames, S, S, 3]`` uint8 images, row 0 at the top.
     """
+    if distance is None:
+        distance = framing_distance(vertices)
     device = vertices.device
     if textures is None:
         textures = torch.full((faces.shape[0], 1, 1, 1, 3), 0.7, device=device)
@@ -83,6 +109,7 @@ def render_views(
             renderer.eye = get_points_from_angles(
                 torch.full((n,), float(distance)), torch.full((n,), float(elevation)), torch.tensor(chunk)
             ).to(device)
+            renderer.light_direction = camera_light(renderer.eye)
             rgb = renderer(
                 vertices[None].expand(n, -1, -1),
                 faces[None].expand(n, -1, -1),

@@ -98,3 +98,39 @@ def test_usage_errors_exit_2(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
         assert not (tmp_path / "meshopt-out").exists()
+
+
+def test_default_turntable_frames_the_whole_mesh_and_lights_vertical_faces():
+    """builtin:cube used to be clipped on all four sides at the default camera, its vertical faces
+    one flat grey (the only directional light came from straight above)."""
+    import numpy as np
+    import torch
+
+    from meshopt_cli.mesh import builtin_shape, normalize_vertices
+    from meshopt_cli.turntable import framing_distance, render_views
+
+    v, f = builtin_shape("builtin:cube")
+    vertices = normalize_vertices(torch.tensor(v, dtype=torch.float32))
+    faces = torch.tensor(f, dtype=torch.int64)
+    assert framing_distance(vertices) > 2.732  # the paper's distance clips the [-1, 1] cube's corners
+    frames = render_views(vertices, faces, frames=8, image_size=64)
+    covered = (frames < 250).any(-1)  # white background
+    assert covered.any(axis=(1, 2)).all()
+    border = np.concatenate([covered[:, 0], covered[:, -1], covered[:, :, 0], covered[:, :, -1]], axis=1)
+    assert not border.any(), "the mesh touches the image border"
+    # azimuth 0, elevation 30: the front (vertical) face below the centre is lit beyond the ambient 0.5
+    front = frames[0, 44, 32].astype(float) / 255
+    assert front.mean() > 0.7 * 0.5 + 0.05
+    top = frames[0, 14, 32].astype(float) / 255
+    assert top.mean() > front.mean()  # and the top more
+
+
+def test_render_from_straight_above_is_not_blank(tmp_path):
+    result = meshopt(
+        "render", "builtin:cube", "--elevation", "90", "--frames", "2", "--size", "32", "--png", "-o", "out", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    frame = np.asarray(Image.open(next((tmp_path / "out/cube/frames").glob("*.png"))).convert("RGB"))
+    assert (frame < 250).any(-1).mean() > 0.2

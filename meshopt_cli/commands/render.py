@@ -16,7 +16,6 @@ from pathlib import Path
 from meshopt_cli import __version__, console
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, make_jobs, read_inputs, source_name
 from meshopt_cli.command import Command, Payload
-from meshopt_cli.defaults import DEFAULT_DISTANCE
 from meshopt_cli.fields import setting
 
 DEFAULT_MESH = "builtin:teapot"
@@ -32,7 +31,7 @@ def _check_colour(text: str) -> None:
 class RenderSettings:
     frames: int = setting(90, ge=1)  # views evenly spaced in azimuth
     elevation: float = setting(30.0)  # degrees
-    distance: float = setting(DEFAULT_DISTANCE, gt=0)  # the mesh is normalised to [-1, 1]
+    distance: float | None = setting(None, gt=0)  # None: its bounding sphere fills the view (turntable.framing_distance)
     size: int = setting(256, ge=1)  # pixels, square
     background: str = setting("white", check=_check_colour)  # white, black, grey, #rrggbb or r,g,b in [0, 1]
     texture_size: int = setting(4, ge=1)  # texture cube size T sampled from the mesh's texture

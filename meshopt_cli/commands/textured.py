@@ -227,20 +227,27 @@ def displacement(before, after) -> dict:
     }
 
 
-def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None):
+def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None, framed_by=None):
     """Views at :data:`SHEET_AZIMUTHS`, elevation 30: ``(rgb [N, 3, S, S], alpha [N, S, S])``.
-    ``light_intensity``: (ambient, directional); default the renderer's own."""
+    ``light_intensity``: (ambient, directional); default the renderer's own. ``framed_by``
+    (vertices ``[V, 3]``): framed and lit like the turntable (``turntable.framing_distance`` of
+    those vertices, ``camera_light``), for result images; None: the paper's camera and light, as
+    the loops see the mesh."""
     import torch
 
     from meshopt_cli.render import DEFAULT_DISTANCE, Renderer, get_points_from_angles
+    from meshopt_cli.turntable import camera_light, framing_distance
 
     n = len(SHEET_AZIMUTHS)
     renderer = Renderer(image_size=size, background_color=tuple(background))
     if light_intensity is not None:
         renderer.light_intensity_ambient, renderer.light_intensity_directional = (float(x) for x in light_intensity)
+    distance = DEFAULT_DISTANCE if framed_by is None else framing_distance(framed_by)
     renderer.eye = get_points_from_angles(
-        torch.full((n,), DEFAULT_DISTANCE), torch.full((n,), SHEET_ELEVATION), torch.tensor(SHEET_AZIMUTHS)
+        torch.full((n,), distance), torch.full((n,), SHEET_ELEVATION), torch.tensor(SHEET_AZIMUTHS)
     ).to(vertices.device)
+    if framed_by is not None:
+        renderer.light_direction = camera_light(renderer.eye)
     with torch.no_grad():
         rgb, _, alpha = renderer(
             vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1), textures[None].expand(n, *textures.shape), mode=None
@@ -369,8 +376,8 @@ def finish(
 
     settings, options, result = payload.settings, payload.options, optimized.result
     force = job.force or options.resume  # resuming replaces the interrupted run's result
-    before = render_fixed(subject.vertices, subject.faces, initial_textures, settings.sheet_size)
-    after = render_fixed(result.vertices, subject.faces, result.textures, settings.sheet_size)
+    before = render_fixed(subject.vertices, subject.faces, initial_textures, settings.sheet_size, framed_by=subject.vertices)
+    after = render_fixed(result.vertices, subject.faces, result.textures, settings.sheet_size, framed_by=subject.vertices)
     if not result.failure and not result.interrupted:
         result.failure = divergence(result.vertices)
     status = status_of(result)
