@@ -266,11 +266,13 @@ def run_batch(runner: Callable, jobs: list[Job], payload, options: BatchOptions,
     """Run ``runner`` on every job; see the module docstring. ``required``: the files of a complete
     result (for ``--skip-existing``). Exit status."""
     from meshopt_cli.devices import resolve_device
+    from meshopt_cli.export import remove_abandoned_staging
 
     if options.jobs < 1:
         raise console.UsageError("--jobs must be at least 1")
     device = resolve_device(options.device)  # a CUDA request without CUDA is a usage error here
     check_output_folder(jobs[0].folder.parent if jobs else options.out)
+    remove_abandoned_staging(job.folder.parent for job in jobs)  # left by runs killed while saving
     started = time.perf_counter()
     summaries: dict[int, Summary] = {}
     with stop.handling(), _stdout_for_json(options.json) as json_stream:
