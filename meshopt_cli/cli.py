@@ -47,6 +47,16 @@ class _OneLineErrors(TyperGroup):
         sys.exit(status or 0)
 
 
+def _flag_type(self, ctx):
+    """No type column for flags that take no value (Typer 0.29 shows ``<bool>`` after --help, --png ...)."""
+    if getattr(self, "is_flag", False) and not getattr(self, "count", False):
+        return None
+    return _option_type(self, ctx)
+
+
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type
+
 app = typer.Typer(
     cls=_OneLineErrors,
     name="meshopt",

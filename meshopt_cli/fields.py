@@ -97,7 +97,7 @@ def problems_of(settings) -> list[str]:
     found = []
     for spec in dataclasses.fields(settings):
         value, meta = getattr(settings, spec.name), spec.metadata
-        label = meta.get("name", spec.name.replace("_", "-"))
+        label = meta.get("name", "--" + spec.name.replace("_", "-"))  # the flag (settings and flags share names)
         if isinstance(value, float) and not math.isfinite(value):
             found.append(f"{label} must be a finite number, got {value}")
             continue

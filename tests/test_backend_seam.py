@@ -57,7 +57,7 @@ def test_nothing_built_in_a_fresh_cache(fresh):
     assert native.kernels_built("cpu") is False and native.backend_state("cpu") is None
     assert native.backend_choice("cpu", tools={"cxx": "/usr/bin/c++", "ninja": "/usr/bin/ninja"}) == (
         "native",
-        "kernels not built yet; built on first use, about a minute",
+        "kernels not built yet; built on first use, about 30 s",
     )
     assert native.backend_choice("cpu", tools={"cxx": None, "ninja": "/usr/bin/ninja"}) == (
         "reference",
@@ -120,3 +120,20 @@ def test_info_uses_only_the_public_seam():
     text = Path(info.__file__).read_text()
     for derived in ("in this process", "kernels built", "found to build them", "'native' or 'reference'"):
         assert derived not in text  # the choice and its reasons come from native, not re-derived here
+
+
+def test_an_unwritable_kernel_cache_is_one_warning_naming_the_variable(monkeypatch):
+    """It used to read "meshopt: warning: meshopt: native CPU kernels unavailable (...)" without the variable."""
+    import warnings
+
+    def refuse(kind, verbose=False):
+        raise PermissionError(13, "Permission denied", "/ro/cache/meshopt_cpu_x")
+
+    monkeypatch.setattr(native, "load", refuse)
+    monkeypatch.delitem(native._loaded, "backend:cpu", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert native.backend_for("cpu") is None
+    monkeypatch.delitem(native._loaded, "backend:cpu", raising=False)  # the next test builds for real
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith("native CPU kernels unavailable (") and "set TORCH_EXTENSIONS_DIR to a writable folder" in message

@@ -35,7 +35,7 @@ def sphere_run(tmp_path_factory):
 def test_files_written(sphere_run):
     folder, done = sphere_run
     names = {p.name for p in folder.iterdir()}
-    assert {"dream.obj", "dream.mtl", "dream.png", "turntable.gif", "before-after.png", "metrics.json"} <= names
+    assert {"dream.obj", "dream.mtl", "dream.png", "turntable.gif", "before-after.png", "loss.png", "metrics.json"} <= names
     summary = json.loads(done.stdout)
     assert (
         summary["folder"] == str(folder) and summary["metrics"]["steps"] == 12 and summary["metrics"]["layer"] == "inception_4c"

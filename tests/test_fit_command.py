@@ -62,7 +62,7 @@ def test_fit_writes_its_folder_and_keeps_it_without_force(work):
     assert failed == {**failed, "input": "missing.obj", "status": "failed", "error": "missing.obj: no such file", "files": []}
     assert set(failed) == {"input", "name", "status", "folder", "files", "metrics", "seconds", "error"}
     folder = work / "out" / "cube"
-    assert sorted(p.name for p in folder.iterdir()) == ["compare.png", "fitted.obj", "metrics.json", "turntable.gif"]
+    assert sorted(p.name for p in folder.iterdir()) == ["compare.png", "fitted.obj", "loss.png", "metrics.json", "turntable.gif"]
     metrics = json.loads((folder / "metrics.json").read_text())
     for key in ("loss_curve", "iou", "voxel_iou", "seconds", "device", "backend", "settings"):
         assert key in metrics, key
@@ -110,7 +110,7 @@ def test_fit_images_with_cameras(work):
         stdin="a.png\nb.png\n",
     )
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((work / "out" / "cams" / "metrics.json").read_text())
+    metrics = json.loads((work / "out" / "a" / "metrics.json").read_text())  # named after the images, not the cameras
     assert metrics["target"]["kind"] == "images" and metrics["views"]["train"] == 1 and metrics["views"]["heldout"] == 1
     assert metrics["voxel_iou"] is None and metrics["iterations"]["vertices"] == 4
     assert metrics["target"]["images"] == ["a.png", "b.png"]
@@ -142,7 +142,7 @@ def test_usage_errors_exit_2(work):
         (["builtin:cube", "--preset", "tiny.toml", "--init", "nothing.obj"], "--init: nothing.obj: no such file"),
         (["builtin:cube", "--cameras", "cams.json"], "--cameras goes with --images"),
         (["--images", "a.png", "--cameras", "cams.json", "--azimuth", "3"], "not both"),
-        (["builtin:cube", "--laplacian", "-1"], "the laplacian weight must not be negative"),
+        (["builtin:cube", "--laplacian", "-1"], "--laplacian must not be negative"),
     ):
         result = meshopt("fit", *args, "-o", "out", cwd=work)
         assert result.returncode == 2, (args, result.stderr)
@@ -173,3 +173,11 @@ def test_divergence_rule():
     assert "vertices reached" in divergence(torch.tensor([[0.0, 0.0, 50.0]]), 0.9)
     assert "train IoU fell" in divergence(torch.zeros(4, 3), 0.01)
     assert divergence(torch.zeros(4, 3)) is None  # style and dream have no IoU
+
+
+def test_images_results_are_named_after_the_images():
+    from meshopt_cli.commands.fit import images_name
+
+    assert images_name([f"shots/chair_{k:03d}.png" for k in range(8)]) == "chair"
+    assert images_name(["front.png", "side.png"]) == "front"
+    assert images_name(["0.png", "1.png"]) == "0"

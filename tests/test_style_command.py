@@ -47,7 +47,15 @@ def red_run(tmp_path_factory):
 def test_files_written(red_run):
     folder, done = red_run
     names = {p.name for p in folder.iterdir()}
-    assert {"stylized.obj", "stylized.mtl", "stylized.png", "turntable.gif", "before-after.png", "metrics.json"} <= names
+    assert {
+        "stylized.obj",
+        "stylized.mtl",
+        "stylized.png",
+        "turntable.gif",
+        "before-after.png",
+        "loss.png",
+        "metrics.json",
+    } <= names
     summary = json.loads(done.stdout)
     assert summary["folder"] == str(folder) and summary["metrics"]["steps"] == 20 and summary["status"] == "done"
     with Image.open(folder / "turntable.gif") as gif:
@@ -158,7 +166,7 @@ def test_input_uv_layout_is_kept(tmp_path):
     vts = [line for line in (folder / "stylized.obj").read_text().splitlines() if line.startswith("vt ")]
     uv = sorted({tuple(round(float(x), 4) for x in line.split()[1:3]) for line in vts})
     assert uv == [(0.1, 0.1), (0.1, 0.9), (0.9, 0.1), (0.9, 0.9)]
-    pngs = [p for p in folder.glob("*.png") if p.name != "before-after.png"]
+    pngs = [p for p in folder.glob("*.png") if p.name not in ("before-after.png", "loss.png")]
     assert len(pngs) == 1 and Image.open(pngs[0]).size == (16, 8)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,14 +78,23 @@ def check_usage(sources: list[str], options: FitOptions) -> None:
         raise console.UsageError("--name names the result of one input; several inputs are named after themselves")
 
 
+def images_name(sources: list[str]) -> str:
+    """The result name of an ``--images`` fit: what the images' names share (``chair`` for
+    chair_000.png ... chair_007.png), else the first image's name."""
+    stems = [Path(s).stem for s in sources]
+    shared = os.path.commonprefix(stems).rstrip("_-. 0123456789")
+    return shared or stems[0] or "images"
+
+
 def plan(arguments: list[str], settings: FitSettings, options: FitOptions, batch: BatchOptions) -> list[Job]:
     """One job per mesh target, or one for all the images of ``--images``; usage errors raise."""
     sources = read_inputs(arguments)
     check_usage(sources, options)
     check_template(settings.init)
     if options.images:
-        name = options.name or (Path(options.cameras).stem if options.cameras else Path(sources[0]).stem) or "images"
-        return [Job(index=0, input=", ".join(sources), name=name, folder=batch.out / name, extra={"images": sources})]
+        name = options.name or images_name(sources)
+        described = sources[0] if len(sources) == 1 else f"{sources[0]} and {len(sources) - 1} more images"
+        return [Job(index=0, input=described, name=name, folder=batch.out / name, extra={"images": sources})]
     if options.name:
         return make_jobs(sources, [options.name], batch.out)
     return make_jobs(sources, [source_name(s) for s in sources], batch.out)
@@ -145,17 +155,16 @@ def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Contex
     started, cpu_started = time.perf_counter(), time.process_time()
     settings, options, device, folder = payload.settings, payload.options, context.device, job.folder
     check_writable(folder, job.force)
-    target = build_target(job, settings, options, device)
-    template_vertices, faces, closed = load_template(settings.init, settings.init_scale, device)
-    fill_back = settings.fill_back or not closed
-    run_settings = settings if fill_back == settings.fill_back else dataclasses.replace(settings, fill_back=True)
-
-    with console.progress_bar(context.progress) as bar:
-        task = bar.add_task(f"fit {job.name}", total=settings.affine_iterations + settings.iterations)
-        result = fit(
-            template_vertices, faces, target, run_settings, progress=lambda n: bar.advance(task, n), should_stop=stop.requested
-        )
-    figures = evaluate(result.vertices, faces, target, settings.eval_image_size, fill_back=True)
+    with console.job_progress(f"fit {job.name}", settings.affine_iterations + settings.iterations, context.progress) as progress:
+        progress.stage("loading and rendering the target")
+        target = build_target(job, settings, options, device)
+        template_vertices, faces, closed = load_template(settings.init, settings.init_scale, device)
+        fill_back = settings.fill_back or not closed
+        run_settings = settings if fill_back == settings.fill_back else dataclasses.replace(settings, fill_back=True)
+        progress.stage("optimizing")
+        result = fit(template_vertices, faces, target, run_settings, progress=progress.advance, should_stop=stop.requested)
+        progress.stage("evaluating")
+        figures = evaluate(result.vertices, faces, target, settings.eval_image_size, fill_back=True)
     if not result.failure and not result.interrupted:
         result.failure = divergence(result.vertices, figures["train_iou"])
     status = "failed" if result.failure else "interrupted" if result.interrupted else "done"
@@ -207,12 +216,14 @@ def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Contex
 
 
 def write_outputs(folder: Path, target, result, settings, device) -> list[str]:
-    """fitted.obj (in the target's own frame), turntable.gif, compare.png; returns the file names."""
+    """fitted.obj (in the target's own frame), turntable.gif, compare.png, loss.png; returns the file names."""
     import numpy as np
     import torch
 
     from meshopt_cli.mesh import save_obj
+    from meshopt_cli.mesh.atomic import atomic_write_bytes
     from meshopt_cli.optimize.targets import MeshTarget, normalize_to_ball
+    from meshopt_cli.plots import loss_plot_png
     from meshopt_cli.turntable import render_views, write_gif, write_png
 
     vertices = result.vertices.detach().cpu().numpy().astype(np.float64)
@@ -231,13 +242,23 @@ def write_outputs(folder: Path, target, result, settings, device) -> list[str]:
     )
     write_gif(folder / "turntable.gif", frames)
     write_png(folder / "compare.png", comparison_sheet(target, result, settings.eval_image_size))
-    return ["fitted.obj", "turntable.gif", "compare.png"]
+    curves = {"affine stage: silhouette": result.affine_curve, "silhouette": result.silhouette_curve, "total": result.loss_curve}
+    if result.affine_curve:  # the vertex stage's steps follow the affine stage's on one axis
+        pad = [float("nan")] * len(result.affine_curve)
+        curves["silhouette"], curves["total"] = pad + result.silhouette_curve, pad + result.loss_curve
+    atomic_write_bytes(folder / "loss.png", loss_plot_png(curves, "fit: loss per iteration", "iteration (affine, then vertices)"))
+    return ["fitted.obj", "turntable.gif", "compare.png", "loss.png"]
+
+
+# The overlay row of compare.png (RGB), named in the sheet's legend.
+OVERLAY_COLOURS = {"both": (120, 120, 120), "target only": (220, 40, 40), "fit only": (40, 90, 220)}
 
 
 def comparison_sheet(target, result, size: int, per_set: int = SHEET_VIEWS):
-    """Target vs fitted silhouettes ``[3 S + labels, columns S, 3]`` uint8: a row of target masks, a
-    row of fitted masks and a row of both overlaid (grey: both, red: target only, blue: fitted only),
-    for up to ``per_set`` training views and ``per_set`` held-out views."""
+    """Target vs fitted silhouettes ``[14 + 3 S + 16, 64 + columns S, 3]`` uint8: a row of target
+    masks, a row of fitted masks and a row of both overlaid (:data:`OVERLAY_COLOURS`), for up to
+    ``per_set`` training views and ``per_set`` held-out views; the rows are named on the left, the
+    overlay colours in a legend below, the views above."""
     import numpy as np
     import torch
     from PIL import Image, ImageDraw
@@ -256,25 +277,33 @@ def comparison_sheet(target, result, size: int, per_set: int = SHEET_VIEWS):
         for k, index in enumerate(picks):
             label = views.labels[index] if views.labels else str(index)
             columns.append((f"{title}: {label}", wanted[k].cpu().numpy(), fitted[k].cpu().numpy()))
-    band = 14
-    sheet = np.full((band + 3 * size, len(columns) * size, 3), 255, np.uint8)
+    band, margin, legend = 14, 64, 16  # column titles, row names, colour legend (pixels)
+    width = margin + len(columns) * size
+    sheet = np.full((band + 3 * size + legend, width, 3), 255, np.uint8)
     for c, (_, t, f) in enumerate(columns):
-        x = slice(c * size, (c + 1) * size)
+        x = slice(margin + c * size, margin + (c + 1) * size)
         tb, fb = t > 0.5, f > 0.5
         for row, mask in ((0, tb), (1, fb)):
             y0 = band + row * size
             sheet[y0 : y0 + size, x][mask] = (40, 40, 40)
         overlay = sheet[band + 2 * size : band + 3 * size, x]
-        overlay[tb & fb] = (120, 120, 120)
-        overlay[tb & ~fb] = (220, 40, 40)
-        overlay[~tb & fb] = (40, 90, 220)
-        sheet[band:, c * size] = 200  # column separators
-    sheet[band + size, :] = 200
-    sheet[band + 2 * size, :] = 200
+        overlay[tb & fb] = OVERLAY_COLOURS["both"]
+        overlay[tb & ~fb] = OVERLAY_COLOURS["target only"]
+        overlay[~tb & fb] = OVERLAY_COLOURS["fit only"]
+        sheet[band : band + 3 * size, margin + c * size] = 200  # column separators
+    sheet[band + size, margin:] = 200
+    sheet[band + 2 * size, margin:] = 200
     image = Image.fromarray(sheet)
     draw = ImageDraw.Draw(image)
     for c, (label, _, _) in enumerate(columns):
-        draw.text((c * size + 3, 2), label[: max(4, size // 5)], fill=(0, 0, 0))
+        draw.text((margin + c * size + 3, 2), label[: max(4, size // 5)], fill=(0, 0, 0))
+    for row, name in enumerate(("target", "fit", "overlay")):
+        draw.text((4, band + row * size + size // 2 - 5), name, fill=(0, 0, 0))
+    x, y = 4, band + 3 * size + 3
+    for name, colour in OVERLAY_COLOURS.items():
+        draw.rectangle((x, y, x + 9, y + 9), fill=colour)
+        draw.text((x + 13, y - 1), name, fill=(0, 0, 0))
+        x += 13 + 7 * len(name) + 12
     return np.asarray(image)
 
 
@@ -350,7 +379,7 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
     }
 
 
-FILES = ("fitted.obj", "turntable.gif", "compare.png", "metrics.json")  # what every complete result folder holds
+FILES = ("fitted.obj", "turntable.gif", "compare.png", "loss.png", "metrics.json")  # what every complete result folder holds
 COMMAND = Command(
     name="fit", settings=FitSettings, options=FitOptions, default_preset="default", plan=plan, run=run_job, files=FILES
 )

@@ -81,12 +81,12 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
             check_writable(path, job.force)
     else:
         check_writable(job.folder, job.force)
-    mesh = load_mesh(job.input)
-    vertices, faces = mesh.to_torch(context.device)
-    vertices = normalize_vertices(vertices)
-    textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=context.device)
-    with console.progress_bar(context.progress) as bar:
-        task = bar.add_task(f"render {job.name}", total=settings.frames)
+    with console.job_progress(f"render {job.name}", settings.frames, context.progress) as progress:
+        mesh = load_mesh(job.input)
+        vertices, faces = mesh.to_torch(context.device)
+        vertices = normalize_vertices(vertices)
+        textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=context.device)
+        progress.stage("rendering")
         images = render_views(
             vertices,
             faces,
@@ -96,7 +96,7 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
             distance=settings.distance,
             image_size=settings.size,
             background=parse_color(settings.background),
-            progress=lambda n: bar.advance(task, n),
+            progress=progress.advance,
         )
 
     def write_frames(folder: Path) -> list[Path]:

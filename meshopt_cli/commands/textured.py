@@ -26,7 +26,7 @@ from meshopt_cli.precision import PRECISIONS
 SHEET_AZIMUTHS = (0.0, 90.0, 180.0, 270.0)
 SHEET_ELEVATION = 30.0
 NETWORK_NAMES = {"vgg": "VGG", "googlenet": "GoogLeNet"}
-FILES = ("turntable.gif", "before-after.png", "metrics.json")  # besides STEM.obj, .mtl, .png
+FILES = ("turntable.gif", "before-after.png", "loss.png", "metrics.json")  # besides STEM.obj, .mtl, .png
 
 
 @dataclass
@@ -181,16 +181,12 @@ def optimize(
     saved_at = checkpoint_path(job.folder.parent, job.name)
     resume = load_checkpoint(saved_at, meta) if options.resume else None
     keep = (lambda state: save_checkpoint(saved_at, state, meta)) if options.checkpoint_every > 0 else None
-    with console.progress_bar(context.progress) as bar:
-        task = bar.add_task(f"{kind.name} {job.name}", total=settings.iterations)
+    with console.job_progress(f"{kind.name} {job.name}", settings.iterations, context.progress, "optimizing") as bar:
         if resume is not None:
-            bar.advance(task, resume["step"])
+            bar.advance(resume["step"])
 
         def progress(step, terms):
-            text = " ".join(f"{k} {v:.3g}" for k, v in terms.items())
-            bar.update(task, advance=1, description=f"{kind.name} {job.name} {text}") if hasattr(bar, "update") else bar.advance(
-                task, 1
-            )
+            bar.advance(1, "optimizing · " + " ".join(f"{k} {v:.3g}" for k, v in terms.items()))
 
         result = optimize_textured(
             subject.vertices,
@@ -303,12 +299,14 @@ def sheet(rows):
 def write_result(staging: Path, stem: str, subject: Subject, result, settings, before, after) -> list[str]:
     """Write one optimized mesh into ``staging``: ``STEM.obj`` + ``.mtl`` + ``.png`` (the input's UV
     layout kept by :func:`~meshopt_cli.mesh.save_mesh`; vertices back in the input's frame),
-    ``turntable.gif`` (elevation 30, white) and ``before-after.png`` (``before``/``after``:
-    :func:`render_fixed` views). Returns the sorted file names, ``metrics.json`` included (the
+    ``turntable.gif`` (elevation 30, white), ``before-after.png`` (``before``/``after``:
+    :func:`render_fixed` views) and ``loss.png`` (the loss curves). Returns the sorted file names, ``metrics.json`` included (the
     caller writes that one)."""
     import numpy as np
 
     from meshopt_cli.mesh import save_mesh
+    from meshopt_cli.mesh.atomic import atomic_write_bytes
+    from meshopt_cli.plots import loss_plot_png
     from meshopt_cli.turntable import render_views, write_gif, write_png
 
     out_vertices = result.vertices.cpu().numpy().astype(np.float64) / subject.scale + subject.centre
@@ -325,6 +323,7 @@ def write_result(staging: Path, stem: str, subject: Subject, result, settings, b
     )
     write_gif(staging / "turntable.gif", frames)
     write_png(staging / "before-after.png", sheet([before, after]))
+    atomic_write_bytes(staging / "loss.png", loss_plot_png(result.curves, f"{stem}: loss terms per step (unweighted)"))
     return sorted({Path(p).name for p in written} | set(FILES))
 
 
@@ -421,10 +420,13 @@ def finish(
         )
     elif not result.failure and (optimized.checkpointing or optimized.resumed):
         optimized.checkpoint.unlink(missing_ok=True)  # finished: the checkpoint has served
-    console.info(
-        f"{job.name}: {report.headline(metrics)} ({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step); files in {job.folder}",
-        context.quiet,
-    )
+    if result.steps:
+        said = f"{report.headline(metrics)} ({seconds:.0f} s, {metrics['seconds']['per_step']:.3f} s/step)"
+    else:  # nothing was optimized: no loss to quote
+        said = (
+            f"no steps ({'--iterations 0' if settings.iterations == 0 else 'stopped before the first'}): the result is the input"
+        )
+    console.info(f"{job.name}: {said}; files in {job.folder}", context.quiet)
     error = (
         f"{job.name}: {result.failure}; saved the last finite state in {job.folder} (try lower learning rates)"
         if result.failure

@@ -42,16 +42,16 @@ class FitLoopSettings:
     coarse_image_size: int = setting(0, ge=0)  # ... or at this size for the first coarse_fraction of iterations (0: off)
     coarse_fraction: float = setting(0.0, ge=0.0, le=1.0)
     iterations: int = setting(200, ge=0)  # Adam steps on the vertex offsets
-    learning_rate: float = setting(0.01, gt=0)
+    learning_rate: float = setting(0.01, gt=0, name="--lr")
     final_learning_rate: float = setting(0.001, gt=0)  # cosine decay from learning_rate to this
     affine_iterations: int = setting(40, ge=0)  # first stage: per-axis scale + translation only (0: skip)
     affine_learning_rate: float = setting(0.05, gt=0)
     loss: str = setting("iou", choices=tuple(IMAGE_LOSSES))  # silhouette term: 1 - IoU (the paper's) or MSE
     # regularizer weights
-    laplacian: float = setting(0.0, ge=0, name="the laplacian weight")
-    edge: float = setting(0.02, ge=0, name="the edge weight")
-    normal: float = setting(0.0, ge=0, name="the normal weight")
-    flatten: float = setting(0.0, ge=0, name="the flatten weight")
+    laplacian: float = setting(0.0, ge=0, name="--laplacian")
+    edge: float = setting(0.02, ge=0, name="--edge")
+    normal: float = setting(0.0, ge=0, name="--normal")
+    flatten: float = setting(0.0, ge=0, name="--flatten")
     fill_back: bool = setting(False)  # render the template's faces from both sides (on for open templates anyway)
     seed: int = setting(0)
 

@@ -38,6 +38,9 @@ _PACKAGE_DIR = pathlib.Path(__file__).resolve().parent.parent
 _CANDIDATE_KERNEL_DIRS = (_PACKAGE_DIR.parent / "kernels", _PACKAGE_DIR / "_kernels")
 
 CPU_SOURCES = ("rasterize_cpu.cpp",)
+# What a first build takes on 2 cores (measured: CPU 20-25 s, CUDA 70 s for one architecture, about
+# 3 minutes for the three of DEFAULT_CUDA_ARCH_LIST): said in the status line and in `meshopt info`.
+BUILD_TIME = {"cpu": "about 30 s", "cuda": "a few minutes"}
 CUDA_SOURCES = ("rasterize_cuda.cu",)
 HEADERS = ("rasterizer_math.h", "rasterizer_ops.h")
 # No FMA contraction: the forward pass must round exactly like the reference backend.
@@ -142,7 +145,8 @@ def load(kind: str = "cpu", verbose: bool = False):
     directory = kernel_dir()
     build_dir = pathlib.Path(cpp_extension._get_build_directory(name, verbose=False))
     if _built_library(build_dir, name) is None:
-        print(f"meshopt: building {kind.upper()} kernels (first run only, about a minute)...", file=sys.stderr, flush=True)
+        duration = BUILD_TIME[kind]
+        print(f"meshopt: building {kind.upper()} kernels (first run only, {duration})...", file=sys.stderr, flush=True)
     sources = [str(directory / s) for s in (CPU_SOURCES if kind == "cpu" else CUDA_SOURCES)]
     # without a visible GPU torch cannot pick the architectures itself: name them for this build
     default_arch = kind == "cuda" and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not _visible_gpus()
@@ -181,8 +185,10 @@ def backend_for(device: torch.device):
         backend = _wrap(load(kind))
     except Exception as error:  # a missing or broken compiler must never stop a render
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        if isinstance(error, PermissionError) or "ermission denied" in str(error) or "ead-only file system" in str(error):
+            reason += f"; the kernel cache {extensions_root()} is not writable: set TORCH_EXTENSIONS_DIR to a writable folder"
         warnings.warn(
-            f"meshopt: native {kind.upper()} kernels unavailable ({reason}); using the slower reference backend",
+            f"native {kind.upper()} kernels unavailable ({reason}); using the slower reference backend",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -412,7 +418,7 @@ def backend_choice(device, *, built=None, tools: dict | None = None) -> tuple[st
             if missing:
                 name, reason = "reference", f"kernels not built and no {', '.join(missing)} found to build them"
             else:
-                name, reason = "native", "kernels not built yet; built on first use, about a minute"
+                name, reason = "native", f"kernels not built yet; built on first use, {BUILD_TIME[kind]}"
     if kind == "cuda" and not _cuda_available():
         reason += "; no CUDA device here"
     return name, reason
