@@ -95,8 +95,7 @@ def _reduce(image, max_side: int):
         image = image.convert("F").point(lambda v: v / scale)  # keep 16-bit precision
     elif image.mode not in ("L", "LA", "RGB", "RGBA", "F"):
         image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
-    image = image.copy()
-    image.thumbnail((max_side, max_side), Image.LANCZOS)
+    image.thumbnail((max_side, max_side), Image.LANCZOS)  # in place: the caller's image is its own
     return image
 
 
