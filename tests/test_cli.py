@@ -79,3 +79,24 @@ def test_info_json_is_one_object():
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["meshopt"]["version"] == __version__ and "renderer" in data and "weights" in data
+
+
+def test_help_shows_no_type_after_flags_that_take_no_value():
+    result = meshopt("render", "--help")
+    assert result.returncode == 0 and "<bool>" not in result.stdout and "--png" in result.stdout
+    assert "<int>" in result.stdout  # options that take a value keep theirs
+
+
+@pytest.mark.parametrize(
+    "args, minimum",
+    [
+        (["fit", "builtin:cube"], "at least 1"),
+        (["style", "builtin:cube", "x.png"], "at least 16 (VGG pools 3 times)"),
+        (["dream", "builtin:cube"], "at least 32 (GoogLeNet downsamples"),
+    ],
+)
+def test_image_size_zero_names_one_minimum_and_the_flag(tmp_path, args, minimum):
+    result = meshopt(*args, "--image-size", "0", "-o", "out", cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1
+    assert lines[0].count("at least") == 1 and f"--image-size must be {minimum}" in lines[0]
