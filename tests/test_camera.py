@@ -105,7 +105,8 @@ def test_default_distance_is_the_papers_and_rounds_the_renderers_default_eye():
 
     assert render.DEFAULT_DISTANCE is camera.DEFAULT_DISTANCE is DEFAULT_DISTANCE == 2.732
     assert views.DISTANCE == DEFAULT_DISTANCE
-    assert inspect.signature(turntable.render_views).parameters["distance"].default == DEFAULT_DISTANCE
+    # the CLI's turntables frame the mesh instead (turntable.framing_distance); the API keeps the paper's eye
+    assert inspect.signature(turntable.render_views).parameters["distance"].default is None
     assert torch.allclose(views.training_views(4).eyes.norm(dim=1), torch.full((4,), DEFAULT_DISTANCE))
     eye = render.Renderer().eye
     assert eye[:2] == (0.0, 0.0) and eye[2] == pytest.approx(-DEFAULT_DISTANCE, abs=1e-4)
