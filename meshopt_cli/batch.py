@@ -90,15 +90,18 @@ class BatchOptions:
     quiet: bool = False
     jobs: int = 1
     device: str = "auto"
+    max_memory: int | None = None  # --max-memory in bytes, per process; None: a share of the available memory
 
 
 @dataclass
 class Context:
-    """What a runner gets besides its job and payload: where and how loudly to run."""
+    """What a runner gets besides its job and payload: where and how loudly to run, and the peak
+    resident memory its process may reach (bytes; :mod:`meshopt_cli.memory`)."""
 
     device: object  # torch.device
     quiet: bool = False
     progress: bool = True  # rich progress bars (off in worker processes)
+    memory_budget: int | None = None  # None: memory.default_budget() when asked
 
 
 # ---------------------------------------------------------------- inputs and names
@@ -262,9 +265,19 @@ def _stdout_for_json(enabled: bool):
         os.close(saved)
 
 
-def run_batch(runner: Callable, jobs: list[Job], payload, options: BatchOptions, required: tuple[str, ...] = ()) -> int:
+def run_batch(
+    runner: Callable,
+    jobs: list[Job],
+    payload,
+    options: BatchOptions,
+    required: tuple[str, ...] = (),
+    per_worker: int | None = None,
+) -> int:
     """Run ``runner`` on every job; see the module docstring. ``required``: the files of a complete
-    result (for ``--skip-existing``). Exit status."""
+    result (for ``--skip-existing``); ``per_worker``: bytes one worker process needs at least (its
+    program and the command's smallest job; :func:`meshopt_cli.memory.cap_jobs` caps ``--jobs``
+    by it). Exit status."""
+    from meshopt_cli import memory
     from meshopt_cli.devices import resolve_device
     from meshopt_cli.export import remove_abandoned_staging
 
@@ -294,9 +307,21 @@ def run_batch(runner: Callable, jobs: list[Job], payload, options: BatchOptions,
             todo.append(job)
         workers = min(options.jobs, len(todo))
         if workers > 1:
-            _run_in_workers(runner, todo, payload, options, device, workers, report)
+            gpus = 0
+            if device.type == "cuda":
+                import torch
+
+                gpus = torch.cuda.device_count()
+            workers, warning = memory.cap_jobs(
+                options.jobs, len(todo), options.max_memory, per_worker or memory.MINIMUM_BUDGET, gpus
+            )
+            if warning:
+                console.warn(warning)
+        budget = options.max_memory or memory.default_budget(workers)
+        if workers > 1:
+            _run_in_workers(runner, todo, payload, options, device, workers, report, budget)
         else:
-            context = Context(device=device, quiet=options.quiet, progress=not options.quiet)
+            context = Context(device=device, quiet=options.quiet, progress=not options.quiet, memory_budget=budget)
             for job in todo:
                 if stop.requested():
                     report(_not_started(job))
@@ -332,7 +357,9 @@ def worker_devices(device, spec: str, workers: int) -> list[str]:
     return [f"cuda:{k % count}" for k in range(workers)]
 
 
-def _worker_main(worker: int, device: str, threads: int, runner: Callable, payload, quiet: bool, tasks, connection) -> None:
+def _worker_main(
+    worker: int, device: str, threads: int, runner: Callable, payload, quiet: bool, budget: int, tasks, connection
+) -> None:
     """A worker process: take jobs until none are left or a stop is requested. Messages go through
     its own pipe, written synchronously, so the parent knows what it ran even if it dies."""
     stop.install(hard_second=False)
@@ -340,7 +367,7 @@ def _worker_main(worker: int, device: str, threads: int, runner: Callable, paylo
     import torch
 
     torch.set_num_threads(threads)
-    context = Context(device=torch.device(device), quiet=quiet, progress=False)
+    context = Context(device=torch.device(device), quiet=quiet, progress=False, memory_budget=budget)
     while not stop.requested():
         job = tasks.get()
         if job is None:
@@ -351,7 +378,14 @@ def _worker_main(worker: int, device: str, threads: int, runner: Callable, paylo
 
 
 def _run_in_workers(
-    runner: Callable, jobs: list[Job], payload, options: BatchOptions, device, workers: int, report: Callable[[Summary], None]
+    runner: Callable,
+    jobs: list[Job],
+    payload,
+    options: BatchOptions,
+    device,
+    workers: int,
+    report: Callable[[Summary], None],
+    budget: int,
 ) -> None:
     import multiprocessing
     import signal
@@ -377,7 +411,7 @@ def _run_in_workers(
             target=_worker_main,
             daemon=True,
             name=f"meshopt-worker-{k}",
-            args=(k, devices[k], threads, runner, payload, options.quiet, tasks, pipes[k][1]),
+            args=(k, devices[k], threads, runner, payload, options.quiet, budget, tasks, pipes[k][1]),
         )
         for k in range(workers)
     ]

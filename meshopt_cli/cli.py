@@ -82,6 +82,16 @@ def _device(value: str) -> str:
     raise typer.BadParameter(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
 
 
+def _size(value: str) -> int:
+    """``--max-memory``: 4G, 512M, 1.5G ... -> bytes (meshopt_cli.memory.parse_size)."""
+    from meshopt_cli.memory import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as problem:
+        raise typer.BadParameter(str(problem)) from None
+
+
 def _layer(value: str) -> str:
     """``--layer``: a GoogLeNet block in the paper's or torchvision's spelling -> the paper's."""
     try:
@@ -136,6 +146,18 @@ Jobs = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option(parser=_device, metavar="auto|cpu|cuda|cuda:N", rich_help_panel=BATCH, help="Where to run.")]
+MaxMemory = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-memory",
+        parser=_size,
+        metavar="SIZE",
+        rich_help_panel=BATCH,
+        help="Peak memory of each meshopt process (4G, 512M): jobs that would need more are split "
+        "where they can be and refused before starting where not (default: 60% of the available memory, "
+        "shared by the --jobs workers).",
+    ),
+]
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", rich_help_panel=BATCH, help="No progress or log lines (errors still go to stderr).")
 ]
@@ -242,6 +264,7 @@ def _invoke(name: str, arguments: list[str], flags: dict, options: dict, overrid
             quiet=flags["quiet"],
             jobs=flags["jobs"],
             device=flags["device"],
+            max_memory=flags["max_memory"],
         )
         return run_command(
             command,
@@ -312,6 +335,7 @@ def render_command(
     json_output: Json = False,
     jobs: Jobs = 1,
     device: Device = "auto",
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
 ) -> None:
     """Write a turntable GIF of each mesh: OUT/NAME/turntable.gif and metrics.json.
@@ -397,6 +421,7 @@ def fit_command(
     json_output: Json = False,
     jobs: Jobs = 1,
     device: Device = "auto",
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
 ) -> None:
     """Deform a template mesh until its silhouettes match a target's.
@@ -453,6 +478,7 @@ def style_command(
     json_output: Json = False,
     jobs: Jobs = 1,
     device: Device = "auto",
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
 ) -> None:
     """Transfer the style of an image to meshes' texture and shape (2D-to-3D style transfer).
@@ -517,6 +543,7 @@ def dream_command(
     json_output: Json = False,
     jobs: Jobs = 1,
     device: Device = "auto",
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
 ) -> None:
     """Grow the patterns a GoogLeNet layer sees onto meshes' texture and shape (3D DeepDream).

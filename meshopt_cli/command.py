@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Sequence, TypeVar
 
-from meshopt_cli import console, settings
+from meshopt_cli import console, memory, settings
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, run_batch
 
 S = TypeVar("S")  # the command's settings dataclass
@@ -46,6 +46,8 @@ class Command(Generic[S, Opt]):
     plan: Callable[[Sequence[str], Any, Any, BatchOptions], list[Job]]  # (arguments, settings, options, batch) -> jobs
     run: Callable[[Job, Payload, Context], JobResult]  # module-level, so that worker processes can import it
     files: tuple[str, ...] = ()  # what every complete result folder holds (--skip-existing checks them)
+    # (settings, options) -> memory.Estimate of the smallest job (an empty mesh): what the settings alone need
+    memory: Callable[[Any, Any], memory.Estimate] | None = None
 
     def resolve(self, preset: str | None = None, config=None, overrides: dict | None = None) -> tuple[Any, str]:
         """The validated settings (preset < ``config`` < overrides) and the name of the preset used;
@@ -69,4 +71,20 @@ def run_command(
     except settings.SettingsError as problem:
         raise console.UsageError(str(problem)) from None
     jobs = command.plan(list(arguments), resolved, options, batch)
-    return run_batch(command.run, jobs, Payload(resolved, chosen, options), batch, required=command.files)
+    per_worker = check_memory(command, resolved, options, batch)
+    return run_batch(command.run, jobs, Payload(resolved, chosen, options), batch, required=command.files, per_worker=per_worker)
+
+
+def check_memory(command: Command, resolved, options, batch: BatchOptions) -> int | None:
+    """What one worker needs at least (bytes), or None for a command without an estimate; a usage
+    error when the settings alone exceed the budget (``--max-memory``, else the default of one
+    process): the job would fail on every input, so nothing runs."""
+    if command.memory is None:
+        return None
+    smallest = command.memory(resolved, options)
+    budget = batch.max_memory or memory.default_budget(1)
+    try:
+        memory.check(smallest, budget, f"{command.name} with these settings")
+    except memory.OverBudget as problem:
+        raise console.UsageError(str(problem)) from None
+    return smallest.total

@@ -19,6 +19,11 @@ def error(message: str) -> None:
     stderr.print(f"meshopt: error: {message}", markup=False)
 
 
+def warn(message: str) -> None:
+    """One ``meshopt: warning:`` line (shown even with --quiet: it changes what runs)."""
+    stderr.print(f"meshopt: warning: {message}", markup=False)
+
+
 def info(message: str, quiet: bool = False) -> None:
     if not quiet:
         stderr.print(f"meshopt: {message}", markup=False)

@@ -84,11 +84,20 @@ def render_views(
     """Render ``frames`` views evenly spaced in azimuth (degrees) around the origin, lit by
     :func:`camera_light`. ``distance`` None frames the mesh (:func:`framing_distance`).
 
+    The images are those of :class:`~meshopt_cli.render.Renderer` (``render_rgb``) with the eye at
+    each azimuth and ``light_direction = camera_light(eye)``, whatever ``batch_size`` (frames rendered at once): one frame at a time renders
+    from ``textures`` itself, a batch of ``n`` needs ``n`` contiguous copies of it
+    (:func:`meshopt_cli.memory.frames_per_chunk` picks ``n`` for a memory budget).
+
     Args:
         vertices: ``[V, 3]`` float32. faces: ``[F, 3]``. textures: ``[F, T, T, T, 3]`` or None (grey).
     Returns:
         ``[frames, S, S, 3]`` uint8 images, row 0 at the top.
     """
+    from meshopt_cli.render.camera import look_at, perspective
+    from meshopt_cli.render.lighting import face_normals, light_of_normals
+    from meshopt_cli.render.rasterize import rasterize_rgbad
+
     if distance is None:
         distance = framing_distance(vertices)
     device = vertices.device
@@ -102,20 +111,48 @@ def render_views(
     )
     out = np.empty((frames, image_size, image_size, 3), dtype=np.uint8)
     azimuths = [start_azimuth + 360.0 * k / frames for k in range(frames)]
+    batch_size = max(1, int(batch_size))
     with torch.no_grad():
+        # What Renderer.render_rgb does per call, with the view-independent part done once: the
+        # checks, the back faces, the (world-space) normals and the corner index of every face.
+        world, face_list = renderer._check_mesh(vertices[None], faces[None])
+        face_list = torch.cat((face_list, face_list[:, :, [2, 1, 0]]), dim=1)
+        corners = face_list[0].reshape(-1)
+        normals = face_normals(world[0].index_select(0, corners).reshape(1, -1, 3, 3))  # lit per frame: camera_light
+        cubes = textures[None]
         for first in range(0, frames, batch_size):
             chunk = azimuths[first : first + batch_size]
             n = len(chunk)
-            renderer.eye = get_points_from_angles(
+            eye = get_points_from_angles(
                 torch.full((n,), float(distance)), torch.full((n,), float(elevation)), torch.tensor(chunk)
             ).to(device)
-            renderer.light_direction = camera_light(renderer.eye)
-            rgb = renderer(
-                vertices[None].expand(n, -1, -1),
-                faces[None].expand(n, -1, -1),
-                textures[None].expand(n, *textures.shape),
-                mode="rgb",
+            screen = perspective(look_at(world.expand(n, -1, -1), eye), angle=renderer.viewing_angle)
+            screen_faces = screen.index_select(1, corners).reshape(n, -1, 3, 3)
+            light = light_of_normals(
+                normals.expand(n, -1, -1),
+                renderer.light_intensity_ambient,
+                renderer.light_intensity_directional,
+                renderer.light_color_ambient,
+                renderer.light_color_directional,
+                camera_light(eye),
             )
+            rgb = rasterize_rgbad(
+                screen_faces,
+                cubes.expand(n, *textures.shape),  # one frame renders from the cubes themselves; more copy them
+                image_size,
+                renderer.anti_aliasing,
+                renderer.near,
+                renderer.far,
+                renderer.rasterizer_eps,
+                renderer.background_color,
+                True,
+                False,
+                False,
+                face_light=light,
+                fill_back=True,
+                _checked=True,
+            )["rgb"]
+            del screen, screen_faces, light
             images = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             out[first : first + n] = images
             if progress is not None:

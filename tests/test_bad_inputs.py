@@ -89,6 +89,27 @@ USAGE = {  # bad settings, for every command: exit status 2
     "bad-toml-config": (["--config", "bad.toml"], Item("bad.toml", ("toml",))),
     "bad-toml-preset": (["--preset", "bad.toml"], Item("bad.toml", ("toml",))),
 }
+SIZES = {  # sizes past their bounds or the memory budget: exit status 2 before anything runs (issue 16)
+    ("render", "size-100000"): (["--size", "100000"], Item("size", ("must be in [1, 4096]",))),
+    ("render", "texture-size-100000"): (["--texture-size", "100000"], Item("texture-size", ("must be in [1, 64]",))),
+    ("render", "frames-10M"): (["--frames", "10000000"], Item("frames", ("must be in [1, 3600]",))),
+    ("render", "gif-over-budget"): (["--size", "4096", "--max-memory", "4G"], Item("--max-memory", ("budget of 4.0g",))),
+    ("render", "max-memory-not-a-size"): (["--max-memory", "lots"], Item("--max-memory", ("a size",))),
+    ("render", "max-memory-below-the-program"): (["--max-memory", "100M"], Item("--max-memory", ("meshopt itself",))),
+    ("fit", "image-size-100000"): (["--image-size", "100000"], Item("image-size", ("must be in [1, 1024]",))),
+    ("fit", "views-over-budget"): (
+        ["--image-size", "1024", "--batch-views", "64", "--max-memory", "2G"],
+        Item("--max-memory", ("--batch-views",)),
+    ),
+    ("style", "image-size-100000"): (["--image-size", "100000"], Item("image-size", ("must be in [16, 1024]",))),
+    ("style", "batch-views-100000"): (["--batch-views", "100000"], Item("batch-views", ("must be in [1, 64]",))),
+    ("style", "texture-size-1000"): (["--texture-size", "1000"], Item("texture-size", ("must be in [1, 32]",))),
+    ("dream", "image-size-100000"): (["--image-size", "100000"], Item("image-size", ("must be in [32, 1024]",))),
+    ("dream", "activations-over-budget"): (
+        ["--image-size", "1024", "--batch-views", "16", "--max-memory", "8G"],
+        Item("--max-memory", ("--batch-views or --image-size",)),
+    ),
+}
 
 # Finite float32 coordinates near its limit (3e38): valid, but their extent overflows float32.
 HUGE = Item("huge.obj", ())
@@ -373,6 +394,14 @@ def test_bad_image_is_one_error_line_and_writes_nothing(server, corpus, tmp_path
 @pytest.mark.parametrize("command, item", cases((c, i) for c in COMMANDS for i in USAGE))
 def test_bad_settings_are_a_usage_error(server, corpus, tmp_path, command, item):
     extra, bad = USAGE[item]
+    out = tmp_path / "out"
+    result = server.run(command_line(command, mesh_positional(command, [VALID]), out, extra), corpus)
+    check_one_failure(result, bad, 2, out)
+
+
+@pytest.mark.parametrize("command, item", cases(SIZES))
+def test_sizes_are_refused_before_running(server, corpus, tmp_path, command, item):
+    extra, bad = SIZES[command, item]
     out = tmp_path / "out"
     result = server.run(command_line(command, mesh_positional(command, [VALID]), out, extra), corpus)
     check_one_failure(result, bad, 2, out)

@@ -54,9 +54,9 @@ def test_every_command_shares_the_batch_options_in_their_panels(command):
         (["render", "--device", "gpu"], "must be auto, cpu, cuda or cuda:N"),
         (["render", "--frames", "abc"], "Invalid value for '--frames'"),
         (["render", "--no-such-flag"], "No such option: --no-such-flag"),
-        (["render", "--frames", "0"], "frames must be at least 1"),
+        (["render", "--frames", "0"], "frames must be in [1, 3600]"),
         (["render", "--fps", "nan"], "fps must be a finite number"),
-        (["style", "builtin:cube", "x.png", "--image-size", "8"], "image-size must be at least 16 (VGG pools 3 times)"),
+        (["style", "builtin:cube", "x.png", "--image-size", "8"], "image-size must be in [16, 1024] (VGG pools 3 times"),
     ],
 )
 def test_parse_and_settings_errors_are_one_line_exit_2(tmp_path, args, message):

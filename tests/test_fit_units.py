@@ -190,7 +190,7 @@ def test_preset_errors(tmp_path):
     bad.write_text("iterations = 'many'\n")
     with pytest.raises(settings.SettingsError, match="'iterations' must be an integer"):
         FIT.resolve(str(bad))
-    with pytest.raises(settings.SettingsError, match="batch-views must be at least 1"):
+    with pytest.raises(settings.SettingsError, match=r"batch-views must be in \[1, 360\]"):
         FIT.resolve("default", overrides={"batch_views": 0})
     with pytest.raises(settings.SettingsError, match="loss must be one of iou, mse"):
         FIT.resolve("default", overrides={"loss": "l1"})

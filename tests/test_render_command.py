@@ -134,3 +134,27 @@ def test_render_from_straight_above_is_not_blank(tmp_path):
 
     frame = np.asarray(Image.open(next((tmp_path / "out/cube/frames").glob("*.png"))).convert("RGB"))
     assert (frame < 250).any(-1).mean() > 0.2
+
+
+def test_turntable_frames_are_the_renderers_images_with_the_camera_light():
+    import torch
+
+    from meshopt_cli.mesh import builtin_shape, normalize_vertices
+    from meshopt_cli.render import Renderer, get_points_from_angles
+    from meshopt_cli.turntable import camera_light, framing_distance, render_views
+
+    v, f = builtin_shape("builtin:teapot")
+    vertices = normalize_vertices(torch.tensor(v, dtype=torch.float32))
+    faces = torch.tensor(f, dtype=torch.int64)
+    textures = torch.rand(len(faces), 2, 2, 2, 3, generator=torch.Generator().manual_seed(1))
+    frames = render_views(vertices, faces, textures, frames=3, image_size=40, batch_size=2)
+    renderer = Renderer(image_size=40, background_color=(1.0, 1.0, 1.0))
+    renderer.eye = get_points_from_angles(
+        torch.full((3,), framing_distance(vertices)), torch.full((3,), 30.0), torch.tensor([0.0, 120.0, 240.0])
+    )
+    renderer.light_direction = camera_light(renderer.eye)
+    rgb = renderer(
+        vertices[None].expand(3, -1, -1), faces[None].expand(3, -1, -1), textures[None].expand(3, -1, -1, -1, -1, -1), mode="rgb"
+    )
+    expected = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.abs(frames.astype(int) - expected.astype(int)).max() <= 1

@@ -52,8 +52,10 @@ KIND = textured.Kind(name="dream", stem="dream", network_key="googlenet")
 @dataclass
 class DreamSettings(TexturedCommandSettings):
     iterations: int = setting(1000, ge=0)
-    batch_views: int = setting(4, ge=1)
-    image_size: int = setting(224, ge=32, why="GoogLeNet downsamples 16 times before inception_4*")
+    batch_views: int = setting(4, ge=1, le=64, why="views rendered and sent through the network at once")
+    image_size: int = setting(
+        224, ge=32, le=1024, why="GoogLeNet downsamples 16 times before inception_4*; 1024 is 20 times the paper's pixels"
+    )
     distance: float = setting(2.5, gt=0)
     distance_noise: float = setting(0.1, ge=0)
     elevation_min: float = setting(-10.0)
@@ -103,7 +105,7 @@ def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context:
 
     started = time.perf_counter()
     settings, options, device = payload.settings, payload.options, context.device
-    subject = textured.load_subject(job, settings, job.force or options.resume, device)
+    subject = textured.load_subject(job, settings, job.force or options.resume, device, KIND.network_key, context.memory_budget)
     used = precision.choose(settings.precision, device)
     network = googlenet_features(settings.layer, options.weights, settings.seed, device, not context.quiet, used.bf16)
     torch.manual_seed(settings.seed)

@@ -26,13 +26,16 @@ SHEET_VIEWS = 4  # columns of training views and of held-out views in compare.pn
 
 @dataclass
 class FitSettings(FitLoopSettings):
-    views: int = setting(24, ge=1)  # training views: azimuths every 360/views degrees, elevation 30, distance 2.732
-    heldout_views: int = setting(12, ge=0)  # evaluation views at other azimuths and elevations (mesh targets)
-    eval_image_size: int = setting(128, ge=1)  # IoU figures are measured at this size
+    # training views: azimuths every 360/views degrees, elevation 30, distance 2.732
+    views: int = setting(24, ge=1, le=360, why="one view per degree of azimuth")
+    # evaluation views at other azimuths and elevations (mesh targets)
+    heldout_views: int = setting(12, ge=0, le=360, why="one view per degree of azimuth")
+    # IoU figures are measured at this size
+    eval_image_size: int = setting(128, ge=1, le=1024, why="masks are drawn at twice the size for anti-aliasing")
     init: str = setting("builtin:sphere")  # the template
     init_scale: float = setting(1.0, gt=0)  # the template is centred and scaled into a ball of this radius
-    turntable_frames: int = setting(36, ge=1)
-    turntable_size: int = setting(128, ge=1)
+    turntable_frames: int = setting(36, ge=1, le=3600, why="one frame every 0.1 degrees")
+    turntable_size: int = setting(128, ge=1, le=4096, why="frames are drawn at twice the size for anti-aliasing")
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,24 @@ def build_target(job: Job, settings: FitSettings, options: FitOptions, device):
     return mesh_target(job.input, settings.views, settings.heldout_views, device)
 
 
+def check_memory(target, template_vertices, template_faces, settings: FitSettings, context: Context) -> None:
+    """Refuse the fit (:class:`~meshopt_cli.memory.OverBudget`) before its loop when its estimate
+    with this target and template exceeds the budget."""
+    from meshopt_cli import memory
+
+    target_vertices = getattr(target, "vertices", None)
+    target_faces = getattr(target, "faces", None)
+    estimate = memory.fit_estimate(
+        len(target_vertices) if target_vertices is not None else 0,
+        len(target_faces) if target_faces is not None else 0,
+        len(template_vertices),
+        len(template_faces),
+        settings,
+    )
+    estimate.parts["meshopt itself"] = memory.current_rss()
+    memory.check(estimate, context.memory_budget or memory.default_budget(), f"fitting {len(template_faces)} template faces")
+
+
 def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Context) -> JobResult:
     """Fit one input and write its folder (see :func:`meshopt_cli.batch.execute`)."""
     from meshopt_cli.export import check_writable, staged_folder, write_json
@@ -159,6 +180,7 @@ def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Contex
         progress.stage("loading and rendering the target")
         target = build_target(job, settings, options, device)
         template_vertices, faces, closed = load_template(settings.init, settings.init_scale, device)
+        check_memory(target, template_vertices, faces, settings, context)
         fill_back = settings.fill_back or not closed
         run_settings = settings if fill_back == settings.fill_back else dataclasses.replace(settings, fill_back=True)
         progress.stage("optimizing")
@@ -380,6 +402,22 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
 
 
 FILES = ("fitted.obj", "turntable.gif", "compare.png", "loss.png", "metrics.json")  # what every complete result folder holds
+
+
+def smallest_job(settings: FitSettings, options: FitOptions):
+    """What the settings alone need (an empty target, the template's own size not counted)."""
+    from meshopt_cli import memory
+
+    return memory.fit_estimate(0, 0, 0, 0, settings)
+
+
 COMMAND = Command(
-    name="fit", settings=FitSettings, options=FitOptions, default_preset="default", plan=plan, run=run_job, files=FILES
+    name="fit",
+    settings=FitSettings,
+    options=FitOptions,
+    default_preset="default",
+    plan=plan,
+    run=run_job,
+    files=FILES,
+    memory=smallest_job,
 )

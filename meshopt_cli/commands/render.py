@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshopt_cli import __version__, console
+from meshopt_cli import __version__, console, memory
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, make_jobs, read_inputs, source_name
 from meshopt_cli.command import Command, Payload
 from meshopt_cli.fields import setting
@@ -29,12 +29,13 @@ def _check_colour(text: str) -> None:
 
 @dataclass
 class RenderSettings:
-    frames: int = setting(90, ge=1)  # views evenly spaced in azimuth
+    frames: int = setting(90, ge=1, le=3600, why="one frame every 0.1 degrees")  # views evenly spaced in azimuth
     elevation: float = setting(30.0)  # degrees
     distance: float | None = setting(None, gt=0)  # None: its bounding sphere fills the view (turntable.framing_distance)
-    size: int = setting(256, ge=1)  # pixels, square
+    size: int = setting(256, ge=1, le=4096, why="frames are drawn at twice the size for anti-aliasing")  # pixels, square
     background: str = setting("white", check=_check_colour)  # white, black, grey, #rrggbb or r,g,b in [0, 1]
-    texture_size: int = setting(4, ge=1)  # texture cube size T sampled from the mesh's texture
+    # texture cube size T sampled from the mesh's texture
+    texture_size: int = setting(4, ge=1, le=64, why="T³ colours per face: 262144 at 64")
     fps: float = setting(12.0, gt=0)  # GIF frame rate
 
 
@@ -63,6 +64,36 @@ def plan(arguments: list[str], settings: RenderSettings, options: RenderOptions,
     return make_jobs(inputs, [source_name(i) for i in inputs], batch.out)
 
 
+def smallest_job(settings: RenderSettings, options: RenderOptions) -> memory.Estimate:
+    """What the settings alone need (a mesh of no faces): the program, one frame's maps, the GIF."""
+    return memory.render_estimate(0, 0, settings.texture_size, settings.frames, settings.size, 1)
+
+
+def check_file_size(source: str, budget: int) -> None:
+    """Refuse a mesh file whose parsing alone would pass the budget (before reading it)."""
+    path = Path(source)
+    if source.startswith("builtin:") or not path.is_file():
+        return
+    estimate = memory.Estimate({"meshopt itself": memory.current_rss()})
+    estimate.add("reading the file", memory.obj_parse_bytes(path.stat().st_size))
+    memory.check(estimate, budget, f"reading {source} ({memory.format_size(path.stat().st_size)})")
+
+
+def plan_memory(mesh, settings: RenderSettings, budget: int) -> tuple[int, int, memory.Estimate]:
+    """``(texture size used, frames per batch, estimate)`` for rendering ``mesh`` within ``budget``
+    bytes; :class:`~meshopt_cli.memory.OverBudget` when even one frame at a time does not fit. A
+    mesh whose faces are one colour each renders the same images with 1³ cubes as with T³."""
+    t = 1 if mesh.uniform_faces else settings.texture_size
+    v, f = int(mesh.num_vertices), int(mesh.num_faces)
+    fixed = memory.render_estimate(v, f, t, settings.frames, settings.size, 1)
+    fixed.parts["meshopt itself"] = memory.current_rss()
+    held = fixed.total - fixed.parts["rasterization"]
+    chunk = memory.frames_per_chunk(budget - held, v, f, t, settings.frames, settings.size)
+    estimate = memory.render_estimate(v, f, t, settings.frames, settings.size, chunk)
+    estimate.parts["meshopt itself"] = fixed.parts["meshopt itself"]
+    return t, chunk, estimate
+
+
 def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: Context) -> JobResult:
     """Render one mesh's turntable and write its outputs; raises ValueError on a bad input."""
     import torch
@@ -81,11 +112,16 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
             check_writable(path, job.force)
     else:
         check_writable(job.folder, job.force)
+    budget = context.memory_budget or memory.default_budget()
+    check_file_size(job.input, budget)
     with console.job_progress(f"render {job.name}", settings.frames, context.progress) as progress:
         mesh = load_mesh(job.input)
+        texture_size, chunk, estimate = plan_memory(mesh, settings, budget)
+        memory.check(estimate, budget, f"rendering {mesh.num_faces} faces with --texture-size {texture_size}")
         vertices, faces = mesh.to_torch(context.device)
         vertices = normalize_vertices(vertices)
-        textures = torch.tensor(mesh.texture_cubes(settings.texture_size), device=context.device)
+        cubes = torch.from_numpy(mesh.texture_cubes(texture_size))  # no copy on the CPU
+        textures = cubes.to(context.device)
         progress.stage("rendering")
         images = render_views(
             vertices,
@@ -96,6 +132,7 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
             distance=settings.distance,
             image_size=settings.size,
             background=parse_color(settings.background),
+            batch_size=chunk,
             progress=progress.advance,
         )
 
@@ -127,6 +164,12 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
                     "name": job.name,
                     "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces)},
                     "seconds": round(seconds, 3),
+                    "memory": {
+                        "budget": int(budget),
+                        "estimate": estimate.as_dict(),
+                        "frames_per_batch": chunk,
+                        "texture_size_used": texture_size,
+                    },
                     **run_record(context.device, payload.preset, settings, "done", names + ["metrics.json"]),
                 },
             )
@@ -141,5 +184,12 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
 
 FILES = ("turntable.gif", "metrics.json")  # what every complete result folder holds
 COMMAND = Command(
-    name="render", settings=RenderSettings, options=RenderOptions, default_preset="default", plan=plan, run=run_job, files=FILES
+    name="render",
+    settings=RenderSettings,
+    options=RenderOptions,
+    default_preset="default",
+    plan=plan,
+    run=run_job,
+    files=FILES,
+    memory=smallest_job,
 )

@@ -24,7 +24,7 @@ KIND = textured.Kind(name="style", stem="stylized", network_key="vgg")
 
 @dataclass
 class StyleSettings(TexturedCommandSettings):
-    image_size: int = setting(224, ge=16, why="VGG pools 3 times")
+    image_size: int = setting(224, ge=16, le=1024, why="VGG pools 3 times; it keeps about 3.5 GB of activations per view at 1024")
     style_weight: float = setting(1.0, ge=0)
     content_weight: float = setting(182.0, ge=0)  # the paper's 2e9 for Caffe VGG (see presets/style/paper.toml)
     tv_weight: float = setting(0.91, ge=0)  # the paper's 1e7
@@ -64,7 +64,7 @@ def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context:
     started = time.perf_counter()
     settings, options, device = payload.settings, payload.options, context.device
     image_path = job.extra["image"]
-    subject = textured.load_subject(job, settings, job.force or options.resume, device)
+    subject = textured.load_subject(job, settings, job.force or options.resume, device, KIND.network_key, context.memory_budget)
     style_image = load_style_image(image_path)
     used = precision.choose(settings.precision, device)
     network = vgg_features(options.weights, settings.seed, device, not context.quiet, used.bf16)

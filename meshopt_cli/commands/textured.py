@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from meshopt_cli import __version__, console, precision, stop
+from meshopt_cli import __version__, console, memory, precision, stop
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, check_folder_name, make_jobs, source_name
 from meshopt_cli.checkpoints import load_checkpoint, save_checkpoint
 from meshopt_cli.command import Command, Payload
@@ -33,10 +33,10 @@ FILES = ("turntable.gif", "before-after.png", "loss.png", "metrics.json")  # bes
 class TexturedCommandSettings(TexturedSettings):
     """The loop's settings plus what both commands add: texture cube size and output sizes."""
 
-    texture_size: int = setting(4, ge=1)  # texture cube size T per face
-    turntable_frames: int = setting(36, ge=1)
-    turntable_size: int = setting(128, ge=1)
-    sheet_size: int = setting(128, ge=1)  # views of before-after.png
+    texture_size: int = setting(4, ge=1, le=32, why="T³ colours per face, each with 5 more floats to optimize")
+    turntable_frames: int = setting(36, ge=1, le=3600, why="one frame every 0.1 degrees")
+    turntable_size: int = setting(128, ge=1, le=4096, why="frames are drawn at twice the size for anti-aliasing")
+    sheet_size: int = setting(128, ge=1, le=4096, why="views are drawn at twice the size for anti-aliasing")
     precision: str = setting("auto", choices=PRECISIONS)  # of the backbone network (meshopt_cli/precision.py)
 
 
@@ -103,8 +103,25 @@ class Subject:
     textures: Any
 
 
-def load_subject(job: Job, settings: TexturedCommandSettings, force: bool, device) -> Subject:
-    """Check that the result may be written, then load and normalise the job's mesh."""
+def memory_estimate(network: str, settings: TexturedCommandSettings, vertices: int = 0, faces: int = 0) -> memory.Estimate:
+    """The peak of one job on a mesh of ``vertices`` and ``faces`` (0, 0: what the settings alone need)."""
+    return memory.textured_estimate(
+        network,
+        vertices,
+        faces,
+        settings.texture_size,
+        settings.batch_views,
+        settings.image_size,
+        (settings.turntable_frames, settings.turntable_size),
+    )
+
+
+def load_subject(
+    job: Job, settings: TexturedCommandSettings, force: bool, device, network: str | None = None, budget: int | None = None
+) -> Subject:
+    """Check that the result may be written, then load and normalise the job's mesh; with a
+    ``network`` ("vgg", "googlenet"), refuse it (:class:`~meshopt_cli.memory.OverBudget`) before
+    sampling its cubes when the job would need more than ``budget`` bytes (default: the default budget)."""
     import numpy as np
     import torch
 
@@ -113,6 +130,12 @@ def load_subject(job: Job, settings: TexturedCommandSettings, force: bool, devic
 
     check_writable(job.folder, force)
     mesh = load_mesh(job.input)
+    if network is not None:
+        estimate = memory_estimate(network, settings, int(mesh.num_vertices), int(mesh.num_faces))
+        estimate.parts["meshopt itself"] = memory.current_rss()
+        memory.check(
+            estimate, budget or memory.default_budget(), f"{mesh.num_faces} faces with --texture-size {settings.texture_size}"
+        )
     centre, scale = box_normalization(mesh.vertices)
     return Subject(
         mesh=mesh,
@@ -351,6 +374,7 @@ def command(kind: Kind, settings: type, plan, run) -> Command:
         plan=plan,
         run=run,
         files=(f"{kind.stem}.obj",) + FILES,
+        memory=lambda settings, options: memory_estimate(kind.network_key, settings),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meshopt_cli.mesh.bake import unpack_atlas
-from meshopt_cli.mesh.cubes import canonical_wrapping, cube_weights, sample_cubes
+from meshopt_cli.mesh.cubes import SAMPLES_PER_CHUNK, canonical_wrapping, cube_weights, sample_cubes
 from meshopt_cli.mesh.material import Material
 
 
@@ -69,6 +69,17 @@ class Mesh:
         material = self._layout_material()
         return None if material is None else material.image
 
+    @property
+    def uniform_faces(self) -> bool:
+        """True when every face has one colour (no texture image is read, no vertex colours), so
+        that texture cubes of any size T hold T³ copies of it and T = 1 renders the same images."""
+        if self.vertex_colors is not None:
+            return False
+        if self.face_material is None:
+            return True
+        used = set(np.unique(self.face_material).tolist())
+        return not any(m.image is not None for i, m in enumerate(self.materials) if i in used)
+
     def to_torch(self, device=None):
         """(vertices [V, 3] float32, faces [F, 3] int64) torch tensors (copies)."""
         import torch
@@ -87,13 +98,14 @@ class Mesh:
 
 
 def texture_cubes(
-    mesh: Mesh, texture_size: int = 4, wrapping: str = "repeat", bilinear: bool = True, chunk: int = 65536
+    mesh: Mesh, texture_size: int = 4, wrapping: str = "repeat", bilinear: bool = True, chunk: int | None = None
 ) -> np.ndarray:
     """See ``Mesh.texture_cubes``."""
     t = int(texture_size)
     weights = cube_weights(t)
     wrapping = canonical_wrapping(wrapping)
     n = mesh.num_faces
+    chunk = chunk or max(1, SAMPLES_PER_CHUNK // t**3)  # faces per step: bounded scratch for any T
     out = np.full((n, t**3, 3), 0.5, np.float32)
     if mesh.face_colors is not None:
         out[:] = np.asarray(mesh.face_colors, np.float32)[:, None, :]

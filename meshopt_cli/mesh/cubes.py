@@ -37,6 +37,8 @@ _ALIASES = {
     "border": "clamp_to_border",
 }
 _EPS = 1e-5
+#: Points :func:`sample_cubes` samples at once (about 32 bytes of scratch each: 32 MB).
+SAMPLES_PER_CHUNK = 1 << 20
 
 
 def canonical_wrapping(name: str) -> str:
@@ -117,16 +119,21 @@ def sample_cubes(
     texture_size: int,
     wrapping: str = "repeat",
     bilinear: bool = True,
-    chunk: int = 16384,
+    samples: int = SAMPLES_PER_CHUNK,
 ) -> np.ndarray:
     """Texture cubes [n, T, T, T, 3] float32 of faces with UVs ``face_uvs`` [n, 3, 2] on ``image``
-    ([H, W, 3] in [0, 1], row 0 = top as in the file)."""
+    ([H, W, 3] in [0, 1], row 0 = top as in the file).
+
+    Faces are sampled a chunk at a time, about ``samples`` points per chunk (at least one face),
+    so that the scratch arrays (the points, the sampling grid and its colours: about 32 bytes per
+    point) stay near ``32 * samples`` bytes whatever T; the result is the same for any chunk."""
     t = int(texture_size)
     wrapping = canonical_wrapping(wrapping)
     weights = cube_weights(t).astype(np.float32)  # [S, 3]
     image_tensor = _image_tensor(image[::-1])
     n = len(face_uvs)
     out = np.empty((n, t**3, 3), np.float32)
+    chunk = max(1, int(samples) // t**3)
     for lo in range(0, n, chunk):
         uvs = np.asarray(face_uvs[lo : lo + chunk], np.float32)
         points = np.matmul(weights, uvs).reshape(-1, 2)  # [n, S, 2]: sum_k w_sk uv_k

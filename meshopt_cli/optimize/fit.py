@@ -37,8 +37,9 @@ AFFINE_DECAY = 0.1  # the first stage's final learning rate, as a fraction of it
 class FitLoopSettings:
     """What the fit loop reads (the command's settings add views, template and outputs)."""
 
-    batch_views: int = setting(8, ge=1)  # views rendered per iteration (sampled without replacement)
-    image_size: int = setting(96, ge=1)  # silhouettes are rendered (and compared) at this size ...
+    batch_views: int = setting(8, ge=1, le=360, why="views rendered per iteration")  # sampled without replacement
+    # silhouettes are rendered (and compared) at this size ...
+    image_size: int = setting(96, ge=1, le=1024, why="silhouettes are drawn at twice the size for anti-aliasing")
     coarse_image_size: int = setting(0, ge=0)  # ... or at this size for the first coarse_fraction of iterations (0: off)
     coarse_fraction: float = setting(0.0, ge=0.0, le=1.0)
     iterations: int = setting(200, ge=0)  # Adam steps on the vertex offsets

@@ -36,8 +36,8 @@ class TexturedSettings:
     """What the loop reads (the commands' settings add their loss weights and outputs)."""
 
     iterations: int = setting(1000, ge=0)
-    batch_views: int = setting(4, ge=1)
-    image_size: int = setting(224, ge=1)  # pixels of the rendered views
+    batch_views: int = setting(4, ge=1, le=64, why="views rendered and sent through the network at once")
+    image_size: int = setting(224, ge=1, le=1024, why="views are drawn at twice the size for anti-aliasing")  # pixels
     distance: float = setting(DEFAULT_DISTANCE, gt=0)
     distance_noise: float = setting(0.1, ge=0)  # standard deviation of the camera distance
     elevation_min: float = setting(20.0)  # degrees

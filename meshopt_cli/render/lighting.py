@@ -31,15 +31,29 @@ def face_light(
     Returns:
         ``[B, F, 3]`` RGB multipliers (differentiable with respect to ``faces``).
     """
-    batch_size, num_faces = faces.shape[:2]
-    light = torch.zeros(batch_size, num_faces, 3, dtype=faces.dtype, device=faces.device)
+    normals = face_normals(faces) if intensity_directional != 0 else faces[:, :, 0]
+    return light_of_normals(normals, intensity_ambient, intensity_directional, color_ambient, color_directional, direction)
+
+
+def light_of_normals(
+    normals: torch.Tensor,
+    intensity_ambient: float = 0.5,
+    intensity_directional: float = 0.5,
+    color_ambient: VectorLike = (1, 1, 1),
+    color_directional: VectorLike = (1, 1, 1),
+    direction: VectorLike = (0, 1, 0),
+) -> torch.Tensor:
+    """:func:`face_light` from the unit face normals ``[B, F, 3]`` (for callers that light the same
+    faces from several directions); ``[B, F, 3]``."""
+    batch_size, num_faces = normals.shape[:2]
+    light = torch.zeros(batch_size, num_faces, 3, dtype=normals.dtype, device=normals.device)
     if intensity_ambient != 0:
-        ambient = _batched_vector(color_ambient, batch_size, faces, "light_color_ambient")
+        ambient = _batched_vector(color_ambient, batch_size, normals, "light_color_ambient")
         light = light + intensity_ambient * ambient[:, None, :]
     if intensity_directional != 0:
-        directional = _batched_vector(color_directional, batch_size, faces, "light_color_directional")
-        direction_t = _batched_vector(direction, batch_size, faces, "light_direction")
-        cosine = torch.relu(torch.sum(face_normals(faces) * direction_t[:, None, :], dim=-1))
+        directional = _batched_vector(color_directional, batch_size, normals, "light_color_directional")
+        direction_t = _batched_vector(direction, batch_size, normals, "light_direction")
+        cosine = torch.relu(torch.sum(normals * direction_t[:, None, :], dim=-1))
         light = light + intensity_directional * directional[:, None, :] * cosine[:, :, None]
     return light
 
