@@ -90,6 +90,9 @@ class BatchOptions:
     quiet: bool = False
     jobs: int = 1
     device: str = "auto"
+    cluster: str | None = None  # a Ray address (auto, local, HOST:PORT, ray://...): run on meshopt_cli.cluster
+    retries: int = 2  # cluster: runs of a task whose worker or node died
+    gpus_per_task: float = 1.0  # cluster: GPUs each input asks for with --device cuda (a fraction shares them)
 
 
 @dataclass
@@ -263,13 +266,35 @@ def _stdout_for_json(enabled: bool):
 
 
 def run_batch(runner: Callable, jobs: list[Job], payload, options: BatchOptions, required: tuple[str, ...] = ()) -> int:
-    """Run ``runner`` on every job; see the module docstring. ``required``: the files of a complete
-    result (for ``--skip-existing``). Exit status."""
+    """Run ``runner`` on every job in this process or in ``options.jobs`` local worker processes; see
+    the module docstring. ``required``: the files of a complete result (for ``--skip-existing``).
+    Exit status. (:func:`meshopt_cli.cluster.run_batch` is the other runner, on a Ray cluster.)"""
     from meshopt_cli.devices import resolve_device
 
     if options.jobs < 1:
         raise console.UsageError("--jobs must be at least 1")
     device = resolve_device(options.device)  # a CUDA request without CUDA is a usage error here
+
+    def run(todo: list[Job], report: Callable[[Summary], None]) -> None:
+        workers = min(options.jobs, len(todo))
+        if workers > 1:
+            _run_in_workers(runner, todo, payload, options, device, workers, report)
+            return
+        context = Context(device=device, quiet=options.quiet, progress=not options.quiet)
+        for job in todo:
+            if stop.requested():
+                report(_not_started(job))
+                continue
+            report(execute(runner, job, payload, context))
+
+    return drive(jobs, options, required, run)
+
+
+def drive(jobs: list[Job], options: BatchOptions, required: tuple[str, ...], run: Callable) -> int:
+    """What every runner shares around its way of running jobs, ``run(todo, report)``: the output
+    folder check, ``--skip-existing`` and ``--force``, stop handling (SIGINT/SIGTERM), stdout kept for
+    the ``--json`` lines (``report(summary)`` prints one), the closing count line and the exit status
+    (0, 1 when an input failed, 130 when stopped). ``run`` must report every job of ``todo`` once."""
     check_output_folder(jobs[0].folder.parent if jobs else options.out)
     started = time.perf_counter()
     summaries: dict[int, Summary] = {}
@@ -290,16 +315,7 @@ def run_batch(runner: Callable, jobs: list[Job], payload, options: BatchOptions,
                 continue
             job.force = options.force or (status is not None and options.skip_existing)
             todo.append(job)
-        workers = min(options.jobs, len(todo))
-        if workers > 1:
-            _run_in_workers(runner, todo, payload, options, device, workers, report)
-        else:
-            context = Context(device=device, quiet=options.quiet, progress=not options.quiet)
-            for job in todo:
-                if stop.requested():
-                    report(_not_started(job))
-                    continue
-                report(execute(runner, job, payload, context))
+        run(todo, report)
         stopped = stop.requested()
     counts = {s: sum(1 for v in summaries.values() if v.status == s) for s in STATUSES}
     if len(jobs) > 1:

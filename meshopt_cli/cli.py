@@ -62,6 +62,7 @@ SETTINGS = "Settings"
 OPTIMIZATION = "Optimization"
 RENDERING = "Rendering"
 BATCH = "Batch"
+CLUSTER = "Cluster (Ray)"
 
 
 def _device(value: str) -> str:
@@ -128,6 +129,24 @@ Jobs = Annotated[
 Device = Annotated[str, typer.Option(parser=_device, metavar="auto|cpu|cuda|cuda:N", rich_help_panel=BATCH, help="Where to run.")]
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", rich_help_panel=BATCH, help="No progress or log lines (errors still go to stderr).")
+]
+Cluster = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cluster",
+        metavar="auto|local|ADDRESS",
+        rich_help_panel=CLUSTER,
+        help="Run each input as a task on a Ray cluster (pip install 'meshopt\\[ray]'): auto joins the one RAY_ADDRESS "
+        "names or 'ray start' runs here, local starts one for this run, else a ray.init address. "
+        "Default: auto when RAY_ADDRESS is set, else this machine (--cluster none).",
+    ),
+]
+Retries = Annotated[
+    int, typer.Option(min=0, rich_help_panel=CLUSTER, help="Cluster: runs again of an input whose worker or node died.")
+]
+GpusPerTask = Annotated[
+    float,
+    typer.Option(rich_help_panel=CLUSTER, help="Cluster: GPUs each input asks for with --device cuda (0.5: two share one)."),
 ]
 
 
@@ -232,6 +251,9 @@ def _invoke(name: str, arguments: list[str], flags: dict, options: dict, overrid
             quiet=flags["quiet"],
             jobs=flags["jobs"],
             device=flags["device"],
+            cluster=_cluster(flags["cluster"]),
+            retries=flags["retries"],
+            gpus_per_task=flags["gpus_per_task"],
         )
         return run_command(
             command,
@@ -244,6 +266,18 @@ def _invoke(name: str, arguments: list[str], flags: dict, options: dict, overrid
         )
 
     _exit_with(body)
+
+
+def _cluster(value: str | None) -> str | None:
+    """``--cluster``: None (this machine) for ``none``, and when not given unless ``RAY_ADDRESS`` is set."""
+    import os
+
+    if value is None:
+        return "auto" if os.environ.get("RAY_ADDRESS") else None
+    text = value.strip()
+    if not text:
+        raise console.UsageError("--cluster needs an address: auto, local, none or HOST:PORT")
+    return None if text.lower() == "none" else text
 
 
 def _print_version(value: bool) -> None:
@@ -298,6 +332,9 @@ def render_command(
     jobs: Jobs = 1,
     device: Device = "auto",
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
 ) -> None:
     """Write a turntable GIF of each mesh: OUT/NAME/turntable.gif and metrics.json.
 
@@ -383,6 +420,9 @@ def fit_command(
     jobs: Jobs = 1,
     device: Device = "auto",
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
 ) -> None:
     """Deform a template mesh until its silhouettes match a target's.
 
@@ -439,6 +479,9 @@ def style_command(
     jobs: Jobs = 1,
     device: Device = "auto",
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
 ) -> None:
     """Transfer the style of an image to meshes' texture and shape (2D-to-3D style transfer).
 
@@ -503,6 +546,9 @@ def dream_command(
     jobs: Jobs = 1,
     device: Device = "auto",
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
 ) -> None:
     """Grow the patterns a GoogLeNet layer sees onto meshes' texture and shape (3D DeepDream).
 

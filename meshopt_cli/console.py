@@ -61,3 +61,6 @@ class _NoProgress:
 
     def advance(self, task: int, advance: float = 1) -> None:
         pass
+
+    def update(self, task: int, **changes) -> None:
+        pass

@@ -143,4 +143,4 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
 FILES = ("turntable.gif", "metrics.json")  # what every complete result folder holds
 COMMAND = Command(
     name="render", settings=RenderSettings, options=RenderOptions, default_preset="default", plan=plan, run=run_job, files=FILES
-)
+)  # reads: the mesh (the default)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from meshopt_cli.mesh.shipped import local
 from meshopt_cli.optimize.image_losses import content_loss, gram_matrices, style_loss, total_variation
 from meshopt_cli.optimize.textured import RenderedViews
 
@@ -32,17 +33,17 @@ def load_style_image(path: str | Path) -> np.ndarray:
     transparency composited over white, downscaled to at most :data:`MAX_STYLE_SIDE` per side."""
     from PIL import Image
 
-    path = Path(path)
-    if not path.exists():
+    path, disk = Path(path), local(path)  # disk: where it is read (see meshopt_cli/mesh/shipped.py)
+    if not disk.exists():
         raise StyleImageError(f"{path}: no such file")
-    if path.is_dir():
+    if disk.is_dir():
         raise StyleImageError(f"{path}: is a folder, not an image")
-    if path.stat().st_size == 0:
+    if disk.stat().st_size == 0:
         raise StyleImageError(f"{path}: empty file, not an image")
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = MAX_STYLE_PIXELS
     try:
-        with Image.open(path) as image:
+        with Image.open(disk) as image:
             image.draft("RGB", (MAX_STYLE_SIDE, MAX_STYLE_SIDE))  # JPEG: decode at a reduced size
             image.load()
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):

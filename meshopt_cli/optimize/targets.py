@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from meshopt_cli.mesh.normalize import box_normalization
+from meshopt_cli.mesh.shipped import local
 from meshopt_cli.optimize.views import (
     DISTANCE,
     ELEVATION,
@@ -123,13 +124,13 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     image border) by more than ``BACKGROUND_TOLERANCE``. Square images only."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.exists():
+    path, disk = Path(path), local(path)  # disk: where it is read (see meshopt_cli/mesh/shipped.py)
+    if not disk.exists():
         raise TargetError(path, "no such file")
-    if path.is_dir():
+    if disk.is_dir():
         raise TargetError(path, "is a directory, not an image")
     try:
-        with Image.open(path) as image:
+        with Image.open(disk) as image:
             image.load()
             has_alpha = "A" in image.getbands() or "transparency" in image.info
             array = np.asarray(image.convert("RGBA" if has_alpha else "RGB"), np.float32) / 255.0
@@ -228,11 +229,11 @@ def read_cameras(path: str | os.PathLike, images: list[Path], sizes: list[int]) 
     ``{"azimuth", "elevation", "distance"}`` (degrees; elevation 30 and distance ``DISTANCE``, 2.732, when left out;
     optional "viewing_angle", 30) or ``{"K": 3x3, "R": 3x3, "t": 3}`` (optional "dist_coeffs" (5) and
     "orig_size", the image size K refers to, default the image's width)."""
-    path = Path(path)
-    if not path.exists():
+    path, disk = Path(path), local(path)
+    if not disk.exists():
         raise TargetError(path, "no such file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(disk.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise TargetError(path, f"cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
