@@ -59,8 +59,11 @@ def run_batch(
         raise console.UsageError("--jobs is for worker processes on this machine; on a cluster every input is a task")
     if options.retries < 0:
         raise console.UsageError("--retries must not be negative")
-    ray = _import_ray()
+    from meshopt_cli.command import input_of
+
+    reads = reads or input_of
     gpus = _gpus_per_task(options)
+    ray = _import_ray(options.cluster)
     _connect(ray, options.cluster)
     try:
         _check_resources(ray, options, gpus)
@@ -74,12 +77,50 @@ def run_batch(
 # ---------------------------------------------------------------- connecting
 
 
-def _import_ray():
+def _import_ray(address: str):
+    """Ray, set up for ``address`` before it is imported (it reads its environment then)."""
+    if address == "local" or _loopback(_address(address)):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's single-machine mode: 127.0.0.1 stays
+    if address != "local" and "RAY_AUTH_MODE" not in os.environ and _token_available():
+        os.environ["RAY_AUTH_MODE"] = "token"  # what `ray start` does when it finds a token: join with it
     try:
         import ray
     except ImportError:
         raise console.UsageError(f"--cluster needs Ray, which is not installed: {INSTALL}") from None
     return ray
+
+
+def _address(address: str) -> str | None:
+    """``HOST:PORT`` of a cluster address (``auto``: ``RAY_ADDRESS``'s), None where it is not one."""
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+    if not address or "://" in address or ":" not in address:
+        return None
+    return address
+
+
+def _loopback(address: str | None) -> bool:
+    return address is not None and address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _token_available() -> bool:
+    """Whether a Ray authentication token is at hand (the environment, or ``~/.ray/auth_token``)."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return True
+    return (Path.home() / ".ray" / "auth_token").is_file()
+
+
+def _reachable(address: str, timeout: float = 5.0) -> str | None:
+    """None when a TCP connection to ``HOST:PORT`` opens within ``timeout`` seconds, else why not
+    (Ray itself would retry for minutes)."""
+    import socket
+
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except (OSError, ValueError) as problem:
+        return getattr(problem, "strerror", None) or str(problem) or type(problem).__name__
 
 
 def _gpus_per_task(options: BatchOptions) -> float:
@@ -97,9 +138,14 @@ def _connect(ray, address: str) -> None:
     import logging
 
     settings = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    target = _address(address) if address != "local" else None
+    why = _reachable(target) if target else None
+    if why is not None:
+        raise console.UsageError(
+            f"--cluster {address}: nothing answers at {target} ({why}); is the cluster started (ray start --head)?"
+        )
     try:
         if address == "local":
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.1, not the network address
             ray.init(address="local", include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE, **settings)
         else:
             ray.init(address=address, **settings)
