@@ -19,11 +19,13 @@ Ray is imported here only, so without ``--cluster`` nothing about Ray is loaded.
   (cached per process by the commands) load once per worker, not per input.
 - *Faults*: a task whose worker or node dies is run again (``--retries``, default 2); an input that
   fails for its own reasons is reported by the task as a failed summary (never retried).
-- *Stops*: SIGINT/SIGTERM tell a small control actor; tasks not started yet end at once as
-  ``not-started``, running ones see the stop at their next step (a watcher thread sets their stop
-  flag) and save partial results; a second signal cancels the tasks (nothing they had is written).
+- *Stops*: on SIGINT/SIGTERM the driver cancels every unfinished task (``ray.cancel``): a queued
+  one never starts (``not-started``); in a running one Ray interrupts the main thread, which the
+  task's stop handler turns into the stop flag, so it stops at its next step and returns its
+  partial result as locally. A second signal kills the tasks (nothing they had is written).
 - *Progress*: one line on stderr (done, failed, running, queued, ETA) when it is a terminal; the
-  lines a task logs are printed by the driver when its result arrives.
+  tasks running are as many as the cluster has room for (:func:`_slots`). The lines a task logs are
+  printed by the driver when its result arrives.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import io
 import os
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,31 +172,7 @@ def _check_resources(ray, options: BatchOptions, gpus: float | None) -> None:
         raise console.UsageError(f"--gpus-per-task {gpus:g}: no node of the cluster has that many GPUs (at most {most_gpus:g})")
 
 
-# ---------------------------------------------------------------- the control actor and the task
-
-
-class _Control:
-    """One per batch (a Ray actor): which inputs started, and whether the driver asked for a stop."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self.started: set[int] = set()
-
-    def start(self, index: int) -> bool:
-        """A task about to run input ``index``: whether it may."""
-        if self.stopped:
-            return False
-        self.started.add(index)
-        return True
-
-    def stop(self) -> None:
-        self.stopped = True
-
-    def is_stopped(self) -> bool:
-        return self.stopped
-
-    def running(self) -> list[int]:
-        return sorted(self.started)
+# ---------------------------------------------------------------- the task
 
 
 @dataclass
@@ -207,26 +184,13 @@ class TaskResult:
     lines: list[str] = field(default_factory=list)
 
 
-def _watch(control, finished: threading.Event) -> None:
-    """In a task: turn the driver's stop into this process's stop flag (checked by the loops every step)."""
-    import ray
-
-    while not finished.wait(0.25):
-        try:
-            if ray.get(control.is_stopped.remote()):
-                stop.request("SIGINT")
-                return
-        except Exception:  # noqa: BLE001 - the driver is gone: nothing more to hear
-            return
-
-
-def _task(runner: Callable, job: Job, payload, inputs: list[shipping.Input], outputs: dict, control, quiet: bool) -> TaskResult:
-    """One input on a cluster worker: lay its files out, run it, send its results back."""
+def _task(runner: Callable, job: Job, payload, inputs: list[shipping.Input], outputs: dict, quiet: bool) -> TaskResult:
+    """One input on a cluster worker: lay its files out, run it, send its results back. A stop
+    (``ray.cancel`` interrupts the task's main thread like a SIGINT) sets the stop flag that the
+    command's loop checks at every step, as a signal does locally."""
     import ray
     import torch
 
-    if not ray.get(control.start.remote(job.index)):
-        return TaskResult(_not_started(job))
     files = [i for i in inputs if i.files]
     contents = ray.get([ref for i in files for ref in i.files.values()])
     at = iter(contents)
@@ -237,10 +201,8 @@ def _task(runner: Callable, job: Job, payload, inputs: list[shipping.Input], out
     device = torch.device("cuda", 0) if ray.get_gpu_ids() else torch.device("cpu")
     buffer, saved = io.StringIO(), console.stderr.file
     scratch = Path(tempfile.mkdtemp(prefix="meshopt-task-"))
-    finished = threading.Event()
     try:
         with stop.handling(), shipping.unpacked(job, inputs, outputs, scratch) as unpacked:
-            threading.Thread(target=_watch, args=(control, finished), daemon=True).start()
             console.stderr.file = buffer
             console.one_line_warnings()
             summary = execute(runner, unpacked.job, payload, Context(device=device, quiet=quiet, progress=False))
@@ -248,7 +210,6 @@ def _task(runner: Callable, job: Job, payload, inputs: list[shipping.Input], out
             lines = [unpacked.undo(line) for line in buffer.getvalue().splitlines()]
             return TaskResult(unpacked.summary(summary, job.folder), returned, lines)
     finally:
-        finished.set()
         console.stderr.file = saved
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -266,6 +227,7 @@ class _Batch:
         self.gpus = gpus
         self.local_payload, self.payload = payload, ray.put(payload)  # the payload goes once, by reference
         self.shipped: dict[str, shipping.Input] = {}  # key -> the input with object-store references
+        self.sizes: dict[str, int] = {}  # key -> bytes of the input and its sidecars
         self.users: dict[str, int] = {}  # key -> how many jobs read it
         self.sent = self.received = 0
 
@@ -278,6 +240,7 @@ class _Batch:
             name = shipping.key(path)
             if name not in self.shipped:
                 item = shipping.read_input(str(path))
+                self.sizes[name] = item.size
                 self.sent += item.size
                 item.files = {relative: self.ray.put(data) for relative, data in item.files.items()}
                 self.shipped[name] = item
@@ -289,7 +252,6 @@ class _Batch:
         ray, options = self.ray, self.options
         if not todo:
             return
-        control = ray.remote(num_cpus=0)(_Control).remote()
         task = ray.remote(max_calls=0)(_task).options(  # max_calls 0: workers are reused, GPU tasks' too
             num_cpus=1, num_gpus=self.gpus, max_retries=options.retries, retry_exceptions=False
         )
@@ -306,8 +268,9 @@ class _Batch:
                 console.error(message)
                 report(_summary(job, "failed", started, error=message))
                 continue
-            pending[task.remote(self.runner, job, self.payload, inputs, outputs, control, options.quiet)] = job
+            pending[task.remote(self.runner, job, self.payload, inputs, outputs, options.quiet)] = job
         resources = ray.cluster_resources()
+        slots = _slots(ray, self.gpus)
         where = f"{resources.get('CPU', 0):g} CPUs" + (f", {resources.get('GPU', 0):g} GPUs" if resources.get("GPU") else "")
         console.info(
             f"{len(pending)} inputs on the cluster ({where}; {'%g GPU' % self.gpus if self.gpus else '1 CPU'} per input)",
@@ -317,42 +280,34 @@ class _Batch:
         stopping = False
         with console.progress_bar(not options.quiet) as bar:
             line = bar.add_task("cluster", total=len(pending))
-            running: list[int] = []
-            polled = 0.0
             try:
                 while pending:
-                    if stop.requested() and not stopping:
+                    if stop.requested() and not stopping:  # queued tasks are cancelled, running ones told to stop
                         stopping = True
-                        ray.get(control.stop.remote())
-                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.25)
+                        for ref in pending:
+                            ray.cancel(ref, force=False)
+                    # whatever ended within 0.2 s, taken together (one call, not one per result)
+                    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.2)
                     for ref in ready:
                         summary = self.finish(pending.pop(ref), ref)
                         counts["failed" if summary.status == "failed" else "done"] += 1
                         report(summary)
                         bar.advance(line, 1)
-                    if time.perf_counter() - polled > 1.0 or ready:
-                        polled = time.perf_counter()
-                        running = ray.get(control.running.remote())
-                    busy = sum(1 for i in running if any(j.index == i for j in pending.values()))
+                    busy = min(len(pending), slots)
                     bar.update(line, description=_progress_text(counts, busy, len(pending) - busy))
-            except KeyboardInterrupt:  # a second signal: cancel everything now, write nothing more
-                started = set(ray.get(control.running.remote(), timeout=5))
+            except KeyboardInterrupt:  # a second signal: kill the tasks now, write nothing more
                 for ref in pending:
                     ray.cancel(ref, force=True)
-                for job in pending.values():
-                    if job.index in started:
-                        message = "stopped before its result was saved"
-                        report(_summary(job, "interrupted", time.perf_counter(), error=message))
-                    else:
-                        report(_not_started(job))
-        shared = sum(item.size for name, item in self.shipped.items() if self.users[name] > 1)
+                for job in pending.values():  # after the first signal, what is left was running
+                    message = "stopped before its result was saved"
+                    report(_summary(job, "interrupted", time.perf_counter(), error=message))
+        shared = sum(size for name, size in self.sizes.items() if self.users[name] > 1)
         count = max(1, len(todo))
         console.info(
             f"cluster: sent {_size((self.sent - shared) / count)} per input and {_size(shared)} shared by the inputs once; "
             f"received {_size(self.received / count)} per input",
             options.quiet,
         )
-        ray.kill(control)
 
     def finish(self, job: Job, ref) -> Summary:
         """An ended task's summary, its lines printed and its files written."""
@@ -384,14 +339,24 @@ class _Batch:
         return result.summary
 
 
+def _slots(ray, gpus: float) -> int:
+    """How many tasks the cluster runs at once: per node, its CPUs (1 per task), or its GPUs over
+    the GPUs per task. The progress line counts that many of the unfinished tasks as running."""
+    total = 0
+    for node in ray.nodes():
+        if node.get("Alive"):
+            resources = node["Resources"]
+            fit = int(resources.get("CPU", 0))
+            if gpus:
+                fit = min(fit, int(resources.get("GPU", 0) / gpus + 1e-9))
+            total += fit
+    return max(1, total)
+
+
 def _progress_text(counts: dict, running: int, queued: int) -> str:
     """The progress line's words: ``cluster: 3 done, 1 failed, 2 running, 10 queued``."""
     return f"cluster: {counts['done']} done, {counts['failed']} failed, {running} running, {queued} queued"
 
 
 def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
+    return f"{n:,.0f} bytes"
