@@ -191,11 +191,9 @@ def _task(runner: Callable, job: Job, payload, inputs: list[shipping.Input], out
     import ray
     import torch
 
-    files = [i for i in inputs if i.files]
-    contents = ray.get([ref for i in files for ref in i.files.values()])
-    at = iter(contents)
-    for item in files:
-        item.files = {relative: next(at) for relative in item.files}
+    shared = [(item, relative) for item in inputs for relative, v in item.files.items() if isinstance(v, ray.ObjectRef)]
+    for (item, relative), data in zip(shared, ray.get([item.files[relative] for item, relative in shared])):
+        item.files[relative] = data  # this task's copy of the Input
     resources = ray.get_runtime_context().get_assigned_resources()
     torch.set_num_threads(max(1, int(resources.get("CPU", 1))))
     device = torch.device("cuda", 0) if ray.get_gpu_ids() else torch.device("cpu")
@@ -228,23 +226,27 @@ class _Batch:
         self.local_payload, self.payload = payload, ray.put(payload)  # the payload goes once, by reference
         self.shipped: dict[str, shipping.Input] = {}  # key -> the input with object-store references
         self.sizes: dict[str, int] = {}  # key -> bytes of the input and its sidecars
-        self.users: dict[str, int] = {}  # key -> how many jobs read it
+        self.users: dict[str, int] = {}  # key -> how many jobs read it (counted before anything is read)
         self.sent = self.received = 0
 
+    def files_of(self, job: Job) -> list[str]:
+        """The files ``job`` reads (``builtin:`` shapes read none)."""
+        paths = self.reads(job, self.local_payload)
+        return [str(p) for p in paths if p is not None and not str(p).startswith("builtin:")]
+
     def pack(self, job: Job) -> list[shipping.Input]:
-        """The job's inputs, each file put into the object store once per batch."""
+        """The job's inputs, read once per batch: a file several jobs read goes into the object store
+        once (the tasks get references); one only this job reads travels with its task."""
         packed = []
-        for path in self.reads(job, self.local_payload):
-            if path is None or str(path).startswith("builtin:"):
-                continue
+        for path in self.files_of(job):
             name = shipping.key(path)
             if name not in self.shipped:
-                item = shipping.read_input(str(path))
+                item = shipping.read_input(path)
                 self.sizes[name] = item.size
                 self.sent += item.size
-                item.files = {relative: self.ray.put(data) for relative, data in item.files.items()}
+                if self.users[name] > 1:
+                    item.files = {relative: self.ray.put(data) for relative, data in item.files.items()}
                 self.shipped[name] = item
-            self.users[name] = self.users.get(name, 0) + 1
             packed.append(self.shipped[name])
         return packed
 
@@ -258,6 +260,9 @@ class _Batch:
         out = todo[0].folder.parent
         listing = sorted(os.listdir(out)) if out.is_dir() else []
         pending: dict = {}  # task reference -> job
+        for job in todo:
+            for path in self.files_of(job):
+                self.users[shipping.key(path)] = self.users.get(shipping.key(path), 0) + 1
         for job in todo:
             started = time.perf_counter()
             try:
