@@ -16,6 +16,9 @@ input), spread over the visible GPUs or splitting the CPU threads evenly. Each i
 reported and skipped; the exit status is 0 (all done or skipped), 1 (some input failed), 130
 (stopped by SIGINT/SIGTERM: running inputs finish their step and save a partial result, inputs
 not started are listed as such).
+
+That is the local runner; :func:`meshopt_cli.cluster.run_batch` runs the same jobs as Ray tasks.
+Both share :func:`drive` (skip-existing, JSON lines, stops, exit status) and :func:`execute`.
 """
 
 from __future__ import annotations
