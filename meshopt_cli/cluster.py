@@ -268,6 +268,7 @@ class _Batch:
             try:
                 inputs = self.pack(job)
                 outputs = shipping.existing_outputs(job, listing)
+                self.sent += sum(len(data) for data in outputs.values() if data is not None)  # a checkpoint to resume
             except OSError as problem:
                 message = f"{job.input}: {_os_message(problem, job.folder)}"
                 console.error(message)
