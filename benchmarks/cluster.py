@@ -3,7 +3,8 @@
 - 100 meshes of 1000 faces each (benchmarks/batch.py's bumpy tori) through
   ``meshopt render DIR/*.obj --frames 8``, wall seconds of the whole command: ``--jobs 2`` and
   ``--cluster local`` (a Ray instance started for the run, on 127.0.0.1: its start-up and shutdown
-  included), and Ray's start-up and shutdown alone (``ray.init`` as ``--cluster local`` calls it).
+  included), and Ray's start-up and shutdown alone (``ray.init`` as ``--cluster local`` calls it);
+  medians of ``REPEAT`` (3) alternated runs.
 - The bytes a style batch ships per input (the mesh; the style image once for the batch), as the
   driver counts them (its closing ``cluster: sent ...`` line), from a small run on ``--cluster local``.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,7 @@ from batch import torus_obj  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MESHOPT = [sys.executable, "-m", "meshopt_cli"]
+REPEAT = int(os.environ.get("REPEAT", "3"))  # runs of each render case (medians reported)
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
 ENV.pop("RAY_ADDRESS", None)
 STARTUP = """
@@ -67,11 +70,15 @@ def render_case(folder: Path) -> dict:
     for k in range(100):
         meshes.append(folder / f"mesh{k:03d}.obj")
         torus_obj(meshes[-1], rng)
-    common = MESHOPT + ["render", *map(str, meshes), "--frames", "8", "-q", "--device", "cpu"]
+    common = MESHOPT + ["render", *map(str, meshes), "--frames", "8", "-q", "--device", "cpu", "--force"]
     load_before = load()
-    jobs2, _ = timed(common + ["--jobs", "2", "-o", str(folder / "jobs2")])
-    cluster, _ = timed(common + ["--cluster", "local", "-o", str(folder / "cluster")])
-    startup, result = timed([sys.executable, "-c", STARTUP])
+    runs = {"jobs2": [], "cluster": [], "startup": []}
+    for _ in range(REPEAT):  # alternated, so that a change in the machine's load touches both alike
+        runs["jobs2"].append(timed(common + ["--jobs", "2", "-o", str(folder / "jobs2")])[0])
+        runs["cluster"].append(timed(common + ["--cluster", "local", "-o", str(folder / "cluster")])[0])
+        startup, result = timed([sys.executable, "-c", STARTUP])
+        runs["startup"].append(startup)
+    jobs2, cluster, startup = (statistics.median(runs[k]) for k in ("jobs2", "cluster", "startup"))
     parts = json.loads(result.stdout)
     written = [len(list((folder / name).glob("*/turntable.gif"))) for name in ("jobs2", "cluster")]
     return {
@@ -79,10 +86,11 @@ def render_case(folder: Path) -> dict:
         "meshes_written": written,
         "jobs2_seconds": round(jobs2, 2),
         "cluster_local_seconds": round(cluster, 2),
+        "runs": {k: [round(x, 2) for x in v] for k, v in runs.items()},
         "ratio": round(cluster / jobs2, 3),
         "target_ratio": 1.5,
-        "ray_startup_alone_seconds": parts,
-        "ray_startup_process_seconds": round(startup, 2),
+        "ray_startup_alone_seconds": parts,  # of the last run
+        "ray_startup_process_seconds": round(startup, 2),  # python -c: import, ray.init, ray.shutdown
         "cpu_threads": os.cpu_count(),
         "load_average_1min": [load_before, load()],
     }
