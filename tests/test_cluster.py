@@ -358,3 +358,24 @@ def test_progress_words():
     from meshopt_cli.cluster import _progress_text
 
     assert _progress_text({"done": 3, "failed": 1}, 2, 10) == "cluster: 3 done, 1 failed, 2 running, 10 queued"
+
+
+def test_cluster_option_defaults_to_ray_address_and_none_is_this_machine(monkeypatch):
+    from meshopt_cli import cli, console
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cli._cluster(None) is None and cli._cluster("local") == "local" and cli._cluster("none") is None
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert cli._cluster(None) == "auto" and cli._cluster("none") is None and cli._cluster("h:1") == "h:1"
+    with pytest.raises(console.UsageError, match="--cluster needs an address"):
+        cli._cluster(" ")
+
+
+def test_cluster_usage_errors_come_before_ray(tmp_path):
+    for args, message in [
+        (["--jobs", "2"], "--jobs is for worker processes on this machine"),
+        (["--device", "cuda:1"], "--device cuda:1 picks a GPU of this machine; on a cluster use --device cuda"),
+        (["--gpus-per-task", "0"], "--gpus-per-task must be a number of GPUs above 0"),
+    ]:
+        done = meshopt("render", "builtin:cube", "--cluster", "local", "-o", tmp_path, *args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
