@@ -87,7 +87,8 @@ def render_case(folder: Path) -> dict:
         "jobs2_seconds": round(jobs2, 2),
         "cluster_local_seconds": round(cluster, 2),
         "runs": {k: [round(x, 2) for x in v] for k, v in runs.items()},
-        "ratio": round(cluster / jobs2, 3),
+        "ratio": round(cluster / jobs2, 3),  # of the medians
+        "ratio_per_pair": [round(c / j, 3) for c, j in zip(runs["cluster"], runs["jobs2"])],
         "target_ratio": 1.5,
         "ray_startup_alone_seconds": parts,  # of the last run
         "ray_startup_process_seconds": round(startup, 2),  # python -c: import, ray.init, ray.shutdown
