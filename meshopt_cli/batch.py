@@ -16,6 +16,9 @@ input), spread over the visible GPUs or splitting the CPU threads evenly. Each i
 reported and skipped; the exit status is 0 (all done or skipped), 1 (some input failed), 130
 (stopped by SIGINT/SIGTERM: running inputs finish their step and save a partial result, inputs
 not started are listed as such).
+
+That is the local runner; :func:`meshopt_cli.cluster.run_batch` runs the same jobs as Ray tasks.
+Both share :func:`drive` (skip-existing, JSON lines, stops, exit status) and :func:`execute`.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ class BatchOptions:
     jobs: int = 1
     device: str = "auto"
     max_memory: int | None = None  # --max-memory in bytes, per process; None: a share of the available memory
+    cluster: str | None = None  # a Ray address (auto, local, HOST:PORT, ray://...): run on meshopt_cli.cluster
+    retries: int = 2  # cluster: runs of a task whose worker or node died
+    gpus_per_task: float = 1.0  # cluster: GPUs each input asks for with --device cuda (a fraction shares them)
 
 
 @dataclass
@@ -273,17 +279,52 @@ def run_batch(
     required: tuple[str, ...] = (),
     per_worker: int | None = None,
 ) -> int:
-    """Run ``runner`` on every job; see the module docstring. ``required``: the files of a complete
-    result (for ``--skip-existing``); ``per_worker``: bytes one worker process needs at least (its
-    program and the command's smallest job; :func:`meshopt_cli.memory.cap_jobs` caps ``--jobs``
-    by it). Exit status."""
+    """Run ``runner`` on every job in this process or in ``options.jobs`` local worker processes; see
+    the module docstring. ``required``: the files of a complete result (for ``--skip-existing``);
+    ``per_worker``: bytes one worker process needs at least (its program and the command's smallest
+    job; :func:`meshopt_cli.memory.cap_jobs` caps ``--jobs`` by it). Exit status.
+    (:func:`meshopt_cli.cluster.run_batch` is the other runner, on a Ray cluster.)"""
     from meshopt_cli import memory
     from meshopt_cli.devices import resolve_device
-    from meshopt_cli.export import remove_abandoned_staging
 
     if options.jobs < 1:
         raise console.UsageError("--jobs must be at least 1")
     device = resolve_device(options.device)  # a CUDA request without CUDA is a usage error here
+
+    def run(todo: list[Job], report: Callable[[Summary], None]) -> None:
+        workers = min(options.jobs, len(todo))
+        if workers > 1:
+            gpus = 0
+            if device.type == "cuda":
+                import torch
+
+                gpus = torch.cuda.device_count()
+            workers, warning = memory.cap_jobs(
+                options.jobs, len(todo), options.max_memory, per_worker or memory.MINIMUM_BUDGET, gpus
+            )
+            if warning:
+                console.warn(warning)
+        budget = options.max_memory or memory.default_budget(workers)
+        if workers > 1:
+            _run_in_workers(runner, todo, payload, options, device, workers, report, budget)
+            return
+        context = Context(device=device, quiet=options.quiet, progress=not options.quiet, memory_budget=budget)
+        for job in todo:
+            if stop.requested():
+                report(_not_started(job))
+                continue
+            report(execute(runner, job, payload, context))
+
+    return drive(jobs, options, required, run)
+
+
+def drive(jobs: list[Job], options: BatchOptions, required: tuple[str, ...], run: Callable) -> int:
+    """What every runner shares around its way of running jobs, ``run(todo, report)``: the output
+    folder check, ``--skip-existing`` and ``--force``, stop handling (SIGINT/SIGTERM), stdout kept for
+    the ``--json`` lines (``report(summary)`` prints one), the closing count line and the exit status
+    (0, 1 when an input failed, 130 when stopped). ``run`` must report every job of ``todo`` once."""
+    from meshopt_cli.export import remove_abandoned_staging
+
     check_output_folder(jobs[0].folder.parent if jobs else options.out)
     remove_abandoned_staging(job.folder.parent for job in jobs)  # left by runs killed while saving
     started = time.perf_counter()
@@ -305,28 +346,7 @@ def run_batch(
                 continue
             job.force = options.force or (status is not None and options.skip_existing)
             todo.append(job)
-        workers = min(options.jobs, len(todo))
-        if workers > 1:
-            gpus = 0
-            if device.type == "cuda":
-                import torch
-
-                gpus = torch.cuda.device_count()
-            workers, warning = memory.cap_jobs(
-                options.jobs, len(todo), options.max_memory, per_worker or memory.MINIMUM_BUDGET, gpus
-            )
-            if warning:
-                console.warn(warning)
-        budget = options.max_memory or memory.default_budget(workers)
-        if workers > 1:
-            _run_in_workers(runner, todo, payload, options, device, workers, report, budget)
-        else:
-            context = Context(device=device, quiet=options.quiet, progress=not options.quiet, memory_budget=budget)
-            for job in todo:
-                if stop.requested():
-                    report(_not_started(job))
-                    continue
-                report(execute(runner, job, payload, context))
+        run(todo, report)
         stopped = stop.requested()
     counts = {s: sum(1 for v in summaries.values() if v.status == s) for s in STATUSES}
     if len(jobs) > 1:

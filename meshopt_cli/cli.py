@@ -72,6 +72,7 @@ SETTINGS = "Settings"
 OPTIMIZATION = "Optimization"
 RENDERING = "Rendering"
 BATCH = "Batch"
+CLUSTER = "Cluster (Ray)"
 
 
 def _device(value: str) -> str:
@@ -160,6 +161,24 @@ MaxMemory = Annotated[
 ]
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", rich_help_panel=BATCH, help="No progress or log lines (errors still go to stderr).")
+]
+Cluster = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cluster",
+        metavar="auto|local|ADDRESS",
+        rich_help_panel=CLUSTER,
+        help="Run each input as a task on a Ray cluster (pip install 'meshopt\\[ray]'): auto joins the one RAY_ADDRESS "
+        "names or 'ray start' runs here, local starts one for this run, else a ray.init address. "
+        "Default: auto when RAY_ADDRESS is set, else this machine (--cluster none).",
+    ),
+]
+Retries = Annotated[
+    int, typer.Option(min=0, rich_help_panel=CLUSTER, help="Cluster: runs again of an input whose worker or node died.")
+]
+GpusPerTask = Annotated[
+    float,
+    typer.Option(rich_help_panel=CLUSTER, help="Cluster: GPUs each input asks for with --device cuda (0.5: two share one)."),
 ]
 
 
@@ -265,6 +284,9 @@ def _invoke(name: str, arguments: list[str], flags: dict, options: dict, overrid
             jobs=flags["jobs"],
             device=flags["device"],
             max_memory=flags["max_memory"],
+            cluster=_cluster(flags["cluster"]),
+            retries=flags["retries"],
+            gpus_per_task=flags["gpus_per_task"],
         )
         return run_command(
             command,
@@ -277,6 +299,18 @@ def _invoke(name: str, arguments: list[str], flags: dict, options: dict, overrid
         )
 
     _exit_with(body)
+
+
+def _cluster(value: str | None) -> str | None:
+    """``--cluster``: None (this machine) for ``none``, and when not given unless ``RAY_ADDRESS`` is set."""
+    import os
+
+    if value is None:
+        return "auto" if os.environ.get("RAY_ADDRESS") else None
+    text = value.strip()
+    if not text:
+        raise console.UsageError("--cluster needs an address: auto, local, none or HOST:PORT")
+    return None if text.lower() == "none" else text
 
 
 def _print_version(value: bool) -> None:
@@ -337,6 +371,9 @@ def render_command(
     device: Device = "auto",
     max_memory: MaxMemory = None,
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
 ) -> None:
     """Write a turntable GIF of each mesh: OUT/NAME/turntable.gif and metrics.json.
 
@@ -423,6 +460,9 @@ def fit_command(
     device: Device = "auto",
     max_memory: MaxMemory = None,
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
 ) -> None:
     """Deform a template mesh until its silhouettes match a target's.
 
@@ -480,6 +520,9 @@ def style_command(
     device: Device = "auto",
     max_memory: MaxMemory = None,
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
 ) -> None:
     """Transfer the style of an image to meshes' texture and shape (2D-to-3D style transfer).
 
@@ -545,6 +588,9 @@ def dream_command(
     device: Device = "auto",
     max_memory: MaxMemory = None,
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
 ) -> None:
     """Grow the patterns a GoogLeNet layer sees onto meshes' texture and shape (3D DeepDream).
 

@@ -5,9 +5,12 @@ A command is a :class:`Command`: its name, its settings dataclass (fields made w
 dataclass (what a call asks beyond settings: ``--png``, ``--images``, ``--weights`` ...), a *plan* that turns
 the call's inputs into :class:`~meshopt_cli.batch.Job` s (pure: it returns them and raises
 :class:`~meshopt_cli.console.UsageError`, mutating nothing), a *run* function that does one job
-and returns a :class:`~meshopt_cli.batch.JobResult`, and the files a complete result folder holds.
+and returns a :class:`~meshopt_cli.batch.JobResult`, the files a complete result folder holds,
+and *reads*: the files a job reads (what a cluster run ships to the machine that runs it).
 :func:`run_command` resolves the settings (preset < ``--config`` < flags), plans, and hands the
-jobs to :func:`~meshopt_cli.batch.run_batch` with one picklable :class:`Payload`.
+jobs with one picklable :class:`Payload` to a runner: :func:`~meshopt_cli.batch.run_batch` (this
+machine: in process or ``--jobs N`` worker processes) or, with ``--cluster``,
+:func:`~meshopt_cli.cluster.run_batch` (a Ray cluster). Both run the same ``run`` on the same jobs.
 
 Adding a command: a settings dataclass, a presets folder, a plan function, a run function (in
 ``commands/<name>.py``, ending in ``COMMAND = Command(...)``) and a Typer function in ``cli.py``
@@ -48,6 +51,7 @@ class Command(Generic[S, Opt]):
     files: tuple[str, ...] = ()  # what every complete result folder holds (--skip-existing checks them)
     # (settings, options) -> memory.Estimate of the smallest job (an empty mesh): what the settings alone need
     memory: Callable[[Any, Any], memory.Estimate] | None = None
+    reads: Callable[[Job, Payload], list[str]] | None = None  # the files a job reads (default: its input)
 
     def resolve(self, preset: str | None = None, config=None, overrides: dict | None = None) -> tuple[Any, str]:
         """The validated settings (preset < ``config`` < overrides) and the name of the preset used;
@@ -72,7 +76,12 @@ def run_command(
         raise console.UsageError(str(problem)) from None
     jobs = command.plan(list(arguments), resolved, options, batch)
     per_worker = check_memory(command, resolved, options, batch)
-    return run_batch(command.run, jobs, Payload(resolved, chosen, options), batch, required=command.files, per_worker=per_worker)
+    payload = Payload(resolved, chosen, options)
+    if batch.cluster is not None:
+        from meshopt_cli import cluster  # imports Ray: only for --cluster
+
+        return cluster.run_batch(command.run, jobs, payload, batch, required=command.files, reads=command.reads or input_of)
+    return run_batch(command.run, jobs, payload, batch, required=command.files, per_worker=per_worker)
 
 
 def check_memory(command: Command, resolved, options, batch: BatchOptions) -> int | None:
@@ -88,3 +97,8 @@ def check_memory(command: Command, resolved, options, batch: BatchOptions) -> in
     except memory.OverBudget as problem:
         raise console.UsageError(str(problem)) from None
     return smallest.total
+
+
+def input_of(job: Job, payload: Payload) -> list[str]:
+    """The default :attr:`Command.reads`: the job's input (a path, or ``builtin:NAME``, which reads nothing)."""
+    return [job.input]

@@ -401,6 +401,12 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
     }
 
 
+def reads(job: Job, payload: Payload[FitSettings, FitOptions]) -> list[str]:
+    """The files a fit reads: the target mesh, or the images and their cameras file; the template."""
+    targets = job.extra["images"] + [payload.options.cameras] if "images" in job.extra else [job.input]
+    return [p for p in targets if p is not None] + [payload.settings.init]
+
+
 FILES = ("fitted.obj", "turntable.gif", "compare.png", "loss.png", "metrics.json")  # what every complete result folder holds
 
 
@@ -420,4 +426,5 @@ COMMAND = Command(
     run=run_job,
     files=FILES,
     memory=smallest_job,
+    reads=reads,
 )

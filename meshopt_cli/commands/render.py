@@ -192,4 +192,4 @@ COMMAND = Command(
     run=run_job,
     files=FILES,
     memory=smallest_job,
-)
+)  # reads: the mesh (the default)

@@ -44,7 +44,9 @@ def plan(arguments: list[str], settings: StyleSettings, options: TexturedOptions
     if len(arguments) < 2:
         raise console.UsageError("give the mesh(es) and then the style image: meshopt style MESH... IMAGE")
     *meshes, image = arguments
-    return textured.plan_jobs(read_inputs(meshes), settings, options, Path(image).stem or "style", batch, {"image": image})
+    # image_path: the image as the checkpoint records it, resolved here (a cluster's workers run elsewhere)
+    extra = {"image": image, "image_path": str(Path(image).resolve())}
+    return textured.plan_jobs(read_inputs(meshes), settings, options, Path(image).stem or "style", batch, extra)
 
 
 @functools.lru_cache(maxsize=2)
@@ -72,9 +74,8 @@ def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context:
     background = [float(c) for c in style_image.reshape(-1, 3).mean(0)]
     weights = {"style": settings.style_weight, "content": settings.content_weight, "tv": settings.tv_weight}
     loss = StyleLoss(network, style_tensor(style_image, settings.image_size, device), subject.vertices, tuple(weights.values()))
-    optimized = textured.optimize(
-        KIND, job, payload, context, subject, subject.textures, loss, background, {"image": str(Path(image_path).resolve())}
-    )
+    meta = {"image": job.extra.get("image_path") or str(Path(image_path).resolve())}
+    optimized = textured.optimize(KIND, job, payload, context, subject, subject.textures, loss, background, meta)
 
     def figures(result) -> StyleFigures:
         last = {k: round(vs[-1], 6) for k, vs in result.curves.items()}

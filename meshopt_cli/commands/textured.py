@@ -72,10 +72,11 @@ def plan_jobs(
     ``--precision`` the device cannot run among them."""
     from meshopt_cli.devices import resolve_device
 
-    try:
-        precision.choose(settings.precision, resolve_device(batch.device))
-    except ValueError as problem:
-        raise console.UsageError(str(problem)) from None
+    if batch.cluster is None:  # on a cluster the device is the worker's: a task says so if it cannot
+        try:
+            precision.choose(settings.precision, resolve_device(batch.device))
+        except ValueError as problem:
+            raise console.UsageError(str(problem)) from None
     if not inputs:
         raise console.UsageError("no mesh given ('-' read no paths from standard input)")
     check_folder_name(options.name)
@@ -364,9 +365,20 @@ class Report:
     figures: Callable[[Any], Any]
 
 
+def reads(job: Job, payload: Payload) -> list[str]:
+    """The files a textured job reads: the mesh, ``style``'s image, a ``--weights`` file."""
+    weights = payload.options.weights
+    return (
+        [job.input]
+        + ([job.extra["image"]] if "image" in job.extra else [])
+        + ([] if weights in ("imagenet", "random") else [weights])
+    )
+
+
 def command(kind: Kind, settings: type, plan, run) -> Command:
     """The :class:`~meshopt_cli.command.Command` of a textured command (default preset ``fast``)."""
     return Command(
+        reads=reads,
         name=kind.name,
         settings=settings,
         options=TexturedOptions,

@@ -28,17 +28,20 @@ def _reason(exc: Exception) -> str:
     return text.splitlines()[0][:160]
 
 
-def read_with_trimesh(path: Path, max_faces: int):
+def read_with_trimesh(disk: Path, max_faces: int, path: Path | None = None):
     """Read a PLY / STL / OFF / GLB / glTF file into a ``Mesh`` (vertices welded where they
     coincide exactly, so an optimization cannot tear the surface at seams or between the
     triangles of an STL). Texture (UVs + base colour image), base colour factors and
-    vertex/face colours are kept. Raises MeshError with one line naming the file."""
+    vertex/face colours are kept. Raises MeshError with one line naming the file: ``path``, the
+    name the user gave (default ``disk``, where it is read; see :func:`meshopt_cli.shipping.local`)."""
     import trimesh
+
+    path = path or disk
 
     suffix = path.suffix.lower()
     kind = FORMAT_NAMES.get(suffix, suffix.lstrip(".").upper())
     try:
-        loaded = trimesh.load(str(path), file_type=suffix.lstrip("."), force="mesh", process=False)
+        loaded = trimesh.load(str(disk), file_type=suffix.lstrip("."), force="mesh", process=False)
     except Exception as exc:  # trimesh raises many exception types for bad files
         raise MeshError(path, f"not a readable {kind} mesh ({_reason(exc)})") from None
     faces = getattr(loaded, "faces", None)

@@ -14,6 +14,7 @@ from meshopt_cli.mesh.errors import MeshError
 from meshopt_cli.mesh.foreign import read_with_trimesh
 from meshopt_cli.mesh.material import Material, load_materials
 from meshopt_cli.mesh.objparse import MAX_FACES, parse_obj
+from meshopt_cli.mesh.shipped import local
 
 SUPPORTED_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -64,7 +65,7 @@ def _has_surface(vertices: np.ndarray, faces: np.ndarray) -> bool:
     return False
 
 
-def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int) -> Mesh:
+def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int, base_dir: Path | None = None) -> Mesh:
     records = parse_obj(data, str(path), max_faces, uvs=textures)
     del data
     n = len(records.faces)
@@ -79,7 +80,7 @@ def _mesh_from_obj(path: Path, data: bytes, textures: bool, max_faces: int) -> M
             stacklevel=3,
         )
     if textures:
-        materials = load_materials(records.mtllibs, path.parent, records.material_names, str(path))
+        materials = load_materials(records.mtllibs, base_dir or path.parent, records.material_names, str(path))
     else:
         materials = [Material(name=name) for name in records.material_names]
     with np.errstate(over="ignore"):  # out-of-range values are refused below, by their own value
@@ -121,9 +122,10 @@ def load_mesh(source: str | os.PathLike, *, textures: bool = True, max_faces: in
             raise MeshError(text, str(exc)) from None
         return Mesh(vertices=vertices, faces=faces, name=name, source=text)
     path = Path(text).expanduser()
-    if not path.exists():
-        raise MeshError(path, "no such file" if not path.is_symlink() else "broken symbolic link")
-    if path.is_dir():
+    disk = local(path)  # where the file is read: itself, or its copy in a job shipped to this machine
+    if not disk.exists():
+        raise MeshError(path, "no such file" if not disk.is_symlink() else "broken symbolic link")
+    if disk.is_dir():
         raise MeshError(path, "is a directory, not a mesh file")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -132,9 +134,9 @@ def load_mesh(source: str | os.PathLike, *, textures: bool = True, max_faces: in
         )
     try:
         if suffix == ".obj":
-            data = path.read_bytes()
+            data = disk.read_bytes()
         else:
-            with open(path, "rb") as handle:
+            with open(disk, "rb") as handle:
                 data = handle.read(1)
     except PermissionError:
         raise MeshError(path, "cannot be read (permission denied)") from None
@@ -143,7 +145,7 @@ def load_mesh(source: str | os.PathLike, *, textures: bool = True, max_faces: in
     if not data:
         raise MeshError(path, "empty file, not a mesh")
     if suffix == ".obj":
-        return _mesh_from_obj(path, data, textures, max_faces)
-    mesh = read_with_trimesh(path, max_faces)
+        return _mesh_from_obj(path, data, textures, max_faces, disk.parent)
+    mesh = read_with_trimesh(disk, max_faces, path)
     _check_vertices(mesh, str(path))
     return mesh

@@ -44,6 +44,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from meshopt_cli.mesh.shipped import local
 from meshopt_cli.optimize.layer_names import GOOGLENET_DEFAULT_LAYER, GOOGLENET_LAYERS, googlenet_layer  # noqa: F401
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -207,10 +208,11 @@ def _load_imagenet_state_dict(arch: str, progress: bool) -> dict:
 def _load_file_state_dict(path: Path) -> dict:
     """A state dict from a local file; unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` and a
     ``module.`` (DataParallel) prefix."""
-    if not path.is_file():
+    disk = local(path)  # where it is read (see meshopt_cli/mesh/shipped.py)
+    if not disk.is_file():
         raise WeightsError(f"{path}: weights file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(disk, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
         raise WeightsError(f"{path}: not a readable PyTorch state dict ({reason})") from None

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from meshopt_cli.images import ImageReadError, read_image
+from meshopt_cli.mesh.shipped import local
 from meshopt_cli.optimize.image_losses import content_loss, gram_matrices, style_loss, total_variation
 from meshopt_cli.optimize.textured import RenderedViews
 
@@ -32,7 +33,7 @@ def load_style_image(path: str | Path) -> np.ndarray:
     transparency composited over white, downscaled to at most :data:`MAX_STYLE_SIDE` per side."""
     path = Path(path)
     try:
-        data = read_image(path, max_side=MAX_STYLE_SIDE)
+        data = read_image(local(path), max_side=MAX_STYLE_SIDE)  # local: where it is read (mesh/shipped.py)
     except ImageReadError as problem:
         raise StyleImageError(f"{path}: {problem}") from None
     rgb = data.rgb if data.alpha is None else data.rgb * data.alpha[..., None] + (1.0 - data.alpha[..., None])

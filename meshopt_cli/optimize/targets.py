@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from meshopt_cli.images import ImageReadError, read_image
 from meshopt_cli.mesh.normalize import box_normalization
+from meshopt_cli.mesh.shipped import local
 from meshopt_cli.optimize.views import (
     DISTANCE,
     ELEVATION,
@@ -124,7 +125,7 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     image border) by more than ``BACKGROUND_TOLERANCE``. Square images only."""
     path = Path(path)
     try:
-        data = read_image(path)
+        data = read_image(local(path))  # local: where it is read (mesh/shipped.py)
     except ImageReadError as problem:
         raise TargetError(path, str(problem)) from None
     has_alpha = data.alpha is not None
@@ -220,11 +221,11 @@ def read_cameras(path: str | os.PathLike, images: list[Path], sizes: list[int]) 
     ``{"azimuth", "elevation", "distance"}`` (degrees; elevation 30 and distance ``DISTANCE``, 2.732, when left out;
     optional "viewing_angle", 30) or ``{"K": 3x3, "R": 3x3, "t": 3}`` (optional "dist_coeffs" (5) and
     "orig_size", the image size K refers to, default the image's width)."""
-    path = Path(path)
-    if not path.exists():
+    path, disk = Path(path), local(path)
+    if not disk.exists():
         raise TargetError(path, "no such file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(disk.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise TargetError(path, f"cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
