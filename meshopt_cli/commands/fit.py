@@ -155,7 +155,7 @@ def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Contex
         result = fit(
             template_vertices, faces, target, run_settings, progress=lambda n: bar.advance(task, n), should_stop=stop.requested
         )
-    figures = evaluate(result.vertices, faces, target, settings.eval_image_size, fill_back=True)
+    figures = evaluate(result.vertices, result.faces, target, settings.eval_image_size, fill_back=True)
     status = "failed" if result.failure else "interrupted" if result.interrupted else "done"
 
     with staged_folder(folder, job.force) as staging:
@@ -278,6 +278,7 @@ def comparison_sheet(target, result, size: int, per_set: int = SHEET_VIEWS):
 
 def build_metrics(job, payload, target, result, figures, settings, device, seconds, cpu_seconds, files, closed, status) -> dict:
     from meshopt_cli.export import run_record
+    from meshopt_cli.optimize.evaluate import MASK_RULE
     from meshopt_cli.optimize.targets import MeshTarget
     from meshopt_cli.optimize.views import DISTANCE, ELEVATION
 
@@ -337,7 +338,7 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
             "train_per_view": figures["train_ious"],
             "heldout_per_view": figures["heldout_ious"],
             "image_size": settings.eval_image_size,
-            "threshold": 0.5,
+            "mask_rule": MASK_RULE,
         },
         "voxel_iou": figures["voxel_iou"],
         "voxel_iou_note": figures["voxel_iou_note"],
