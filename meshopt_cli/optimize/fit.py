@@ -52,7 +52,7 @@ class FitLoopSettings:
     coarse_image_size: int = setting(0, ge=0)  # ... or at this size for the first coarse_fraction of iterations (0: off)
     coarse_fraction: float = setting(0.0, ge=0.0, le=1.0)
     iterations: int = setting(200, ge=0)  # optimizer steps on the vertices
-    optimizer: str = setting("largesteps", choices=OPTIMIZERS)  # see OPTIMIZERS
+    optimizer: str = setting("adam", choices=OPTIMIZERS)  # see OPTIMIZERS; the default preset picks "largesteps"
     largesteps_lambda: float = setting(5.0, ge=0, name="largesteps-lambda")  # λ of x = (I + λL)⁻¹ u
     learning_rate: float = setting(0.01, gt=0)
     final_learning_rate: float = setting(0.001, gt=0)  # cosine decay from learning_rate to this
