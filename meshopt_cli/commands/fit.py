@@ -320,6 +320,7 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
             "faces": int(result.faces.shape[0]),
             "closed": bool(closed),
             "fill_back": bool(settings.fill_back),
+            "subdivided_at_iteration": result.refined_at,  # vertex iteration of --refine-at (counts are the final mesh's)
         },
         "views": views,
         "iterations": {
