@@ -430,7 +430,24 @@ def fit_command(
     init: Annotated[
         Optional[str], _from_preset("Template mesh (builtin:sphere, 642 vertices; builtin:sphere:4 is finer)", OPTIMIZATION)
     ] = None,
-    iterations: Annotated[Optional[int], _from_preset("Adam iterations on the vertices", OPTIMIZATION)] = None,
+    iterations: Annotated[Optional[int], _from_preset("Optimizer steps on the vertices", OPTIMIZATION)] = None,
+    optimizer: Annotated[
+        Optional[Literal["largesteps", "adam"]],
+        _from_preset(
+            "largesteps: uniform Adam on u, vertices x = (I + λL)⁻¹ u (Nicolet et al. 2021); adam: Adam on an offset per "
+            "vertex (the paper's)",
+            OPTIMIZATION,
+        ),
+    ] = None,
+    largesteps_lambda: Annotated[
+        Optional[float], _from_preset("λ of the Large Steps parameterization (larger: smoother steps)", OPTIMIZATION)
+    ] = None,
+    refine_at: Annotated[
+        Optional[float],
+        _from_preset(
+            "Subdivide the mesh once (642 -> 2562 vertices) after this fraction of the iterations; 0: never", OPTIMIZATION
+        ),
+    ] = None,
     affine_iterations: Annotated[
         Optional[int], _from_preset("Iterations of the first stage (global scale + translation), 0 to skip", OPTIMIZATION)
     ] = None,
@@ -453,6 +470,12 @@ def fit_command(
     ] = None,
     batch_views: Annotated[Optional[int], _from_preset("Views rendered per iteration", RENDERING)] = None,
     image_size: Annotated[Optional[int], _from_preset("Silhouette size in pixels during the fit", RENDERING)] = None,
+    coarse_image_size: Annotated[
+        Optional[int], _from_preset("Silhouette size of the first --coarse-fraction of the iterations; 0: off", RENDERING)
+    ] = None,
+    coarse_fraction: Annotated[
+        Optional[float], _from_preset("Fraction of the vertex iterations rendered at --coarse-image-size", RENDERING)
+    ] = None,
     force: Force = False,
     skip_existing: SkipExisting = False,
     json_output: Json = False,

@@ -175,6 +175,15 @@ def test_presets_load_and_flags_override():
         assert description and values
     paper, _ = FIT.resolve("paper")
     assert paper.image_size == 64 and paper.flatten == pytest.approx(0.001) and paper.init == "builtin:sphere"
+    assert paper.optimizer == "adam"  # the paper's plain Adam on vertex offsets
+    default, _ = FIT.resolve("default")
+    assert default.optimizer == "largesteps" and default.largesteps_lambda == pytest.approx(5.0) and default.loss == "mse"
+    fast, _ = FIT.resolve("fast")
+    assert fast.optimizer == "adam"
+    with pytest.raises(settings.SettingsError, match="optimizer must be one of largesteps, adam"):
+        FIT.resolve("default", overrides={"optimizer": "sgd"})
+    with pytest.raises(settings.SettingsError, match=r"refine-at must be in \[0, 1\]"):
+        FIT.resolve("default", overrides={"refine_at": 1.5})
     tuned, _ = FIT.resolve("fast", overrides={"iterations": 7, "edge": 0.5, "loss": None})
     fast, _ = settings.read_preset(settings.preset_path("fast", "fit"))
     assert tuned.iterations == 7 and tuned.edge == 0.5 and tuned.loss == fast.get("loss", "iou")

@@ -186,7 +186,7 @@ def run_job(job: Job, payload: Payload[FitSettings, FitOptions], context: Contex
         progress.stage("optimizing")
         result = fit(template_vertices, faces, target, run_settings, progress=progress.advance, should_stop=stop.requested)
         progress.stage("evaluating")
-        figures = evaluate(result.vertices, faces, target, settings.eval_image_size, fill_back=True)
+        figures = evaluate(result.vertices, result.faces, target, settings.eval_image_size, fill_back=True)
     if not result.failure and not result.interrupted:
         result.failure = divergence(result.vertices, figures["train_iou"])
     status = "failed" if result.failure else "interrupted" if result.interrupted else "done"
@@ -331,6 +331,7 @@ def comparison_sheet(target, result, size: int, per_set: int = SHEET_VIEWS):
 
 def build_metrics(job, payload, target, result, figures, settings, device, seconds, cpu_seconds, files, closed, status) -> dict:
     from meshopt_cli.export import run_record
+    from meshopt_cli.optimize.evaluate import MASK_RULE
     from meshopt_cli.optimize.targets import MeshTarget
     from meshopt_cli.optimize.views import DISTANCE, ELEVATION
 
@@ -372,6 +373,7 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
             "faces": int(result.faces.shape[0]),
             "closed": bool(closed),
             "fill_back": bool(settings.fill_back),
+            "subdivided_at_iteration": result.refined_at,  # vertex iteration of --refine-at (counts are the final mesh's)
         },
         "views": views,
         "iterations": {
@@ -390,7 +392,7 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
             "train_per_view": figures["train_ious"],
             "heldout_per_view": figures["heldout_ious"],
             "image_size": settings.eval_image_size,
-            "threshold": 0.5,
+            "mask_rule": MASK_RULE,
         },
         "voxel_iou": figures["voxel_iou"],
         "voxel_iou_note": figures["voxel_iou_note"],

@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from meshopt_cli.mesh.normalize import normalize_box
-from meshopt_cli.mesh.topology import orient_outward, weld
+from meshopt_cli.mesh.topology import orient_outward, subdivide_faces, weld
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_NAMES = ("sphere", "teapot", "cube", "torus")
@@ -82,23 +82,9 @@ def icosphere(subdivisions: int = 3) -> tuple[np.ndarray, np.ndarray]:
     )
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     for _ in range(subdivisions):
-        edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-        key = np.sort(edges, axis=1)
-        unique, inverse = np.unique(key, axis=0, return_inverse=True)
-        mid = v[unique].mean(axis=1)
-        mid /= np.linalg.norm(mid, axis=1, keepdims=True)
-        m = (len(v) + inverse.reshape(3, -1)).T  # [F, 3]: midpoints of edges 01, 12, 20
-        v = np.concatenate([v, mid])
-        a, b, c = f[:, 0], f[:, 1], f[:, 2]
-        m01, m12, m20 = m[:, 0], m[:, 1], m[:, 2]
-        f = np.concatenate(
-            [
-                np.stack([a, m01, m20], 1),
-                np.stack([b, m12, m01], 1),
-                np.stack([c, m20, m12], 1),
-                np.stack([m01, m12, m20], 1),
-            ]
-        )
+        f, edges = subdivide_faces(f, len(v))
+        mid = v[edges].mean(axis=1)
+        v = np.concatenate([v, mid / np.linalg.norm(mid, axis=1, keepdims=True)])
     return v.astype(np.float32), f
 
 

@@ -53,6 +53,31 @@ def directed_edges(faces: np.ndarray) -> np.ndarray:
     return np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]], axis=0)
 
 
+def subdivide_faces(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """One step of midpoint subdivision: every triangle (a, b, c) becomes four, with a new vertex on
+    each edge, wound like their parent (a closed, consistently oriented mesh stays so).
+
+    faces: ``[F, 3]`` ints; the mesh has ``num_vertices`` vertices. Returns ``(faces [4F, 3] int64,
+    edges [E, 2] int64)``: new vertex ``num_vertices + k`` lies on ``edges[k]`` (unique undirected
+    edges, i < j, sorted); the caller places it (the edge's midpoint, or projected onto a sphere).
+    """
+    f = np.asarray(faces, np.int64)
+    key = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    edges, inverse = np.unique(key, axis=0, return_inverse=True)
+    m = (num_vertices + inverse.reshape(3, -1)).T  # [F, 3]: the new vertices on edges 01, 12, 20
+    a, b, c = f[:, 0], f[:, 1], f[:, 2]
+    m01, m12, m20 = m[:, 0], m[:, 1], m[:, 2]
+    new_faces = np.concatenate(
+        [
+            np.stack([a, m01, m20], 1),
+            np.stack([b, m12, m01], 1),
+            np.stack([c, m20, m12], 1),
+            np.stack([m01, m12, m20], 1),
+        ]
+    )
+    return new_faces, edges
+
+
 def is_closed_and_consistent(faces: np.ndarray) -> bool:
     """True when every edge is shared by exactly two faces that traverse it in opposite
     directions (a closed, consistently wound 2-manifold edge structure)."""

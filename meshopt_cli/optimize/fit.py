@@ -1,14 +1,18 @@
 """The fit loop: deform a template mesh until its silhouettes match a target's.
 
-Two stages, both Adam on silhouettes of ``batch_views`` cameras sampled per iteration:
+Two stages, both on silhouettes of ``batch_views`` cameras sampled per iteration:
 
-1. (optional, ``affine_iterations``) a per-axis scale and a translation of the whole template, the
-   learning rate decaying along a cosine from ``affine_learning_rate`` to a tenth of it;
-2. (``iterations``) an offset per vertex, with the silhouette term (``loss``: 1 - IoU or MSE) plus
-   weighted regularizers (uniform Laplacian, edge length (a membrane energy), normal consistency, the paper's
-   flatten loss); the learning rate decays along a cosine from ``learning_rate`` to
-   ``final_learning_rate``; optionally the first ``coarse_fraction`` of the iterations render at
-   ``coarse_image_size`` (coarse to fine).
+1. (optional, ``affine_iterations``) Adam on a per-axis scale and a translation of the whole
+   template, the learning rate decaying along a cosine from ``affine_learning_rate`` to a tenth of it;
+2. (``iterations``) every vertex, with the silhouette term (``loss``: 1 - IoU or MSE) plus weighted
+   regularizers (uniform Laplacian, edge length (a membrane energy), normal consistency, the paper's
+   flatten loss). ``optimizer`` says how the vertices are parameterized (:class:`VertexParameters`):
+   ``"largesteps"`` optimizes u with x = (I + λL)⁻¹ u under uniform Adam
+   (:mod:`meshopt_cli.optimize.largesteps`), ``"adam"`` an offset per vertex under Adam (the paper's).
+   The learning rate decays along a cosine from ``learning_rate`` to ``final_learning_rate``;
+   optionally the first ``coarse_fraction`` of the iterations render at ``coarse_image_size``
+   (coarse to fine), and after ``refine_at`` of them the mesh is subdivided once (V -> V + E
+   vertices; 642 -> 2562 for the default sphere) and the optimizer starts afresh on the finer mesh.
 
 ``should_stop()`` (the command passes :func:`meshopt_cli.stop.requested`), polled after every
 iteration, or a ``KeyboardInterrupt`` ends the loop and returns the current state
@@ -26,11 +30,17 @@ from typing import Callable
 import torch
 
 from meshopt_cli.fields import setting
+from meshopt_cli.mesh.topology import subdivide_faces
+from meshopt_cli.optimize.largesteps import AdamUniform, LargeSteps
 from meshopt_cli.optimize.losses import IMAGE_LOSSES, REGULARIZERS, MeshTopology
 from meshopt_cli.optimize.targets import SilhouetteTarget
 from meshopt_cli.optimize.views import render_batch, silhouette_renderer
 
 AFFINE_DECAY = 0.1  # the first stage's final learning rate, as a fraction of its first
+OPTIMIZERS = (
+    "largesteps",  # Adam (uniform) on u with x = (I + λL)⁻¹ u (optimize/largesteps.py)
+    "adam",  # Adam on an offset per vertex (the paper's)
+)
 
 
 @dataclass
@@ -42,9 +52,12 @@ class FitLoopSettings:
     image_size: int = setting(96, ge=1, le=1024, why="silhouettes are drawn at twice the size for anti-aliasing")
     coarse_image_size: int = setting(0, ge=0)  # ... or at this size for the first coarse_fraction of iterations (0: off)
     coarse_fraction: float = setting(0.0, ge=0.0, le=1.0)
-    iterations: int = setting(200, ge=0)  # Adam steps on the vertex offsets
+    iterations: int = setting(200, ge=0)  # optimizer steps on the vertices
+    optimizer: str = setting("adam", choices=OPTIMIZERS)  # see OPTIMIZERS; the default preset picks "largesteps"
+    largesteps_lambda: float = setting(5.0, ge=0)  # λ of x = (I + λL)⁻¹ u
     learning_rate: float = setting(0.01, gt=0, name="--lr")
     final_learning_rate: float = setting(0.001, gt=0)  # cosine decay from learning_rate to this
+    refine_at: float = setting(0.0, ge=0.0, le=1.0)  # subdivide the mesh once after this fraction of the iterations (0: never)
     affine_iterations: int = setting(40, ge=0)  # first stage: per-axis scale + translation only (0: skip)
     affine_learning_rate: float = setting(0.05, gt=0)
     loss: str = setting("iou", choices=tuple(IMAGE_LOSSES))  # silhouette term: 1 - IoU (the paper's) or MSE
@@ -60,7 +73,7 @@ class FitLoopSettings:
 @dataclass
 class FitResult:
     vertices: torch.Tensor  # [V, 3] fitted, in the target's (normalised) frame
-    faces: torch.Tensor  # [F, 3]
+    faces: torch.Tensor  # [F, 3] (the template's, or its subdivision's when refined)
     affine_curve: list[float] = field(default_factory=list)  # silhouette loss per affine iteration
     loss_curve: list[float] = field(default_factory=list)  # total loss per vertex iteration
     silhouette_curve: list[float] = field(default_factory=list)  # its silhouette term
@@ -70,6 +83,7 @@ class FitResult:
     seconds: float = 0.0
     interrupted: bool = False
     failure: str | None = None  # why the loop stopped early on a non-finite value, else None
+    refined_at: int | None = None  # the vertex iteration at which the mesh was subdivided, if it was
 
 
 class _Stopped(Exception):
@@ -82,6 +96,43 @@ def _check_finite(loss: torch.Tensor, parameters: list[torch.Tensor], stage: str
         raise _Stopped(f"the loss became {loss.item()} at {stage} iteration {step + 1}")
     if not all(torch.isfinite(p).all() for p in parameters):
         raise _Stopped(f"the vertices became non-finite at {stage} iteration {step + 1}")
+
+
+class VertexParameters:
+    """What the vertex stage optimizes for one mesh (``vertices [V, 3]``, ``faces [F, 3]``): with
+    ``settings.optimizer`` ``"largesteps"``, u = (I + λL) x under :class:`AdamUniform`; with ``"adam"``,
+    an offset per vertex under Adam. ``vertices()`` gives the current ``[V, 3]`` (differentiable)."""
+
+    def __init__(self, vertices: torch.Tensor, faces: torch.Tensor, settings: FitLoopSettings):
+        self.base = vertices.detach()
+        self.topology = MeshTopology.from_faces(faces, len(vertices), vertices.device)
+        if settings.optimizer == "largesteps":
+            self.parameterization = LargeSteps(self.topology.edges, len(vertices), settings.largesteps_lambda)
+            self.tensor = self.parameterization.to_differential(self.base).requires_grad_(True)
+            self.optimizer = AdamUniform([self.tensor], lr=settings.learning_rate)
+        else:
+            self.parameterization = None
+            self.tensor = torch.zeros_like(self.base, requires_grad=True)
+            self.optimizer = torch.optim.Adam([self.tensor], lr=settings.learning_rate)
+
+    def vertices(self) -> torch.Tensor:
+        if self.parameterization is not None:
+            return self.parameterization.from_differential(self.tensor)
+        return self.base + self.tensor
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+
+def subdivided(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mesh ``vertices [V, 3]``, ``faces [F, 3]`` refined once by midpoint subdivision:
+    ``([V + E, 3], [4F, 3])``, the old vertices first, then the midpoints of the E edges (a closed,
+    consistently oriented mesh stays so; the surface does not move)."""
+    new_faces, edges = subdivide_faces(faces.detach().cpu().numpy(), len(vertices))
+    edges = torch.as_tensor(edges, device=vertices.device)
+    midpoints = vertices.detach()[edges].mean(1)
+    return torch.cat([vertices.detach(), midpoints]), torch.as_tensor(new_faces, device=faces.device)
 
 
 def cosine_lr(first: float, last: float, step: int, total: int) -> float:
@@ -163,33 +214,38 @@ def fit(
             base = base * log_scale.exp() + shift
             result.vertices = base.clone()
 
-        # stage 2: per-vertex offsets
-        topology = MeshTopology.from_faces(faces, len(base), device)
+        # stage 2: every vertex, through its parameterization
         weights = {name: getattr(settings, name) for name in REGULARIZERS if getattr(settings, name) > 0}
-        offsets = torch.zeros_like(base, requires_grad=True)
-        optimizer = torch.optim.Adam([offsets], lr=settings.learning_rate)
         coarse_steps = int(round(settings.iterations * settings.coarse_fraction)) if settings.coarse_image_size else 0
+        refine_step = int(round(settings.iterations * settings.refine_at)) if settings.refine_at > 0 else None
+        parameters = VertexParameters(base, faces, settings)
         for step in range(settings.iterations):
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(settings.learning_rate, settings.final_learning_rate, step, settings.iterations)
+            if step == refine_step:
+                finer, faces = subdivided(result.vertices, faces)
+                parameters = VertexParameters(finer, faces, settings)
+                result.faces, result.refined_at = faces, step
+            parameters.set_learning_rate(
+                cosine_lr(settings.learning_rate, settings.final_learning_rate, step, settings.iterations)
+            )
             size = settings.coarse_image_size if step < coarse_steps else settings.image_size
-            vertices = base + offsets
+            vertices = parameters.vertices()
             rendered, wanted = silhouettes(vertices, sample(), size)
             silhouette = image_loss(rendered, wanted)
             loss = silhouette
             terms = {"silhouette": silhouette}
             for name, weight in weights.items():
-                terms[name] = REGULARIZERS[name](vertices, topology)
+                terms[name] = REGULARIZERS[name](vertices, parameters.topology)
                 loss = loss + weight * terms[name]
             _check_finite(loss, [], "vertex", step)
-            optimizer.zero_grad()
+            parameters.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-            _check_finite(loss, [offsets], "vertex", step)
+            parameters.optimizer.step()
+            _check_finite(loss, [parameters.tensor], "vertex", step)
             result.loss_curve.append(loss.item())
             result.silhouette_curve.append(silhouette.item())
             result.final_terms = {name: value.item() for name, value in terms.items()}
-            result.vertices = (base + offsets).detach()
+            with torch.no_grad():
+                result.vertices = parameters.vertices()
             if progress:
                 progress(1)
             if should_stop():

@@ -54,6 +54,11 @@ class SilhouetteTarget:
         """Masks ``[N, size, size]`` in [0, 1] of the ``"train"`` or ``"heldout"`` views."""
         raise NotImplementedError
 
+    def binary_masks(self, which: str, size: int) -> torch.Tensor:
+        """The evaluator's masks ``[N, size, size]`` bool: pixels whose coverage is more than half
+        (for masks given as coverage fractions; a mesh target samples each pixel's centre)."""
+        return self.masks(which, size) > 0.5
+
 
 def normalize_to_ball(vertices: np.ndarray, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """``vertices [V, 3]`` centred (the bounding box's middle, as in ``mesh.box_normalization``) and
@@ -100,6 +105,17 @@ class MeshTarget(SilhouetteTarget):
             views = self.train if which == "train" else self.heldout
             with torch.no_grad():
                 self._cache[key] = render_silhouettes(self.vertices, self.faces, views, size, fill_back=True)
+        return self._cache[key]
+
+    def binary_masks(self, which: str, size: int) -> torch.Tensor:
+        """Pixels whose centre the target's silhouette covers ``[N, size, size]`` bool (no anti-aliasing:
+        unbiased, unlike a threshold on 2×2 samples; see :mod:`meshopt_cli.optimize.evaluate`)."""
+        key = (which, size, "binary")
+        if key not in self._cache:
+            views = self.train if which == "train" else self.heldout
+            with torch.no_grad():
+                masks = render_silhouettes(self.vertices, self.faces, views, size, fill_back=True, anti_aliasing=False)
+            self._cache[key] = masks > 0.5
         return self._cache[key]
 
 

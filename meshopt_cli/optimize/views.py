@@ -148,14 +148,23 @@ def look_at_to_projection(eyes: torch.Tensor, angles: torch.Tensor):
     return K, R, t
 
 
-def silhouette_renderer(image_size: int, fill_back: bool = True, views: Views | None = None) -> Renderer:
-    """A renderer for silhouettes of ``views``' kind (anti-aliased, the renderer's defaults)."""
+def silhouette_renderer(
+    image_size: int, fill_back: bool = True, views: Views | None = None, anti_aliasing: bool = True
+) -> Renderer:
+    """A renderer for silhouettes of ``views``' kind: anti-aliased (2×2 samples per pixel, the
+    renderer's default) or, with ``anti_aliasing=False``, one sample at each pixel's centre (binary)."""
     mode = "look_at" if views is None or views.kind == "look_at" else "projection"
-    return Renderer(image_size=image_size, anti_aliasing=True, fill_back=fill_back, camera_mode=mode)
+    return Renderer(image_size=image_size, anti_aliasing=anti_aliasing, fill_back=fill_back, camera_mode=mode)
 
 
 def render_silhouettes(
-    vertices: torch.Tensor, faces: torch.Tensor, views: Views, image_size: int, fill_back: bool = True, batch_size: int = 16
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    views: Views,
+    image_size: int,
+    fill_back: bool = True,
+    batch_size: int = 16,
+    anti_aliasing: bool = True,
 ) -> torch.Tensor:
     """Alpha masks of one mesh seen by every camera of ``views``.
 
@@ -163,10 +172,12 @@ def render_silhouettes(
         vertices: ``[V, 3]`` float32 (gradients flow through when it requires them).
         faces: ``[F, 3]`` int.
         views: N cameras on ``vertices``' device.
+        anti_aliasing: 2×2 samples per pixel (alpha in {0, ¼, ½, ¾, 1}); False: the pixel centre's
+            coverage only (alpha 0 or 1, the evaluator's binary masks).
     Returns:
         ``[N, S, S]`` in [0, 1], row 0 at the top.
     """
-    renderer = silhouette_renderer(image_size, fill_back, views)
+    renderer = silhouette_renderer(image_size, fill_back, views, anti_aliasing)
     out = []
     for first in range(0, len(views), batch_size):
         index = list(range(first, min(first + batch_size, len(views))))
