@@ -46,16 +46,13 @@ def light_of_normals(
     """:func:`face_light` from the unit face normals ``[B, F, 3]`` (for callers that light the same
     faces from several directions); ``[B, F, 3]``."""
     batch_size, num_faces = normals.shape[:2]
-    light = torch.zeros(batch_size, num_faces, 3, dtype=normals.dtype, device=normals.device)
-    if intensity_ambient != 0:
-        ambient = _batched_vector(color_ambient, batch_size, normals, "light_color_ambient")
-        light = light + intensity_ambient * ambient[:, None, :]
-    if intensity_directional != 0:
-        directional = _batched_vector(color_directional, batch_size, normals, "light_color_directional")
-        direction_t = _batched_vector(direction, batch_size, normals, "light_direction")
-        cosine = torch.relu(torch.sum(normals * direction_t[:, None, :], dim=-1))
-        light = light + intensity_directional * directional[:, None, :] * cosine[:, :, None]
-    return light
+    ambient = intensity_ambient * _batched_vector(color_ambient, batch_size, normals, "light_color_ambient")  # [B, 3]
+    if intensity_directional == 0:
+        return ambient[:, None, :].expand(batch_size, num_faces, 3).clone()
+    directional = intensity_directional * _batched_vector(color_directional, batch_size, normals, "light_color_directional")
+    direction_t = _batched_vector(direction, batch_size, normals, "light_direction")
+    cosine = torch.relu(torch.sum(normals * direction_t[:, None, :], dim=-1))  # [B, F]
+    return torch.addcmul(ambient[:, None, :], cosine[:, :, None], directional[:, None, :])
 
 
 def lighting(
