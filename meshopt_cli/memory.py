@@ -69,15 +69,20 @@ def format_size(n: float) -> str:
 # ---------------------------------------------------------------- what the machine has
 
 
-def _meminfo(key: str) -> int | None:
+def _proc_field(path: str, key: str) -> int | None:
+    """The ``key: N kB`` line of a /proc file in bytes, None when it cannot be read."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
+        with open(path, encoding="ascii") as handle:
             for line in handle:
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * KIB
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _meminfo(key: str) -> int | None:
+    return _proc_field("/proc/meminfo", key)
 
 
 def _read_int(path: str) -> int | None:
@@ -103,14 +108,7 @@ def _cgroup_free() -> int | None:
 
 def process_status(key: str) -> int | None:
     """A ``VmRSS``/``VmHWM``/``VmSize`` line of ``/proc/self/status`` in bytes (None without /proc)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * KIB
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return _proc_field("/proc/self/status", key)
 
 
 def _address_space_free() -> int | None:
