@@ -37,8 +37,7 @@ def _usable_up(z_axis: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     up_norm = torch.linalg.vector_norm(up, dim=-1)
     cross = torch.linalg.vector_norm(torch.cross(up, z_axis, dim=-1), dim=-1)
     parallel = cross <= 1e-6 * up_norm * torch.linalg.vector_norm(z_axis, dim=-1)
-    if not bool(parallel.any()):
-        return up
+    # no `if parallel.any()`: that would wait for a GPU at every render; these are [B, 3] ops
     x_world = torch.tensor([1.0, 0.0, 0.0], dtype=up.dtype, device=up.device).expand_as(up)
     y_world = torch.tensor([0.0, 1.0, 0.0], dtype=up.dtype, device=up.device).expand_as(up)
     along_x = (up[..., 0].abs() >= 0.9 * up_norm)[:, None]

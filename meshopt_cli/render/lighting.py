@@ -31,6 +31,7 @@ def face_light(
     Returns:
         ``[B, F, 3]`` RGB multipliers (differentiable with respect to ``faces``).
     """
+    # without a directional light the normals are not read (only their shape): skip computing them
     normals = face_normals(faces) if intensity_directional != 0 else faces[:, :, 0]
     return light_of_normals(normals, intensity_ambient, intensity_directional, color_ambient, color_directional, direction)
 
