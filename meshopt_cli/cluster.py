@@ -154,6 +154,26 @@ def _connect(ray, address: str) -> None:
         text = " ".join(str(problem).split())[:200]
         hint = " (start one with 'ray start --head', or use --cluster local)" if address == "auto" else ""
         raise console.UsageError(f"--cluster {address}: cannot connect: {text}{hint}") from None
+    _raylet_messages_to_stderr(ray)
+
+
+def _raylet_messages_to_stderr(ray) -> None:
+    """Ray's driver prints the messages its raylet pushes (a worker killed, memory pressure) to
+    stdout from a background thread, whenever they arrive, even after the batch's last JSON line.
+    stdout is the user's (``--json`` lines, pipes), so those go to stderr. Ray has no setting for
+    this; where its internals differ from what is patched here, nothing changes."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "meshopt_rerouted", False):
+        return
+
+    def print_to_stderr(data, *args, **kwargs):
+        if isinstance(data, dict) and data.get("pid") == "raylet":
+            data = dict(data, is_err=True)
+        return original(data, *args, **kwargs)
+
+    print_to_stderr.meshopt_rerouted = True
+    worker.print_to_stdstream = print_to_stderr
 
 
 def _check_resources(ray, options: BatchOptions, gpus: float | None) -> None:

@@ -381,3 +381,20 @@ def test_cluster_usage_errors_come_before_ray(tmp_path):
     ]:
         done = meshopt("render", "builtin:cube", "--cluster", "local", "-o", tmp_path, *args)
         assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_messages_the_raylet_pushes_go_to_stderr_not_to_the_json_lines(capsys):
+    ray = pytest.importorskip("ray")
+    from meshopt_cli import cluster as runner
+
+    runner._raylet_messages_to_stderr(ray)
+    wrapped = ray._private.worker.print_to_stdstream
+    runner._raylet_messages_to_stderr(ray)
+    assert ray._private.worker.print_to_stdstream is wrapped  # joining twice wraps once
+    ray._private.worker.print_to_stdstream(
+        {"lines": ["a worker was killed"], "pid": "raylet", "is_err": False}, ignore_prefix=False
+    )
+    ray._private.worker.print_to_stdstream({"lines": ["a task printed"], "pid": 7, "is_err": False}, ignore_prefix=False)
+    captured = capsys.readouterr()
+    assert "a worker was killed" in captured.err and "a worker was killed" not in captured.out
+    assert "a task printed" in captured.out  # what --log-to-driver would show stays where Ray puts it
