@@ -35,6 +35,21 @@ def test_gram_matrix_masked_by_hand_area_pooling():
     assert torch.allclose(g, expected)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_gradient_is_exact_and_keeps_the_features_layout(layout):
+    # the symmetric backward (one product, dX = scale (dG + dGᵀ) X) against numerical derivatives, with
+    # a mask whose gradient flows too; channels-last features get a channels-last gradient back
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(2, 5, 4, 3, dtype=torch.float64, generator=generator).contiguous(memory_format=layout)
+    mask = torch.rand(2, 8, 6, dtype=torch.float64, generator=generator)
+    features.requires_grad_(True)
+    mask.requires_grad_(True)
+    weights = torch.randn(2, 5, 5, dtype=torch.float64, generator=generator)  # not symmetric: dG is not either
+    assert torch.autograd.gradcheck(lambda f, m: (L.gram_matrix(f, m) * weights).sum(), (features, mask))
+    (L.gram_matrix(features) * weights).sum().backward()
+    assert features.grad.is_contiguous(memory_format=layout)
+
+
 def test_pool_mask_accepts_both_layouts_and_averages():
     m = torch.zeros(2, 4, 4)
     m[0, :2, :2] = 1  # one full 2x2 block

@@ -50,9 +50,30 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
         # channels-last features (the bf16 backbones): [B, H·W, C] is a view, and the gradient
         # comes back in the backbone's own layout instead of being converted at every layer
         flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        return torch.bmm(flat.transpose(1, 2), flat) / (c * h * w)
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+        return _SymmetricGram.apply(flat.transpose(1, 2), 1.0 / (c * h * w))
+    return _SymmetricGram.apply(features.reshape(b, c, h * w), 1.0 / (c * h * w))
+
+
+class _SymmetricGram(torch.autograd.Function):
+    """``G = scale · X Xᵀ`` for ``X [B, C, N]``, with the backward of a symmetric product:
+    ``dX = scale · (dG + dGᵀ) X``, one batched product where autograd's ``bmm`` backward takes two
+    (one per operand), and in the layout of ``X`` (a channels-last feature map's gradient stays
+    channels-last, so the mask product, the ReLU backward and the sum with the next layer's gradient
+    do not mix layouts). The Gram products are the largest fp32 cost of a style step."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return torch.baddbmm(x.new_empty(()), x, x.transpose(1, 2), beta=0.0, alpha=scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        symmetric = grad + grad.transpose(1, 2)
+        if x.transpose(1, 2).is_contiguous():  # channels-last features: dX in their layout, (Xᵀ S)ᵀ = S X
+            return torch.baddbmm(x.new_empty(()), x.transpose(1, 2), symmetric, beta=0.0, alpha=ctx.scale).transpose(1, 2), None
+        return torch.baddbmm(x.new_empty(()), symmetric, x, beta=0.0, alpha=ctx.scale), None
 
 
 def gram_matrices(features: Features, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
