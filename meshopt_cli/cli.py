@@ -362,6 +362,10 @@ def render_command(
     ] = None,
     size: Annotated[Optional[int], _from_preset("Image width and height in pixels", RENDERING)] = None,
     background: Annotated[Optional[str], _from_preset("white, black, grey, #rrggbb or r,g,b in [0, 1]", RENDERING)] = None,
+    texture: Annotated[
+        Optional[Literal["uv", "cubes"]],
+        _from_preset("uv: meshes with a UV-mapped image are drawn through it; cubes: T³ colours per face", RENDERING),
+    ] = None,
     texture_size: Annotated[Optional[int], _from_preset("Texture cube size T sampled from the mesh's texture", RENDERING)] = None,
     fps: Annotated[Optional[float], _from_preset("GIF frame rate", RENDERING)] = None,
     force: Force = False,
