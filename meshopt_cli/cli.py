@@ -201,6 +201,20 @@ Iterations = Annotated[Optional[int], _from_preset("Adam steps", OPTIMIZATION)]
 BatchViews = Annotated[Optional[int], _from_preset("Random views rendered per step", RENDERING)]
 ViewSize = Annotated[Optional[int], _from_preset("Rendered view size in pixels", RENDERING)]
 TextureSize = Annotated[Optional[int], _from_preset("Texture cube size T per face", RENDERING)]
+TextureMode = Annotated[
+    Optional[Literal["uv", "cubes"]],
+    _from_preset(
+        "uv: optimize a texture image through the mesh's UV layout (xatlas makes one for meshes without); "
+        "cubes: T³ colours per face, the paper's",
+        RENDERING,
+    ),
+]
+TextureResolution = Annotated[
+    Optional[int],
+    _from_preset(
+        "Longer side of the image optimized with --texture uv; 0: the input's own (at most 1024), 512 generated", RENDERING
+    ),
+]
 VertexLr = Annotated[Optional[float], _from_preset("Adam learning rate of the vertices", OPTIMIZATION)]
 TextureLr = Annotated[Optional[float], _from_preset("Adam learning rate of the texture logits", OPTIMIZATION)]
 NoShape = Annotated[
@@ -540,6 +554,8 @@ def style_command(
     batch_views: BatchViews = None,
     image_size: ViewSize = None,
     texture_size: TextureSize = None,
+    texture: TextureMode = None,
+    texture_resolution: TextureResolution = None,
     force: Force = False,
     skip_existing: SkipExisting = False,
     json_output: Json = False,
@@ -608,6 +624,8 @@ def dream_command(
     batch_views: BatchViews = None,
     image_size: ViewSize = None,
     texture_size: TextureSize = None,
+    texture: TextureMode = None,
+    texture_resolution: TextureResolution = None,
     force: Force = False,
     skip_existing: SkipExisting = False,
     json_output: Json = False,

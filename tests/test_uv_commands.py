@@ -89,3 +89,83 @@ def test_a_uv_mesh_is_written_with_its_image_as_it_is(tmp_path, suffix):
     assert np.abs(back.texture - image).max() < 1e-6
     corners = {tuple(np.round(p, 6)) for p in back.uvs.reshape(-1, 2)}
     assert corners == {(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)}
+
+
+STYLE_FAST = ["--weights", "random", "--image-size", "64", "--device", "cpu", "-q", "--texture", "uv"]
+
+
+def write_island_quad(folder: Path) -> Path:
+    """A quad whose UVs cover the middle of a 48 x 64 noise image: texels [12, 36) x [16, 48)."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)).save(folder / "base.png")
+    (folder / "q.mtl").write_text("newmtl paint\nKd 1 1 1\nmap_Kd base.png\n")
+    (folder / "q.obj").write_text(
+        "mtllib q.mtl\nv -1 -1 0\nv 1 -1 0\nv 1 1 0\nv -1 1 0\n"
+        "vt 0.25 0.25\nvt 0.75 0.25\nvt 0.75 0.75\nvt 0.25 0.75\nusemtl paint\nf 1/1 2/2 3/3 4/4\n"
+    )
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(folder / "red.png")
+    return folder / "q.obj"
+
+
+def test_style_with_uv_textures_changes_the_input_image_only_where_the_layout_has_faces(tmp_path):
+    write_island_quad(tmp_path)
+    result = meshopt(
+        "style",
+        "q.obj",
+        "red.png",
+        *STYLE_FAST,
+        "--iterations",
+        "4",
+        "--texture-lr",
+        "0.3",
+        "--style-weight",
+        "1e4",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "meshopt-out" / "q-red"
+    before = np.asarray(Image.open(tmp_path / "base.png")).astype(int)
+    after = np.asarray(Image.open(folder / "stylized.png")).astype(int)
+    assert after.shape == before.shape == (48, 64, 3)  # the input's own size
+    changed = np.abs(after - before).max(-1) > 0
+    inside = np.zeros_like(changed)
+    inside[10:38, 14:50] = True  # the island, grown by the two texels bilinear reads reach
+    assert not changed[~inside].any()
+    assert changed[12:36, 16:48].mean() > 0.9
+    # the result keeps the input's layout: the same four UV corners
+    mesh = load_mesh(folder / "stylized.obj")
+    assert {tuple(p) for p in np.round(mesh.uvs.reshape(-1, 2), 6)} == {(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)}
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["texture"]["mode"] == "uv" and metrics["texture"]["written_image_size"] == [48, 64]
+
+
+def test_dream_with_uv_textures_on_a_mesh_without_uvs_generates_a_layout(tmp_path):
+    result = meshopt(
+        "dream",
+        "builtin:cube",
+        "--weights",
+        "random",
+        "--image-size",
+        "64",
+        "--device",
+        "cpu",
+        "-q",
+        "--iterations",
+        "2",
+        "--texture",
+        "uv",
+        "--texture-resolution",
+        "96",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (folder,) = (tmp_path / "meshopt-out").iterdir()
+    assert Image.open(folder / "dream.png").size == (96, 96)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["texture"] == {
+        "mode": "uv",
+        "layout": "generated (xatlas)",
+        "optimized_image_size": [96, 96],
+        "written_image_size": [96, 96],
+    }
+    assert load_mesh(folder / "dream.obj").has_uv_layout

@@ -76,3 +76,15 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     shrink = height < image.shape[0] or width < image.shape[1]
     y = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=shrink)
     return y[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def layout_mask(uvs: np.ndarray, height: int, width: int, dilate: int = 2) -> np.ndarray:
+    """``[H, W]`` bool: the texels of an ``height x width`` image that the UV triangles ``uvs
+    [F, 3, 2]`` cover (wrapped with ``repeat``), grown by ``dilate`` texels: what a render can read
+    at full resolution, bilinear taps included (the mip levels' box footprints reach further, but
+    only through averages)."""
+    from meshopt_cli.mesh.bake import bake_to_uv_layout
+
+    ones = np.ones((len(uvs), 1, 1, 1, 3), np.float32)
+    covered = bake_to_uv_layout(ones, uvs, (height, width), np.zeros((height, width, 3), np.float32), dilate=dilate)
+    return covered[..., 0] > 0.5
