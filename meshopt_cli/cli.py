@@ -545,6 +545,14 @@ def style_command(
     precision: Precision = None,
     iterations: Iterations = None,
     style_weight: Annotated[Optional[float], _from_preset("Weight of the Gram style term", OPTIMIZATION)] = None,
+    style_normalization: Annotated[
+        Optional[Literal["target", "none"]],
+        _from_preset(
+            "target: each layer's Gram error relative to the painting's (independent of the weights file); "
+            "none: the paper's absolute Gram error",
+            OPTIMIZATION,
+        ),
+    ] = None,
     content_weight: Annotated[Optional[float], _from_preset("Weight of the vertex-displacement term", OPTIMIZATION)] = None,
     tv_weight: Annotated[Optional[float], _from_preset("Weight of the total variation term", OPTIMIZATION)] = None,
     vertex_lr: VertexLr = None,
