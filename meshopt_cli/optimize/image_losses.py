@@ -107,8 +107,8 @@ def target_normalization(style_grams: Sequence[torch.Tensor]) -> list[float]:
     error relative to the painting's own Gram matrix", 1 for an all-black render, whatever the
     magnitude of the network's features (ImageNet or random weights, any input scaling). A Gram
     matrix scales with the square of the features, its squared error with the fourth power, so
-    without this the balance against content and TV hinges on the weights file (about 1e-4 of the
-    TV term with random weights)."""
+    without this the balance against content and TV hinges on the weights file (about 5e-4 of the
+    TV term with random weights on the sphere)."""
     return [1.0 / max(float((g.double() ** 2).sum()), 1e-30) for g in style_grams]
 
 
