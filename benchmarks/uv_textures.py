@@ -11,6 +11,9 @@ JSON object per figure on stdout.
   computed without the rasterizer or the mip pyramid: per pixel 8 x 8 rays cast in numpy onto
   the screen's plane, the full-resolution texture read bilinearly at each hit, the same flat
   light, averaged (target: at least 30 dB in UV mode).
+* ``colour`` (not in the default set: three 150-step style runs): how far ``style --weights
+  random --preset fast`` moves the mean colour of the sphere's views toward a procedural painting's,
+  with ``--style-normalization target`` and ``none``.
 * ``style``: seconds per step of ``meshopt style --preset fast --weights random`` on the sphere
   with ``--texture uv --texture-resolution 512`` against ``--texture cubes`` (target: at most 1.3x).
 """
@@ -236,9 +239,61 @@ def style_steps(iterations: int) -> dict:
     }
 
 
+def painting(path: Path) -> np.ndarray:
+    """A procedural painting (a warm, swirling sky over dark blue-green ground); its mean colour."""
+    from PIL import Image
+
+    h, w = 256, 320
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    swirl = np.sin(12 * x + 6 * np.sin(5 * y)) * 0.5 + 0.5
+    sky = np.stack([0.95 - 0.1 * swirl, 0.45 + 0.25 * swirl, 0.10 + 0.1 * swirl], -1)
+    ground = np.stack([0.10 + 0.1 * swirl, 0.25 + 0.15 * swirl, 0.45 + 0.2 * swirl], -1)
+    image = (np.where((y < 0.55 + 0.05 * np.sin(9 * x))[..., None], sky, ground) * 255).astype(np.uint8)
+    Image.fromarray(image).save(path)
+    return image.reshape(-1, 3).mean(0) / 255
+
+
+def colour_shift() -> list[dict]:
+    """``meshopt style builtin:sphere PAINTING --weights random --preset fast``: the mean colour of the
+    rendered views (metrics.json's ``colours``) before and after, and its distance to the painting's,
+    for each style normalization (and ``--texture uv``)."""
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "painting.png"
+        mean = painting(path)
+        for name, extra in (("target", []), ("none", ["--style-normalization", "none"]), ("target-uv", ["--texture", "uv"])):
+            done = subprocess.run(
+                [sys.executable, "-m", "meshopt_cli", "style", "builtin:sphere", str(path), "--weights", "random"]
+                + ["--preset", "fast", "--device", "cpu", "-q", "--name", name, "--out", str(Path(folder) / "out")]
+                + extra,
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                raise SystemExit(done.stderr)
+            metrics = json.loads((Path(folder) / "out" / name / "metrics.json").read_text())
+            before = np.array(metrics["colours"]["before"]["mean"])
+            after = np.array(metrics["colours"]["after"]["mean"])
+            out.append(
+                {
+                    "figure": "colour",
+                    "case": f"style builtin:sphere, procedural painting, --weights random --preset fast {' '.join(extra)}".strip(),
+                    "painting_mean": [round(float(c), 3) for c in mean],
+                    "render_mean_before": before.round(3).tolist(),
+                    "render_mean_after": after.round(3).tolist(),
+                    "distance_to_painting_before": round(float(np.linalg.norm(before - mean)), 3),
+                    "distance_to_painting_after": round(float(np.linalg.norm(after - mean)), 3),
+                    "first_terms": {k: round(v[0], 4) for k, v in metrics["loss_curves"].items()},
+                    "final_terms": {k: round(v, 4) for k, v in metrics["final_loss_terms"].items()},
+                    **machine(),
+                }
+            )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--figures", nargs="+", default=["speed", "psnr", "style"], choices=["speed", "psnr", "style"])
+    parser.add_argument("--figures", nargs="+", default=["speed", "psnr", "style"], choices=["speed", "psnr", "style", "colour"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--iterations", type=int, default=20)
@@ -250,6 +305,10 @@ def main() -> None:
         elif figure == "psnr":
             for cells in (32, 1):  # a finely meshed screen, and the same screen as two triangles
                 print(json.dumps(fidelity(cells=cells)), flush=True)
+            continue
+        elif figure == "colour":
+            for line in colour_shift():
+                print(json.dumps(line), flush=True)
             continue
         else:
             result = style_steps(args.iterations)

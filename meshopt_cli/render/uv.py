@@ -135,12 +135,12 @@ class Pyramid:
         fx, fy = x - x0, y - y0
         x0, y0 = x0.long(), y0.long()
         base = image_batch * self.total + offset
+        columns = [(_wrap_index(x0 + dx, w, wrap), wx) for dx, wx in ((0, 1 - fx), (1, fx))]
         rows, weights = [], []
         for dy, wy in ((0, 1 - fy), (1, fy)):
             iy, in_y = _wrap_index(y0 + dy, h, wrap)
             row = base + iy * w
-            for dx, wx in ((0, 1 - fx), (1, fx)):
-                ix, in_x = _wrap_index(x0 + dx, w, wrap)
+            for (ix, in_x), wx in columns:
                 rows.append(row + ix)
                 weight = wy * wx
                 if in_x is not None:
