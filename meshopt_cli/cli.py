@@ -201,6 +201,20 @@ Iterations = Annotated[Optional[int], _from_preset("Adam steps", OPTIMIZATION)]
 BatchViews = Annotated[Optional[int], _from_preset("Random views rendered per step", RENDERING)]
 ViewSize = Annotated[Optional[int], _from_preset("Rendered view size in pixels", RENDERING)]
 TextureSize = Annotated[Optional[int], _from_preset("Texture cube size T per face", RENDERING)]
+TextureMode = Annotated[
+    Optional[Literal["uv", "cubes"]],
+    _from_preset(
+        "uv: optimize a texture image through the mesh's UV layout (xatlas makes one for meshes without); "
+        "cubes: T³ colours per face, the paper's",
+        RENDERING,
+    ),
+]
+TextureResolution = Annotated[
+    Optional[int],
+    _from_preset(
+        "Longer side of the image optimized with --texture uv; 0: the input's own (at most 1024), 512 generated", RENDERING
+    ),
+]
 VertexLr = Annotated[Optional[float], _from_preset("Adam learning rate of the vertices", OPTIMIZATION)]
 TextureLr = Annotated[Optional[float], _from_preset("Adam learning rate of the texture logits", OPTIMIZATION)]
 NoShape = Annotated[
@@ -362,6 +376,10 @@ def render_command(
     ] = None,
     size: Annotated[Optional[int], _from_preset("Image width and height in pixels", RENDERING)] = None,
     background: Annotated[Optional[str], _from_preset("white, black, grey, #rrggbb or r,g,b in [0, 1]", RENDERING)] = None,
+    texture: Annotated[
+        Optional[Literal["uv", "cubes"]],
+        _from_preset("uv: meshes with a UV-mapped image are drawn through it; cubes: T³ colours per face", RENDERING),
+    ] = None,
     texture_size: Annotated[Optional[int], _from_preset("Texture cube size T sampled from the mesh's texture", RENDERING)] = None,
     fps: Annotated[Optional[float], _from_preset("GIF frame rate", RENDERING)] = None,
     force: Force = False,
@@ -527,6 +545,14 @@ def style_command(
     precision: Precision = None,
     iterations: Iterations = None,
     style_weight: Annotated[Optional[float], _from_preset("Weight of the Gram style term", OPTIMIZATION)] = None,
+    style_normalization: Annotated[
+        Optional[Literal["target", "none"]],
+        _from_preset(
+            "target: each layer's Gram error relative to the painting's (independent of the weights file); "
+            "none: the paper's absolute Gram error",
+            OPTIMIZATION,
+        ),
+    ] = None,
     content_weight: Annotated[Optional[float], _from_preset("Weight of the vertex-displacement term", OPTIMIZATION)] = None,
     tv_weight: Annotated[Optional[float], _from_preset("Weight of the total variation term", OPTIMIZATION)] = None,
     vertex_lr: VertexLr = None,
@@ -536,6 +562,8 @@ def style_command(
     batch_views: BatchViews = None,
     image_size: ViewSize = None,
     texture_size: TextureSize = None,
+    texture: TextureMode = None,
+    texture_resolution: TextureResolution = None,
     force: Force = False,
     skip_existing: SkipExisting = False,
     json_output: Json = False,
@@ -604,6 +632,8 @@ def dream_command(
     batch_views: BatchViews = None,
     image_size: ViewSize = None,
     texture_size: TextureSize = None,
+    texture: TextureMode = None,
+    texture_resolution: TextureResolution = None,
     force: Force = False,
     skip_existing: SkipExisting = False,
     json_output: Json = False,

@@ -80,6 +80,8 @@ def render_views(
     light_intensity_directional: float = 0.5,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    uvs: torch.Tensor | None = None,
+    texture_image: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Render ``frames`` views evenly spaced in azimuth (degrees) around the origin, lit by
     :func:`camera_light`. ``distance`` None frames the mesh (:func:`framing_distance`).
@@ -91,6 +93,8 @@ def render_views(
 
     Args:
         vertices: ``[V, 3]`` float32. faces: ``[F, 3]``. textures: ``[F, T, T, T, 3]`` or None (grey).
+        uvs, texture_image: ``[F, 3, 2]`` and ``[H, W, 3]`` instead of ``textures``: a UV-mapped
+            image (:mod:`meshopt_cli.render.uv`), shared by every frame without copies.
     Returns:
         ``[frames, S, S, 3]`` uint8 images, row 0 at the top.
     """
@@ -101,8 +105,14 @@ def render_views(
     if distance is None:
         distance = framing_distance(vertices)
     device = vertices.device
-    if textures is None:
+    use_uv = uvs is not None
+    if textures is None and not use_uv:
         textures = torch.full((faces.shape[0], 1, 1, 1, 3), 0.7, device=device)
+    if use_uv:
+        from meshopt_cli.render.uv import check_uv_inputs
+
+        uvs, texture_image = uvs[None], texture_image[None]
+        check_uv_inputs(uvs, texture_image, 1, faces.shape[0], device)
     renderer = Renderer(
         image_size=image_size,
         background_color=tuple(background),
@@ -119,7 +129,7 @@ def render_views(
         face_list = torch.cat((face_list, face_list[:, :, [2, 1, 0]]), dim=1)
         corners = face_list[0].reshape(-1)
         normals = face_normals(world[0].index_select(0, corners).reshape(1, -1, 3, 3))  # lit per frame: camera_light
-        cubes = textures[None]
+        cubes = None if use_uv else textures[None]
         for first in range(0, frames, batch_size):
             chunk = azimuths[first : first + batch_size]
             n = len(chunk)
@@ -138,7 +148,9 @@ def render_views(
             )
             rgb = rasterize_rgbad(
                 screen_faces,
-                cubes.expand(n, *textures.shape),  # one frame renders from the cubes themselves; more copy them
+                None
+                if use_uv
+                else cubes.expand(n, *textures.shape),  # one frame renders from the cubes themselves; more copy them
                 image_size,
                 renderer.anti_aliasing,
                 renderer.near,
@@ -151,6 +163,8 @@ def render_views(
                 face_light=light,
                 fill_back=True,
                 _checked=True,
+                uvs=uvs,
+                texture_image=texture_image,
             )["rgb"]
             del screen, screen_faces, light
             images = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -89,7 +89,9 @@ def test_settings_over_budget_refused_at_once(tmp_path):
 def test_texture_size_64_refused_within_4g_in_under_a_second(tmp_path):
     mesh = textured_sphere(tmp_path)
     started = time.perf_counter()
-    ran = meshopt_in_process("render", mesh, "--texture-size", "64", "--max-memory", "4G", "-o", tmp_path / "o", "-q")
+    ran = meshopt_in_process(  # --texture cubes: a UV-textured mesh is otherwise drawn through its image
+        "render", mesh, "--texture", "cubes", "--texture-size", "64", "--max-memory", "4G", "-o", tmp_path / "o", "-q"
+    )
     seconds = time.perf_counter() - started
     assert ran.returncode == 1
     line = ran.stderr.strip()
@@ -138,7 +140,20 @@ def test_subprocess_under_address_limit_refuses_instead_of_crashing(tmp_path):
     if not env["TORCH_EXTENSIONS_DIR"]:
         del env["TORCH_EXTENSIONS_DIR"]
     ran = subprocess.run(
-        [sys.executable, "-m", "meshopt_cli", "render", str(mesh), "--texture-size", "48", "-o", str(tmp_path / "o"), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "meshopt_cli",
+            "render",
+            str(mesh),
+            "--texture",
+            "cubes",
+            "--texture-size",
+            "48",
+            "-o",
+            str(tmp_path / "o"),
+            "-q",
+        ],
         capture_output=True,
         text=True,
         env=env,

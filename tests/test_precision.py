@@ -86,7 +86,7 @@ def test_googlenet_dream_loss_in_bf16_matches_fp32():
     assert _cosine(g16, g32) >= 0.99
 
 
-def _style_run(tmp_path, precision_name):
+def _style_run(tmp_path, precision_name, *extra):
     from PIL import Image
 
     Image.new("RGB", (32, 32), (220, 30, 30)).save(tmp_path / "red.png")
@@ -110,6 +110,7 @@ def _style_run(tmp_path, precision_name):
         "--json",
         "-o",
         tmp_path / precision_name,
+        *extra,
     )
     assert result.returncode == 0, result.stderr
     return json.loads((tmp_path / precision_name / "sphere-red" / "metrics.json").read_text())
@@ -117,8 +118,11 @@ def _style_run(tmp_path, precision_name):
 
 def test_a_style_run_in_bf16_follows_the_fp32_run(tmp_path, amx_cpu):
     """The command's run: same seeds, the same loss curve to bf16 rounding (random VGG weights give
-    the style term little pull, so the curve is compared, not its descent; see the next test)."""
-    m32, m16 = _style_run(tmp_path, "fp32"), _style_run(tmp_path, "bf16")
+    the paper's absolute style term little pull, so the curve is compared, not its descent; see the
+    next test). The normalised style term pulls hard, so bf16 rounding there moves the trajectory
+    by a few percent within 8 steps: this comparison of curves uses the absolute one."""
+    m32 = _style_run(tmp_path, "fp32", "--style-normalization", "none")
+    m16 = _style_run(tmp_path, "bf16", "--style-normalization", "none")
     assert m16["precision"]["used"] == "bf16" and m32["precision"]["used"] == "fp32"
     assert m16["settings"]["precision"] == "bf16"
     c32, c16 = m32["loss_curves"]["total"], m16["loss_curves"]["total"]

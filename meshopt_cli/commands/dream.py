@@ -134,7 +134,12 @@ def run_job(job: Job, payload: Payload[DreamSettings, TexturedOptions], context:
         }
         # the layer's mean activation² on four fixed views (training size and lights, mid-grey background)
         fixed_activation = {
-            key: float((network(textured.render_fixed(v, faces, t, settings.image_size, (0.5, 0.5, 0.5), lights)[0]) ** 2).mean())
+            key: float(
+                (
+                    network(textured.render_fixed(v, faces, t, settings.image_size, (0.5, 0.5, 0.5), lights, uvs=subject.uvs)[0])
+                    ** 2
+                ).mean()
+            )
             for key, v, t in (("before", vertices, textures), ("after", result.vertices, result.textures))
         }
 

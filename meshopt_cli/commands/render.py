@@ -34,7 +34,10 @@ class RenderSettings:
     distance: float | None = setting(None, gt=0)  # None: its bounding sphere fills the view (turntable.framing_distance)
     size: int = setting(256, ge=1, le=4096, why="frames are drawn at twice the size for anti-aliasing")  # pixels, square
     background: str = setting("white", check=_check_colour)  # white, black, grey, #rrggbb or r,g,b in [0, 1]
-    # texture cube size T sampled from the mesh's texture
+    # uv: a mesh with a UV-mapped image is drawn through it (full resolution, mipmapped); other
+    # meshes (colours per face or vertex) and --texture cubes: T³ colour cubes per face
+    texture: str = setting("uv", choices=("uv", "cubes"))
+    # texture cube size T sampled from the mesh's texture (--texture cubes, or meshes without a UV image)
     texture_size: int = setting(4, ge=1, le=64, why="T³ colours per face: 262144 at 64")
     fps: float = setting(12.0, gt=0)  # GIF frame rate
 
@@ -79,11 +82,16 @@ def check_file_size(source: str, budget: int) -> None:
     memory.check(estimate, budget, f"reading {source} ({memory.format_size(path.stat().st_size)})")
 
 
+def uses_uv(mesh, settings: RenderSettings) -> bool:
+    """Whether ``mesh`` is drawn through its UV-mapped image (``--texture uv`` and it has one)."""
+    return settings.texture == "uv" and mesh.has_uv_layout
+
+
 def plan_memory(mesh, settings: RenderSettings, budget: int) -> tuple[int, int, memory.Estimate]:
     """``(texture size used, frames per batch, estimate)`` for rendering ``mesh`` within ``budget``
     bytes; :class:`~meshopt_cli.memory.OverBudget` when even one frame at a time does not fit. A
     mesh whose faces are one colour each renders the same images with 1³ cubes as with T³."""
-    t = 1 if mesh.uniform_faces else settings.texture_size
+    t = 1 if mesh.uniform_faces or uses_uv(mesh, settings) else settings.texture_size
     v, f = int(mesh.num_vertices), int(mesh.num_faces)
     fixed = memory.render_estimate(v, f, t, settings.frames, settings.size, 1)
     fixed.parts["meshopt itself"] = memory.current_rss()
@@ -120,8 +128,19 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
         memory.check(estimate, budget, f"rendering {mesh.num_faces} faces with --texture-size {texture_size}")
         vertices, faces = mesh.to_torch(context.device)
         vertices = normalize_vertices(vertices)
-        cubes = torch.from_numpy(mesh.texture_cubes(texture_size))  # no copy on the CPU
-        textures = cubes.to(context.device)
+        uv = {}
+        if uses_uv(mesh, settings):
+            from meshopt_cli.mesh import uv_texture
+
+            layout = uv_texture(mesh)
+            uv = {
+                "uvs": torch.from_numpy(layout.uvs).to(context.device),
+                "texture_image": torch.from_numpy(layout.image).to(context.device),
+            }
+            textures = None
+        else:
+            cubes = torch.from_numpy(mesh.texture_cubes(texture_size))  # no copy on the CPU
+            textures = cubes.to(context.device)
         progress.stage("rendering")
         images = render_views(
             vertices,
@@ -134,6 +153,7 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
             background=parse_color(settings.background),
             batch_size=chunk,
             progress=progress.advance,
+            **uv,
         )
 
     def write_frames(folder: Path) -> list[Path]:
@@ -163,6 +183,11 @@ def run_job(job: Job, payload: Payload[RenderSettings, RenderOptions], context: 
                     "input": job.input,
                     "name": job.name,
                     "mesh": {"vertices": int(mesh.num_vertices), "faces": int(mesh.num_faces)},
+                    "texture": (
+                        {"mode": "uv", "image_size": list(uv["texture_image"].shape[:2])}
+                        if uv
+                        else {"mode": "cubes", "texture_size": texture_size}
+                    ),
                     "seconds": round(seconds, 3),
                     "memory": {
                         "budget": int(budget),

@@ -25,7 +25,10 @@ KIND = textured.Kind(name="style", stem="stylized", network_key="vgg")
 @dataclass
 class StyleSettings(TexturedCommandSettings):
     image_size: int = setting(224, ge=16, le=1024, why="VGG pools 3 times; it keeps about 3.5 GB of activations per view at 1024")
-    style_weight: float = setting(1.0, ge=0)
+    # target: each layer's Gram error relative to the painting's Gram norm (independent of the
+    # weights file); none: the paper's absolute Gram error (scale follows the network's features)
+    style_normalization: str = setting("target", choices=("target", "none"))  # optimize.style.STYLE_NORMALIZATIONS
+    style_weight: float = setting(10.0, ge=0)  # of the normalised term (presets/style/fast.toml says why 10)
     content_weight: float = setting(182.0, ge=0)  # the paper's 2e9 for Caffe VGG (see presets/style/paper.toml)
     tv_weight: float = setting(0.91, ge=0)  # the paper's 1e7
 
@@ -73,7 +76,13 @@ def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context:
     torch.manual_seed(settings.seed)
     background = [float(c) for c in style_image.reshape(-1, 3).mean(0)]
     weights = {"style": settings.style_weight, "content": settings.content_weight, "tv": settings.tv_weight}
-    loss = StyleLoss(network, style_tensor(style_image, settings.image_size, device), subject.vertices, tuple(weights.values()))
+    loss = StyleLoss(
+        network,
+        style_tensor(style_image, settings.image_size, device),
+        subject.vertices,
+        tuple(weights.values()),
+        settings.style_normalization,
+    )
     meta = {"image": job.extra.get("image_path") or str(Path(image_path).resolve())}
     optimized = textured.optimize(KIND, job, payload, context, subject, subject.textures, loss, background, meta)
 

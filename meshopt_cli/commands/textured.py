@@ -27,13 +27,22 @@ SHEET_AZIMUTHS = (0.0, 90.0, 180.0, 270.0)
 SHEET_ELEVATION = 30.0
 NETWORK_NAMES = {"vgg": "VGG", "googlenet": "GoogLeNet"}
 FILES = ("turntable.gif", "before-after.png", "loss.png", "metrics.json")  # besides STEM.obj, .mtl, .png
+TEXTURE_MODES = ("uv", "cubes")
+OWN_IMAGE_CAP = 1024  # --texture-resolution 0: the input's own image, at most this many pixels per side
+GENERATED_SIDE = 512  # --texture-resolution 0 on a generated (xatlas) layout
 
 
 @dataclass
 class TexturedCommandSettings(TexturedSettings):
     """The loop's settings plus what both commands add: texture cube size and output sizes."""
 
+    # uv: optimize a texture image through the mesh's UV layout (xatlas makes one for meshes
+    # without); cubes: T³ colours per face, the paper's representation
+    texture: str = setting("cubes", choices=TEXTURE_MODES)
     texture_size: int = setting(4, ge=1, le=32, why="T³ colours per face, each with 5 more floats to optimize")
+    # side of the optimized image with --texture uv (the longer one; the aspect is kept); 0: the
+    # input's own image capped at 1024 px, or 512 px for a generated layout
+    texture_resolution: int = setting(0, ge=0, le=4096, why="each texel is 4 more floats (logit + Adam's state)")
     turntable_frames: int = setting(36, ge=1, le=3600, why="one frame every 0.1 degrees")
     turntable_size: int = setting(128, ge=1, le=4096, why="frames are drawn at twice the size for anti-aliasing")
     sheet_size: int = setting(128, ge=1, le=4096, why="views are drawn at twice the size for anti-aliasing")
@@ -94,7 +103,9 @@ def plan_jobs(
 @dataclass
 class Subject:
     """One input mesh, normalised: ``vertices [V, 3]`` = (mesh vertices − ``centre``) · ``scale``,
-    ``faces [F, 3]`` int64, ``textures [F, T, T, T, 3]`` in [0, 1] sampled from its texture."""
+    ``faces [F, 3]`` int64, ``textures [F, T, T, T, 3]`` in [0, 1] sampled from its texture; with
+    ``--texture uv``, ``textures`` is the texture image ``[H, W, 3]`` at the optimized resolution,
+    ``uvs [F, 3, 2]`` its layout and ``layout`` the :class:`~meshopt_cli.mesh.UVTexture` it came from."""
 
     mesh: Any  # meshopt_cli.mesh.Mesh
     centre: Any  # [3] float64
@@ -102,6 +113,32 @@ class Subject:
     vertices: Any
     faces: Any
     textures: Any
+    uvs: Any = None
+    layout: Any = None
+
+    def texture_record(self) -> dict:
+        """metrics.json's ``texture``: the mode, and the layout and image sizes of --texture uv."""
+        if self.uvs is None:
+            return {"mode": "cubes", "texture_size": int(self.textures.shape[1])}
+        return {
+            "mode": "uv",
+            "layout": "generated (xatlas)" if self.layout.generated else "the input's own",
+            "optimized_image_size": list(self.textures.shape[:2]),
+            "written_image_size": list(self.layout.image.shape[:2]),
+        }
+
+
+def uv_resolution(image_hw, generated: bool, asked: int) -> tuple[int, int]:
+    """(H, W) of the image optimized with --texture uv: ``asked`` px on the longer side (aspect
+    kept), else the input's own size capped at :data:`OWN_IMAGE_CAP`, or :data:`GENERATED_SIDE`."""
+    h, w = int(image_hw[0]), int(image_hw[1])
+    if generated and not asked:
+        return GENERATED_SIDE, GENERATED_SIDE
+    longest = max(h, w)
+    target = asked or min(longest, OWN_IMAGE_CAP)
+    if target == longest:
+        return h, w
+    return max(1, round(h * target / longest)), max(1, round(w * target / longest))
 
 
 def memory_estimate(network: str, settings: TexturedCommandSettings, vertices: int = 0, faces: int = 0) -> memory.Estimate:
@@ -138,12 +175,33 @@ def load_subject(
             estimate, budget or memory.default_budget(), f"{mesh.num_faces} faces with --texture-size {settings.texture_size}"
         )
     centre, scale = box_normalization(mesh.vertices)
+    vertices = torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device)
+    faces = torch.tensor(np.asarray(mesh.faces, np.int64), device=device)
+    if settings.texture == "uv":
+        from meshopt_cli.mesh import uv_texture
+        from meshopt_cli.mesh.uvtexture import resize_image
+
+        layout = uv_texture(mesh, settings.texture_resolution or GENERATED_SIDE)
+        h, w = uv_resolution(layout.image.shape[:2], layout.generated, settings.texture_resolution)
+        image = resize_image(layout.image, h, w)
+        if layout.generated:
+            layout.image = image  # a generated layout is written at the optimized size
+        return Subject(
+            mesh=mesh,
+            centre=centre,
+            scale=scale,
+            vertices=vertices,
+            faces=faces,
+            textures=torch.tensor(image, device=device),
+            uvs=torch.tensor(layout.uvs, device=device),
+            layout=layout,
+        )
     return Subject(
         mesh=mesh,
         centre=centre,
         scale=scale,
-        vertices=torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device),
-        faces=torch.tensor(np.asarray(mesh.faces, np.int64), device=device),
+        vertices=vertices,
+        faces=faces,
         textures=torch.tensor(mesh.texture_cubes(settings.texture_size), device=device),
     )
 
@@ -224,6 +282,7 @@ def optimize(
             on_checkpoint=keep,
             resume=resume,
             should_stop=stop.requested,
+            uvs=subject.uvs,
             **loop_options,
         )
     return Optimized(result=result, checkpoint=saved_at, checkpointing=keep is not None, resumed=resume is not None)
@@ -247,12 +306,14 @@ def displacement(before, after) -> dict:
     }
 
 
-def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None, framed_by=None):
+def render_fixed(
+    vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0), light_intensity=None, framed_by=None, uvs=None
+):
     """Views at :data:`SHEET_AZIMUTHS`, elevation 30: ``(rgb [N, 3, S, S], alpha [N, S, S])``.
     ``light_intensity``: (ambient, directional); default the renderer's own. ``framed_by``
     (vertices ``[V, 3]``): framed and lit like the turntable (``turntable.framing_distance`` of
     those vertices, ``camera_light``), for result images; None: the paper's camera and light, as
-    the loops see the mesh."""
+    the loops see the mesh. ``uvs [F, 3, 2]``: ``textures`` is a texture image ``[H, W, 3]``."""
     import torch
 
     from meshopt_cli.render import DEFAULT_DISTANCE, Renderer, get_points_from_angles
@@ -269,9 +330,17 @@ def render_fixed(vertices, faces, textures, size: int, background=(1.0, 1.0, 1.0
     if framed_by is not None:
         renderer.light_direction = camera_light(renderer.eye)
     with torch.no_grad():
-        rgb, _, alpha = renderer(
-            vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1), textures[None].expand(n, *textures.shape), mode=None
-        )
+        if uvs is None:
+            rgb, _, alpha = renderer(
+                vertices[None].expand(n, -1, -1),
+                faces[None].expand(n, -1, -1),
+                textures[None].expand(n, *textures.shape),
+                mode=None,
+            )
+        else:
+            rgb, _, alpha = renderer(
+                vertices[None].expand(n, -1, -1), faces[None].expand(n, -1, -1), uvs=uvs[None], texture_image=textures[None]
+            )
     return rgb.clamp(0, 1), alpha
 
 
@@ -334,16 +403,34 @@ def write_result(staging: Path, stem: str, subject: Subject, result, settings, b
     from meshopt_cli.turntable import render_views, write_gif, write_png
 
     out_vertices = result.vertices.cpu().numpy().astype(np.float64) / subject.scale + subject.centre
-    written = save_mesh(
-        staging / f"{stem}.obj", subject.mesh, textures=result.textures.cpu().numpy(), vertices=out_vertices.astype(np.float32)
-    )
+    if subject.uvs is None:
+        written = save_mesh(
+            staging / f"{stem}.obj",
+            subject.mesh,
+            textures=result.textures.cpu().numpy(),
+            vertices=out_vertices.astype(np.float32),
+        )
+        uv = {}
+    else:  # the optimized image itself, in the layout it was optimized in, at the input's own size
+        from meshopt_cli.mesh import save_uv_mesh
+        from meshopt_cli.mesh.uvtexture import layout_mask, resize_image
+
+        h, w = subject.layout.image.shape[:2]
+        image = resize_image(result.textures.cpu().numpy(), h, w)
+        if not subject.layout.generated:  # texels no face reads keep the input's pixels (mip averages moved them)
+            image = np.where(layout_mask(subject.layout.uvs, h, w)[..., None], image, subject.layout.image)
+        written = save_uv_mesh(
+            staging / f"{stem}.obj", out_vertices.astype(np.float32), subject.mesh.faces, subject.layout.uvs, image
+        )
+        uv = {"uvs": subject.uvs, "texture_image": result.textures}
     frames = render_views(
         result.vertices,
         subject.faces,
-        result.textures,
+        None if uv else result.textures,
         frames=settings.turntable_frames,
         elevation=30.0,
         image_size=settings.turntable_size,
+        **uv,
     )
     write_gif(staging / "turntable.gif", frames)
     write_png(staging / "before-after.png", sheet([before, after]))
@@ -411,8 +498,13 @@ def finish(
 
     settings, options, result = payload.settings, payload.options, optimized.result
     force = job.force or options.resume  # resuming replaces the interrupted run's result
-    before = render_fixed(subject.vertices, subject.faces, initial_textures, settings.sheet_size, framed_by=subject.vertices)
-    after = render_fixed(result.vertices, subject.faces, result.textures, settings.sheet_size, framed_by=subject.vertices)
+    uvs = subject.uvs
+    before = render_fixed(
+        subject.vertices, subject.faces, initial_textures, settings.sheet_size, framed_by=subject.vertices, uvs=uvs
+    )
+    after = render_fixed(
+        result.vertices, subject.faces, result.textures, settings.sheet_size, framed_by=subject.vertices, uvs=uvs
+    )
     if not result.failure and not result.interrupted:
         result.failure = divergence(result.vertices)
     status = status_of(result)
@@ -431,6 +523,7 @@ def finish(
                 "uv_layout": bool(mesh.has_uv_layout),
                 "normalization_scale": subject.scale,
             },
+            "texture": subject.texture_record(),
             "weights": getattr(network, "weights_source", options.weights),
             "precision": {"asked": settings.precision, "used": used.name, "reason": used.reason},
             "steps": result.steps,

@@ -214,3 +214,20 @@ def save_mesh(path: str | os.PathLike, mesh, textures=None, vertices=None) -> li
 
         return [atomic_write_bytes(path, glb_bytes(v, f, image, np.asarray(mesh.uvs, np.float64)))]
     return _write_bundle(path, v, f, image, np.asarray(mesh.uvs, np.float32), None)
+
+
+def save_uv_mesh(path: str | os.PathLike, vertices, faces, uvs, image: np.ndarray) -> list[Path]:
+    """Save a mesh with its UV layout ``uvs [F, 3, 2]`` and texture ``image [H, W, 3]`` in [0, 1]
+    (row 0 = top) as they are: OBJ + MTL + PNG (nothing baked, nothing resampled), or a ``.glb``
+    whose base colour texture is the image. Returns the files written."""
+    v, f, _ = _prepare(vertices, faces, None)
+    face_uvs = _unbatch(_numpy(uvs, np.float64), 3, "uvs")
+    if face_uvs.shape != (len(f), 3, 2) or not np.isfinite(face_uvs).all():
+        raise ValueError(f"uvs must be finite [F, 3, 2] with F = {len(f)}, got {face_uvs.shape}")
+    image = np.clip(np.asarray(image, np.float64), 0.0, 1.0)
+    path = Path(path)
+    if path.suffix.lower() == ".glb":
+        from meshopt_cli.mesh.foreign import glb_bytes
+
+        return [atomic_write_bytes(path, glb_bytes(v, f, image, face_uvs))]
+    return _write_bundle(path, v, f, image, face_uvs.astype(np.float32), None)

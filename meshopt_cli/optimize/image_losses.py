@@ -36,22 +36,30 @@ def pool_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(mask, size=size, mode="area")
 
 
-def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None, by_area: bool = False) -> torch.Tensor:
     """Gram matrices ``[B, C, C]`` of features ``[B, C, H, W]``:
     ``G[b, i, j] = Σ_{y,x} f[b, i, y, x] · f[b, j, y, x] / (C · H · W)`` — normalised by
     C·H·W of the feature map (not by the covered area), with ``f`` the features multiplied by the
-    silhouette ``mask`` area-pooled to H×W (:func:`pool_mask`) when one is given."""
+    silhouette ``mask`` area-pooled to H×W (:func:`pool_mask`) when one is given. ``by_area``:
+    divided by ``C · Σ m²`` instead (m the pooled mask): the mean over the silhouette only, so that
+    the background's zeros do not ask the render for stronger features than the painting's."""
     if features.ndim != 4:
         raise ValueError(f"expected features [B, C, H, W], got {tuple(features.shape)}")
     b, c, h, w = features.shape
+    area = None
     if mask is not None:
-        features = features * pool_mask(mask.to(features.dtype), (h, w))
+        pooled = pool_mask(mask.to(features.dtype), (h, w))
+        features = features * pooled
+        if by_area:
+            area = (pooled.square().flatten(1).sum(1) / (h * w)).clamp_min(1e-6)[:, None, None]  # [B, 1, 1]
     if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
         # channels-last features (the bf16 backbones): [B, H·W, C] is a view, and the gradient
         # comes back in the backbone's own layout instead of being converted at every layer
         flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        return _SymmetricGram.apply(flat.transpose(1, 2), 1.0 / (c * h * w))
-    return _SymmetricGram.apply(features.reshape(b, c, h * w), 1.0 / (c * h * w))
+        gram = _SymmetricGram.apply(flat.transpose(1, 2), 1.0 / (c * h * w))
+    else:
+        gram = _SymmetricGram.apply(features.reshape(b, c, h * w), 1.0 / (c * h * w))
+    return gram if area is None else gram / area.to(gram.dtype)
 
 
 class _SymmetricGram(torch.autograd.Function):
@@ -81,10 +89,20 @@ def gram_matrices(features: Features, mask: torch.Tensor | None = None) -> list[
     return [gram_matrix(f, mask) for f in _as_list(features)]
 
 
-def style_loss(features: Features, style_grams: Sequence[torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
+def style_loss(
+    features: Features,
+    style_grams: Sequence[torch.Tensor],
+    mask: torch.Tensor | None = None,
+    layer_weights: Sequence[float] | None = None,
+    by_area: bool = False,
+) -> torch.Tensor:
     """Style loss of rendered views against a style image:
 
-    ``L = mean_b Σ_layers ‖G_l(render_b · mask_b) − G_l(style)‖²_F``
+    ``L = mean_b Σ_layers a_l ‖G_l(render_b · mask_b) − G_l(style)‖²_F``
+
+    with ``a_l = layer_weights[l]`` (1 when None; :func:`target_normalization` makes each layer's
+    term independent of the network's feature scale) and ``by_area`` the render's Gram matrices
+    over the silhouette only (:func:`gram_matrix`).
 
     ``features``: per layer ``[B, C_l, H_l, W_l]`` of the rendered views; ``style_grams``: per
     layer ``[C_l, C_l]``, ``[1, C_l, C_l]`` or ``[B, C_l, C_l]`` (the style image's, from
@@ -93,15 +111,26 @@ def style_loss(features: Features, style_grams: Sequence[torch.Tensor], mask: to
     feats = _as_list(features)
     if len(feats) != len(style_grams):
         raise ValueError(f"{len(feats)} feature layers but {len(style_grams)} style Gram matrices")
+    weights = [1.0] * len(feats) if layer_weights is None else list(layer_weights)
     total = None
-    for f, target in zip(feats, style_grams):
-        g = gram_matrix(f, mask)
+    for f, target, weight in zip(feats, style_grams, weights):
+        g = gram_matrix(f, mask, by_area)
         target = target.to(g.dtype)
         if target.ndim == 2:
             target = target[None]
-        term = ((g - target) ** 2).sum(dim=(1, 2)).mean()
+        term = ((g - target) ** 2).sum(dim=(1, 2)).mean() * weight
         total = term if total is None else total + term
     return total
+
+
+def target_normalization(style_grams: Sequence[torch.Tensor]) -> list[float]:
+    """Per-layer weights ``1 / ‖G_l(style)‖²_F``: each layer's style term then reads "squared Gram
+    error relative to the painting's own Gram matrix", 1 for an all-black render, whatever the
+    magnitude of the network's features (ImageNet or random weights, any input scaling). A Gram
+    matrix scales with the square of the features, its squared error with the fourth power, so
+    without this the balance against content and TV hinges on the weights file (about 5e-4 of the
+    TV term with random weights on the sphere)."""
+    return [1.0 / max(float((g.double() ** 2).sum()), 1e-30) for g in style_grams]
 
 
 def content_loss(vertices: torch.Tensor, initial_vertices: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,12 @@
 """2D-to-3D style transfer (Kato et al. 2018, section 4.3): the style image and the loss.
 
-``L = λ_style · mean_b Σ_l ‖G_l(render_b ⊙ mask_b) − G_l(style)‖² + λ_content · Σ_v ‖v − v₀‖²
+``L = λ_style · mean_b Σ_l a_l ‖G_l(render_b ⊙ mask_b) − G_l(style)‖² + λ_content · Σ_v ‖v − v₀‖²
       + λ_tv · TV(render inside the silhouette)``
+
+with ``a_l = 1 / ‖G_l(style)‖²`` (``style_normalization = "target"``, the default: the style term
+is relative to the painting's own Gram matrices, so λ_style means the same with any weights file)
+or ``a_l = 1`` (``"none"``: the paper's absolute Gram error, whose scale follows the network's
+feature magnitude; the paper preset, calibrated for ImageNet weights).
 
 with Gram matrices of VGG16 ReLU features after conv1_2, conv2_2, conv3_3, conv4_3
 (:mod:`~meshopt_cli.optimize.image_losses`). The command's settings are
@@ -17,11 +22,12 @@ import torch
 
 from meshopt_cli.images import ImageReadError, read_image
 from meshopt_cli.mesh.shipped import local
-from meshopt_cli.optimize.image_losses import content_loss, gram_matrices, style_loss, total_variation
+from meshopt_cli.optimize.image_losses import content_loss, gram_matrices, style_loss, target_normalization, total_variation
 from meshopt_cli.optimize.textured import RenderedViews
 
 MAX_STYLE_SIDE = 1024  # style images are downscaled to at most this many pixels per side on load
 MIN_STYLE_SIDE = 16  # a smaller image has no strokes to transfer (and is most likely a mistake)
+STYLE_NORMALIZATIONS = ("target", "none")
 
 
 class StyleImageError(ValueError):
@@ -58,18 +64,29 @@ class StyleLoss:
     """Callable loss for :func:`~meshopt_cli.optimize.textured.optimize_textured`.
 
     ``network``: a feature extractor ``[B, 3, S, S] -> {layer: [B, C, H, W]}`` (VGG16Features);
-    ``style``: ``[1, 3, S, S]``; ``initial_vertices``: ``[V, 3]``; ``weights``: (λ_style, λ_content, λ_tv)."""
+    ``style``: ``[1, 3, S, S]``; ``initial_vertices``: ``[V, 3]``; ``weights``: (λ_style, λ_content, λ_tv);
+    ``normalization``: ``"target"`` (per-layer ``1 / ‖G_l(style)‖²``) or ``"none"``."""
 
-    def __init__(self, network, style: torch.Tensor, initial_vertices: torch.Tensor, weights: tuple[float, float, float]):
+    def __init__(
+        self,
+        network,
+        style: torch.Tensor,
+        initial_vertices: torch.Tensor,
+        weights: tuple[float, float, float],
+        normalization: str = "target",
+    ):
+        if normalization not in STYLE_NORMALIZATIONS:
+            raise ValueError(f"style normalization must be one of {', '.join(STYLE_NORMALIZATIONS)}; got {normalization!r}")
         self.network = network
         with torch.no_grad():
             self.grams = [g.detach() for g in gram_matrices(network(style))]
+        self.layer_weights = target_normalization(self.grams) if normalization == "target" else None
         self.initial = initial_vertices.detach()
         self.weights = tuple(float(w) for w in weights)
 
     def __call__(self, views: RenderedViews, vertices: torch.Tensor):
         ws, wc, wt = self.weights
-        s = style_loss(self.network(views.rgb), self.grams, views.alpha)
+        s = style_loss(self.network(views.rgb), self.grams, views.alpha, self.layer_weights, self.layer_weights is not None)
         c = content_loss(vertices, self.initial)
         t = total_variation(views.rgb, views.alpha)
         loss = ws * s + wc * c + wt * t

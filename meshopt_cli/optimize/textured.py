@@ -60,7 +60,7 @@ class RenderedViews:
 @dataclass
 class TexturedResult:
     vertices: torch.Tensor  # [V, 3] optimized (the input's frame as given to the loop)
-    textures: torch.Tensor  # [F, T, T, T, 3] in [0, 1]
+    textures: torch.Tensor  # [F, T, T, T, 3] in [0, 1], or the texture image [H, W, 3] with uvs
     curves: dict[str, list[float]] = field(default_factory=dict)  # loss term -> value per step
     step_seconds: list[float] = field(default_factory=list)
     render_seconds: list[float] = field(default_factory=list)  # renderer forward, per step
@@ -112,6 +112,7 @@ def optimize_textured(
     light_intensity: tuple[float, float] | None = None,
     random_background: bool = False,
     should_stop: Callable[[], object] = lambda: False,
+    uvs: torch.Tensor | None = None,
 ) -> TexturedResult:
     """Optimize ``vertices [V, 3]`` and ``textures [F, T, T, T, 3]`` (in [0, 1]; faces ``[F, 3]``, all on
     one device) for ``loss_fn``. ``background``: RGB in [0, 1] of the rendered views.
@@ -120,7 +121,9 @@ def optimize_textured(
     a state (the loop then starts at its step). ``light_intensity``: (ambient, directional) of the
     renderer (default: the renderer's own 0.5, 0.5). ``random_background``: every step one grey level
     uniform in [0, 1] (drawn from the seeded view sampler, after the cameras) replaces ``background``.
-    ``should_stop()`` is polled after every step: true ends the loop as a stop request."""
+    ``should_stop()`` is polled after every step: true ends the loop as a stop request.
+    ``uvs [F, 3, 2]``: ``textures`` is then a texture image ``[H, W, 3]`` read through that UV
+    layout (the renderer's UV path), and its logits are what is optimized."""
     start = time.perf_counter()
     device = vertices.device
     base = vertices.detach().float()
@@ -174,7 +177,10 @@ def optimize_textured(
                 renderer.background_color = (grey, grey, grey)
             current = base + offsets
             tex = torch.sigmoid(logits)
-            rgb, _, alpha = renderer(current[None].expand(b, -1, -1), batch_faces, tex[None].expand(b, *tex.shape), mode=None)
+            if uvs is None:
+                rgb, _, alpha = renderer(current[None].expand(b, -1, -1), batch_faces, tex[None].expand(b, *tex.shape), mode=None)
+            else:  # one image and one layout for the whole batch (B = 1 broadcasts, nothing copied)
+                rgb, _, alpha = renderer(current[None].expand(b, -1, -1), batch_faces, uvs=uvs[None], texture_image=tex[None])
             _sync(device)
             t1 = time.perf_counter()
             loss, terms = loss_fn(RenderedViews(rgb=rgb, alpha=alpha), current)

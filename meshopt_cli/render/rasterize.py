@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from meshopt_cli.render import native, reference
+from meshopt_cli.render import uv as uv_shading
 
 DEFAULT_IMAGE_SIZE = 256
 DEFAULT_ANTI_ALIASING = True
@@ -74,19 +75,9 @@ class RasterizeFunction(torch.autograd.Function):
         grad_depth = grad_depth if return_depth else None
 
         if ctx.needs_input_grad[0]:
-            grad_faces = torch.zeros_like(faces)
-            # the rendered channels and their gradients, alpha first (docs/design.md, "Channels": one summed delta)
-            rendered = [(alpha[..., None], grad_alpha[..., None] if grad_alpha is not None else None)] if return_alpha else []
-            if return_rgb:
-                rendered.append((rgb, grad_rgb))
-            if any(grad is not None for _, grad in rendered):
-                image = torch.cat([channel for channel, _ in rendered], dim=-1).contiguous()
-                grad_image = torch.cat(
-                    [grad if grad is not None else torch.zeros_like(channel) for channel, grad in rendered], dim=-1
-                ).contiguous()
-                grad_faces = grad_faces + backend.backward_xy(faces, face_index, image, grad_image, eps)
-            if grad_depth is not None:
-                grad_faces = grad_faces + backend.backward_depth(faces, face_index, grad_depth.contiguous())
+            grad_faces = vertex_gradient(
+                backend, faces, face_index, rgb, alpha, grad_rgb, grad_alpha, grad_depth, eps, return_rgb, return_alpha
+            )
 
         if grad_rgb is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
             grad_textures, grad_light = backend.backward_textures(
@@ -106,6 +97,26 @@ class RasterizeFunction(torch.autograd.Function):
         if not ctx.needs_input_grad[2]:
             grad_light = None
         return grad_faces, grad_textures, grad_light, None, None, None, None, None, None, None, None, None
+
+
+def vertex_gradient(backend, faces, face_index, rgb, alpha, grad_rgb, grad_alpha, grad_depth, eps, return_rgb, return_alpha):
+    """The faces' gradient ``[B, F, 9]`` from the rendered maps: the approximate gradient
+    (``backward_xy``) of the rendered channels, alpha first (docs/design.md, "Channels": one summed
+    delta), plus the exact depth gradient. Shared by the cube path and the UV path
+    (:class:`~meshopt_cli.render.uv.UVComposite`), which differ only in how ``rgb`` was shaded."""
+    grad_faces = torch.zeros_like(faces)
+    rendered = [(alpha[..., None], grad_alpha[..., None] if grad_alpha is not None else None)] if return_alpha else []
+    if return_rgb:
+        rendered.append((rgb, grad_rgb))
+    if any(grad is not None for _, grad in rendered):
+        image = torch.cat([channel for channel, _ in rendered], dim=-1).contiguous()
+        grad_image = torch.cat(
+            [grad if grad is not None else torch.zeros_like(channel) for channel, grad in rendered], dim=-1
+        ).contiguous()
+        grad_faces = grad_faces + backend.backward_xy(faces, face_index, image, grad_image, eps)
+    if grad_depth is not None:
+        grad_faces = grad_faces + backend.backward_depth(faces, face_index, grad_depth.contiguous())
+    return grad_faces
 
 
 # ----------------------------------------------------------------------------- validation
@@ -174,6 +185,9 @@ def rasterize_rgbad(
     face_light: torch.Tensor | None = None,
     fill_back: bool = False,
     _checked: bool = False,
+    uvs: torch.Tensor | None = None,
+    texture_image: torch.Tensor | None = None,
+    texture_wrap: str = "repeat",
 ) -> dict:
     """Rasterize faces already in screen space.
 
@@ -186,18 +200,29 @@ def rasterize_rgbad(
         face_light: optional ``[B, F, 3]`` light multiplying each face's sampled colour (what
             :func:`~meshopt_cli.render.lighting` folds into the textures, without copying them).
         fill_back: faces ``[F/2, F)`` are reversed copies of faces ``[0, F/2)`` and ``textures``
-            holds the ``F/2`` original cubes (the copies read them transposed).
+            holds the ``F/2`` original cubes (the copies read them transposed); likewise ``uvs``
+            holds the originals' corners (the copies read them reversed).
+        uvs, texture_image: instead of ``textures``, a UV-mapped image (:mod:`~meshopt_cli.render.uv`):
+            ``uvs [B or 1, F, 3, 2]`` per face corner (v up, row 0 of the image at v = 1) and
+            ``texture_image [B or 1, H, W, 3]`` RGB, channels last; read with mipmaps and
+            ``texture_wrap`` (``repeat``, ``mirrored_repeat``, ``clamp_to_edge``, ``clamp_to_border``).
     Returns:
         dict with ``rgb [B, 3, S, S]``, ``alpha [B, S, S]``, ``depth [B, S, S]`` (None when not
         asked for); row 0 is the top of the image.
     """
     image_size = check_image_size(image_size)
     num_faces = faces.shape[1] if isinstance(faces, torch.Tensor) and faces.ndim >= 2 else 0
+    use_uv = return_rgb and (uvs is not None or texture_image is not None)
+    if use_uv:
+        texture_wrap = uv_shading.canonical_wrap(texture_wrap)
     if not _checked:
         check_float_tensor("faces", faces, "[B, F, 3, 3]", 4, (3, 3))
         if torch.isnan(faces).any():
             raise ValueError("faces contains NaN coordinates")
-        if return_rgb:
+        if use_uv:
+            uv_count = num_faces // 2 if fill_back else num_faces
+            uv_shading.check_uv_inputs(uvs, texture_image, faces.shape[0], uv_count, faces.device)
+        elif return_rgb:
             if textures is None:
                 raise ValueError("textures [B, F, T, T, T, 3] are needed to render rgb")
             cube_count = num_faces // 2 if fill_back else num_faces
@@ -211,12 +236,68 @@ def rasterize_rgbad(
     internal_size = image_size * 2 if anti_aliasing else image_size
     background = background_tensor(background_color, batch_size, faces)
     flat_faces = faces.reshape(batch_size, num_faces, 9).contiguous()
+    light = face_light.contiguous() if (return_rgb and face_light is not None) else faces.new_empty(0)
+    if use_uv:
+        if fill_back:
+            uvs = torch.cat((uvs, uvs[:, :, [2, 1, 0]]), dim=1)
+        rgb, alpha, depth = _rasterize_uv(
+            flat_faces,
+            uvs,
+            texture_image,
+            texture_wrap,
+            light,
+            internal_size,
+            near,
+            far,
+            eps,
+            background,
+            return_alpha,
+            return_depth,
+        )
+    else:
+        rgb, alpha, depth = _rasterize_cubes(
+            flat_faces,
+            textures,
+            light,
+            internal_size,
+            near,
+            far,
+            eps,
+            background,
+            fill_back,
+            return_rgb,
+            return_alpha,
+            return_depth,
+        )
+    return _to_images(rgb, alpha, depth, return_rgb, return_alpha, return_depth, anti_aliasing)
+
+
+def _rasterize_uv(flat_faces, uvs, texture_image, wrap, light, size, near, far, eps, background, return_alpha, return_depth):
+    """The UV path's unflipped maps: the backend rasterizes (no texture), :func:`uv.shade` colours,
+    :class:`uv.UVComposite` gives the faces the cube path's gradient."""
+    backend = get_backend(flat_faces.device)
+    with torch.no_grad():
+        face_index, weights, depth, _, alpha = backend.forward(
+            flat_faces.detach(), None, size, float(near), float(far), float(eps), background, None, False
+        )
+    rgb = uv_shading.shade(
+        flat_faces, face_index, weights, depth, uvs, texture_image, background, light if light.numel() else None, wrap
+    )
+    return uv_shading.UVComposite.apply(
+        flat_faces, rgb, face_index, alpha, depth, backend, float(eps), return_alpha, return_depth
+    )
+
+
+def _rasterize_cubes(
+    flat_faces, textures, light, internal_size, near, far, eps, background, fill_back, return_rgb, return_alpha, return_depth
+):
+    batch_size, num_faces = flat_faces.shape[:2]
+    faces = flat_faces
     if return_rgb:
         textures = textures.contiguous()
     else:
         textures = faces.new_zeros(batch_size, num_faces, 1, 1, 1, 3)
-    light = face_light.contiguous() if (return_rgb and face_light is not None) else faces.new_empty(0)
-    rgb, alpha, depth = RasterizeFunction.apply(
+    return RasterizeFunction.apply(
         flat_faces,
         textures,
         light,
@@ -230,6 +311,9 @@ def rasterize_rgbad(
         return_alpha,
         return_depth,
     )
+
+
+def _to_images(rgb, alpha, depth, return_rgb, return_alpha, return_depth, anti_aliasing):
     # unflipped frame (row 0 at y = -1) -> images (row 0 at the top)
     result = {"rgb": None, "alpha": None, "depth": None}
     if return_rgb:

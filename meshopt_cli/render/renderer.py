@@ -21,6 +21,7 @@ from meshopt_cli.render.rasterize import (
     check_textures,
     rasterize_rgbad,
 )
+from meshopt_cli.render.uv import canonical_wrap, check_uv_inputs
 
 CAMERA_MODES = ("look_at", "look", "projection", "none")
 RENDER_MODES = (None, "rgb", "silhouettes", "depth")
@@ -33,6 +34,12 @@ class Renderer(nn.Module):
     (``renderer.eye = ...``, ``renderer.image_size = 64``). ``eye`` (default (0, 0, -d) with
     d = 1 / tan(viewing_angle) + 1, 2.7320508 for 30 degrees, which ``DEFAULT_DISTANCE``
     rounds), ``background_color`` and ``light_direction`` may be ``[3]`` or one per batch item ``[B, 3]``.
+
+    Textures: per-face cubes ``textures [B, F, T, T, T, 3]`` (the paper's), or a UV-mapped image:
+    ``uvs [B, F, 3, 2]`` (one UV per face corner, v up) with ``texture_image [B, H, W, 3]`` (RGB
+    channels last, row 0 the top of the image; B may be 1 for one image shared by the batch), read
+    with mipmaps and ``texture_wrap`` (see :mod:`meshopt_cli.render.uv`). Same lighting, same
+    anti-aliasing, the same approximate vertex gradient; the image's gradient is exact.
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class Renderer(nn.Module):
         light_color_ambient=(1, 1, 1),
         light_color_directional=(1, 1, 1),
         light_direction=(0, 1, 0),
+        texture_wrap="repeat",
     ):
         super().__init__()
         self.image_size = image_size
@@ -77,30 +85,80 @@ class Renderer(nn.Module):
         self.light_color_ambient = light_color_ambient
         self.light_color_directional = light_color_directional
         self.light_direction = light_direction
+        self.texture_wrap = texture_wrap  # of UV texture images: repeat, mirrored_repeat, clamp_to_edge, clamp_to_border
         self.rasterizer_eps = 1e-3  # rgb and rgb+alpha+depth; silhouettes and depth use 1e-4
 
     # ------------------------------------------------------------------ public
 
-    def forward(self, vertices, faces, textures=None, mode=None, K=None, R=None, t=None, dist_coeffs=None, orig_size=None):
+    def forward(
+        self,
+        vertices,
+        faces,
+        textures=None,
+        mode=None,
+        K=None,
+        R=None,
+        t=None,
+        dist_coeffs=None,
+        orig_size=None,
+        uvs=None,
+        texture_image=None,
+    ):
         """Render; ``mode=None`` -> ``(rgb [B,3,S,S], depth [B,S,S], alpha [B,S,S])``, ``"rgb"`` -> rgb,
-        ``"silhouettes"`` -> alpha, ``"depth"`` -> depth."""
+        ``"silhouettes"`` -> alpha, ``"depth"`` -> depth. ``uvs`` + ``texture_image`` instead of
+        ``textures``: a UV-mapped image (silhouettes and depth do not read either)."""
         if mode not in RENDER_MODES:
             raise ValueError(f"mode must be one of None, 'rgb', 'silhouettes', 'depth'; got {mode!r}")
         method = {None: self.render, "rgb": self.render_rgb, "silhouettes": self.render_silhouettes, "depth": self.render_depth}[
             mode
         ]
         if mode in (None, "rgb"):
-            return method(vertices, faces, textures, K, R, t, dist_coeffs, orig_size)
+            return method(vertices, faces, textures, K, R, t, dist_coeffs, orig_size, uvs=uvs, texture_image=texture_image)
         return method(vertices, faces, K, R, t, dist_coeffs, orig_size)
 
-    def render(self, vertices, faces, textures=None, K=None, R=None, t=None, dist_coeffs=None, orig_size=None):
+    def render(
+        self,
+        vertices,
+        faces,
+        textures=None,
+        K=None,
+        R=None,
+        t=None,
+        dist_coeffs=None,
+        orig_size=None,
+        uvs=None,
+        texture_image=None,
+    ):
         """rgb ``[B, 3, S, S]``, depth ``[B, S, S]``, alpha ``[B, S, S]``."""
-        images = self._render(vertices, faces, textures, (K, R, t, dist_coeffs, orig_size), rgb=True, alpha=True, depth=True)
+        images = self._render(
+            vertices,
+            faces,
+            textures,
+            (K, R, t, dist_coeffs, orig_size),
+            rgb=True,
+            alpha=True,
+            depth=True,
+            uv=(uvs, texture_image),
+        )
         return images["rgb"], images["depth"], images["alpha"]
 
-    def render_rgb(self, vertices, faces, textures=None, K=None, R=None, t=None, dist_coeffs=None, orig_size=None):
+    def render_rgb(
+        self,
+        vertices,
+        faces,
+        textures=None,
+        K=None,
+        R=None,
+        t=None,
+        dist_coeffs=None,
+        orig_size=None,
+        uvs=None,
+        texture_image=None,
+    ):
         """rgb ``[B, 3, S, S]`` in [0, 1] (textures lit by the renderer's lights)."""
-        return self._render(vertices, faces, textures, (K, R, t, dist_coeffs, orig_size), rgb=True)["rgb"]
+        return self._render(vertices, faces, textures, (K, R, t, dist_coeffs, orig_size), rgb=True, uv=(uvs, texture_image))[
+            "rgb"
+        ]
 
     def render_silhouettes(self, vertices, faces, K=None, R=None, t=None, dist_coeffs=None, orig_size=None):
         """alpha ``[B, S, S]`` (fractional at edges with anti-aliasing)."""
@@ -112,10 +170,18 @@ class Renderer(nn.Module):
 
     # ------------------------------------------------------------------ pipeline
 
-    def _render(self, vertices, faces, textures, camera_args, rgb=False, alpha=False, depth=False):
+    def _render(self, vertices, faces, textures, camera_args, rgb=False, alpha=False, depth=False, uv=(None, None)):
         vertices, faces = self._check_mesh(vertices, faces)
         image_size = check_image_size(self.image_size)
-        if rgb:
+        uvs, texture_image = uv
+        use_uv = rgb and (uvs is not None or texture_image is not None)
+        wrap = self.texture_wrap
+        if use_uv:
+            wrap = canonical_wrap(wrap)
+            if textures is not None:
+                raise ValueError("textures (cubes) and uvs/texture_image were both given: pass one texture")
+            check_uv_inputs(uvs, texture_image, vertices.shape[0], faces.shape[1], vertices.device)
+        elif rgb:
             if textures is None:
                 textures = vertices.new_ones(vertices.shape[0], faces.shape[1], 1, 1, 1, 3)
             check_textures(textures, (vertices.shape[0], faces.shape[1]), vertices.device)
@@ -148,6 +214,9 @@ class Renderer(nn.Module):
             face_light=light,
             fill_back=self.fill_back and rgb,
             _checked=True,
+            uvs=uvs if use_uv else None,
+            texture_image=texture_image if use_uv else None,
+            texture_wrap=wrap,
         )
 
     def _to_screen(self, vertices, K, R, t, dist_coeffs, orig_size):
