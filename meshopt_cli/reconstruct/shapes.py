@@ -1,9 +1,9 @@
 """Procedural shape classes for training and testing reconstruction with no download.
 
 Every shape is a closed genus-0 mesh (a sphere template cannot open holes): a fine icosphere
-whose vertices are moved along their directions onto a star-shaped surface, the boundary of a
-union of primitives that all contain the origin (``r(d) = max_i r_i(d)``, the radius of the union
-along direction ``d``). Primitives are superquadrics ``|x/a|^p + |y/b|^p + |z/c|^p = 1`` centred
+whose vertices are moved along their directions to the farthest point of a union of primitives
+on that ray (a radial surface: the union itself where it is star-shaped around the origin, plus
+the cone to the origin under a part that is not). Primitives are superquadrics ``|x/a|^p + |y/b|^p + |z/c|^p = 1`` centred
 at ``t``. Shapes are axis-aligned like ShapeNet's objects and normalized as they are (bounding box
 centred, diagonal 1). Each object's parameters come from its own seeded generator:
 ``(seed, class, index)`` always gives the same mesh.
@@ -21,23 +21,34 @@ from meshopt_cli.reconstruct.dataset import normalize_mesh
 SUBDIVISIONS = 4  # 2562 vertices, 5120 faces
 
 
-def superquadric_radius(directions: np.ndarray, axes, power: float, centre=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """Distance from the origin along each unit direction ``[N, 3]`` to the surface of the
-    superquadric with half-axes ``axes``, exponent ``power`` and ``centre`` (which must contain the
-    origin), by bisection on the ray (``[N]``)."""
-    a = np.asarray(axes, np.float64)
-    t = np.asarray(centre, np.float64)
+def inside_superquadric(points: np.ndarray, axes, power: float, centre=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Whether each point ``[..., 3]`` lies inside ``|x/a|^p + |y/b|^p + |z/c|^p <= 1`` around ``centre``."""
+    a, t = np.asarray(axes, np.float64), np.asarray(centre, np.float64)
+    return (np.abs((points - t) / a) ** power).sum(-1) <= 1.0
+
+
+def union_radius(directions: np.ndarray, primitives: list[dict], samples: int = 96) -> np.ndarray:
+    """Distance from the origin along each unit direction ``[N, 3]`` to the farthest point of the
+    union of ``primitives`` on that ray (``[N]``): samples find the last inside point, bisection
+    refines it. Where a primitive does not contain the origin, the shape also fills the cone
+    between it and the origin (the mesh stays a radial, genus-0 surface)."""
 
     def inside(points):
-        return (np.abs((points - t) / a) ** power).sum(-1) <= 1.0
+        return np.any(
+            [inside_superquadric(points, q["axes"], q["power"], q.get("centre", (0, 0, 0))) for q in primitives], axis=0
+        )
 
-    lo = np.zeros(len(directions))
-    hi = np.full(len(directions), float(np.linalg.norm(np.abs(t) + a)) * 1.01 + 1e-6)
-    for _ in range(40):
+    reach = max(float(np.linalg.norm(np.abs(q.get("centre", (0, 0, 0))) + np.asarray(q["axes"]))) for q in primitives) * 1.01
+    t = np.linspace(0, reach, samples + 1)[1:]
+    hits = inside(directions[:, None, :] * t[None, :, None])  # [N, samples]
+    last = np.where(hits.any(1), samples - 1 - np.argmax(hits[:, ::-1], axis=1), 0)
+    lo = t[last] * hits.any(1)
+    hi = np.minimum(lo + reach / samples, reach)
+    for _ in range(30):
         mid = (lo + hi) / 2
         ok = inside(directions * mid[:, None])
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-    return (lo + hi) / 2
+    return np.maximum((lo + hi) / 2, 1e-3)
 
 
 def _box(rng):
@@ -53,10 +64,12 @@ def _spindle(rng):
 
 
 def _table(rng):
-    """A slab on a post: an asymmetric assembly (the slab sits high, the post reaches down)."""
-    top = rng.uniform(0.15, 0.35)
+    """A slab on a post: the slab sits high, off the origin (the cone under it is filled too)."""
+    top = rng.uniform(0.2, 0.35)
+    half = rng.uniform(0.35, 0.55)
     slab = dict(axes=[rng.uniform(0.6, 1.0), rng.uniform(0.06, 0.12), rng.uniform(0.4, 0.9)], power=8.0, centre=[0, top, 0])
-    post = dict(axes=[rng.uniform(0.08, 0.2), rng.uniform(0.5, 0.8), rng.uniform(0.08, 0.2)], power=4.0, centre=[0, -0.1, 0])
+    stem = rng.uniform(0.08, 0.2, 2)
+    post = dict(axes=[stem[0], half, stem[1]], power=4.0, centre=[0, top - 0.02 - half, 0])
     return [slab, post]
 
 
@@ -85,9 +98,5 @@ def generate(class_name: str, index: int, seed: int = 0, subdivisions: int = SUB
     rng = np.random.default_rng([seed, list(CLASSES).index(class_name), index])
     directions, faces = icosphere(subdivisions)
     directions = directions / np.linalg.norm(directions, axis=1, keepdims=True)
-    radius = np.zeros(len(directions))
-    for primitive in CLASSES[class_name](rng):
-        radius = np.maximum(
-            radius, superquadric_radius(directions, primitive["axes"], primitive["power"], primitive.get("centre", (0, 0, 0)))
-        )
+    radius = union_radius(directions, CLASSES[class_name](rng))
     return normalize_mesh(directions * radius[:, None]), np.asarray(faces, np.int64)
