@@ -189,8 +189,8 @@ def train(
             save()
         if progress is not None:
             progress(result.step, dict(loss=loss, lr=lr))
-    if result.interrupted or (checkpoint_every and result.step % checkpoint_every):
-        save()
+    if result.interrupted or not checkpoint_every or result.step % checkpoint_every:
+        save()  # the state at the end (or at the stop), unless the last step just saved it
     model.eval()
     return result
 
