@@ -460,7 +460,12 @@ def run_predict(job: Job, payload: Payload[PredictSettings, PredictOptions], con
         ious = silhouette_iou(silhouettes, x[3][None].expand(VIEWS, -1, -1))
     best = int(ious.argmax())
     frames = render_views(vertices[0], faces, frames=resolved.turntable_frames, image_size=resolved.turntable_size)
-    sheet = comparison_sheet(x, silhouettes, best, resolved.sheet_views)
+    with torch.no_grad():  # the sheet at the turntable's size: the network's 64 px (or less) is hard to read
+        big = silhouette_renderer(resolved.turntable_size).to(device)
+        big.eye = view_eyes(range(VIEWS), device)
+        drawn = big.render_silhouettes(vertices.expand(VIEWS, -1, -1), faces[None].expand(VIEWS, -1, -1))
+        shown = torch.nn.functional.interpolate(x[None], size=(resolved.turntable_size,) * 2, mode="bilinear")[0]
+    sheet = comparison_sheet(shown, drawn, best, resolved.sheet_views)
     with staged_folder(job.folder, job.force) as staging:
         save_obj(staging / "mesh.obj", vertices[0].cpu(), faces.cpu())
         (staging / "turntable.gif").write_bytes(gif_bytes(frames))
