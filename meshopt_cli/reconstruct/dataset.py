@@ -10,8 +10,8 @@ What the files hold (checked against the reference's writer and loader; docs/des
 * view ``k`` is the camera at distance 2.732, elevation 30° and, in the renderer's
   ``get_points_from_angles`` convention, azimuth **−15°·k** (the files were rendered at +15°·k in
   Blender; the loader negates it); the silhouettes are drawn with a 15° viewing angle.
-* ``voxels``: bool ``[N, 32, 32, 32]``, member ``arr_0``, in the frame the reference's evaluation
-  compares against: ``voxels[i, j, k]`` is the cell at ``y = c(i), x = c(j), z = c(31 − k)`` with
+* ``voxels``: bool ``[N, 32, 32, 32]``, member ``arr_0``, conservative (every cell the surface
+  passes through, and the inside), in the frame the reference's evaluation compares against: ``voxels[i, j, k]`` is the cell at ``y = c(i), x = c(j), z = c(31 − k)`` with
   cell centres ``c(n) = (n + 0.5 − 16) / 31``, i.e. the box ``[-16/31, 16/31]³`` around meshes
   normalized into ``[-0.5, 0.5]³``.
 
@@ -79,12 +79,14 @@ def to_format_frame(occupancy: np.ndarray) -> np.ndarray:
 
 
 def mesh_voxels(vertices, faces, size: int = VOXEL_SIZE) -> np.ndarray:
-    """bool ``[size]³`` in the format's frame of a closed mesh in normalized coordinates: the cells
-    whose centre lies inside (winding number, robust to self-overlap; :mod:`meshopt_cli.optimize.voxels`)."""
-    from meshopt_cli.optimize.voxels import voxelize
+    """bool ``[size]³`` in the format's frame of a closed mesh in normalized coordinates, counted
+    as the reference voxelizer counts: every cell the surface passes through, and the cells whose
+    centre lies inside (winding number, robust to self-overlap; :mod:`meshopt_cli.optimize.voxels`)."""
+    from meshopt_cli.optimize.voxels import surface_cells, voxelize
 
     axis = voxel_axis(size)
-    occupancy = voxelize(np.asarray(vertices, np.float64), np.asarray(faces, np.int64), (axis, axis, axis), rule="nonzero")
+    v, f = np.asarray(vertices, np.float64), np.asarray(faces, np.int64)
+    occupancy = voxelize(v, f, (axis, axis, axis), rule="nonzero") | surface_cells(v, f, (axis, axis, axis))
     return to_format_frame(occupancy)
 
 
