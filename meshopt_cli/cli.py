@@ -773,6 +773,7 @@ def reconstruct_train_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", rich_help_panel=FILES, help="Start over in an OUT that holds a run.")] = False,
     device: Device = "auto",
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
 ) -> None:
     """Train the paper's encoder-decoder from silhouettes. Ctrl-C saves a checkpoint; --resume continues it.
@@ -796,7 +797,7 @@ def reconstruct_train_command(
     def body():
         from meshopt_cli.commands import reconstruct
 
-        return reconstruct.run_train(data, out, resume, force, device, quiet, preset, config, overrides)
+        return reconstruct.run_train(data, out, resume, force, device, quiet, preset, config, overrides, max_memory)
 
     _exit_with(body)
 

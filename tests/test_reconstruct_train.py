@@ -136,6 +136,8 @@ def test_train_command_writes_the_run_and_a_stop_saves_a_checkpoint(data, tmp_pa
     assert metrics["status"] == "done" and metrics["step"] == 4 and metrics["final_loss"] > 0
     assert {"model.pt", "checkpoint.pt", "loss.png", "metrics.json"} <= {p.name for p in run.iterdir()}
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    refused = meshopt_in_process(*args, "--force", "--max-memory", "900M")
+    assert refused.returncode == 2 and "reconstruct train needs about" in refused.stderr and "900" in refused.stderr
     other = meshopt_in_process(*args, "--resume", "--lr", "0.5")
     assert other.returncode == 2 and "different settings" in other.stderr
 

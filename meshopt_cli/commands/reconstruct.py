@@ -17,6 +17,7 @@ stops ``train`` after its step with a checkpoint saved.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -188,7 +189,18 @@ def _classes(text: str) -> list[str] | None:
     return names or None
 
 
-def run_train(data: Path, run: Path, resume: bool, force: bool, device_spec: str, quiet: bool, preset, config, overrides) -> int:
+def run_train(
+    data: Path,
+    run: Path,
+    resume: bool,
+    force: bool,
+    device_spec: str,
+    quiet: bool,
+    preset,
+    config,
+    overrides,
+    max_memory: int | None = None,
+) -> int:
     import torch
 
     from meshopt_cli.devices import resolve_device
@@ -221,6 +233,7 @@ def run_train(data: Path, run: Path, resume: bool, force: bool, device_spec: str
             if not force:
                 raise console.UsageError(f"--out {run} holds a run (use --resume to continue it, or --force to start over)")
         run.mkdir(parents=True, exist_ok=True)
+    check_train_memory(data, resolved, world, max_memory)
     try:
         split = load_split(data, "train", _classes(resolved.classes))
     except ValueError as problem:
@@ -290,6 +303,37 @@ def run_train(data: Path, run: Path, resume: bool, force: bool, device_spec: str
         return 130
     console.info(f"{line} ({result.seconds:.0f} s); model in {run / 'model.pt'}", quiet)
     return 0
+
+
+def train_estimate(data_bytes: int, settings: TrainSettings, world: int = 1):
+    """Peak memory of one training process: the split in memory, the network with Adam's two
+    moments and its gradients (about 4 copies of 13-26 M float32), and the batch's renders with
+    their autograd records (the batch share's 4 silhouettes each, about 3 forward passes kept)."""
+    from meshopt_cli import memory
+
+    size = settings.image_size or 64
+    weights = (256 * (size // 8) ** 2 * 1024 + 1024 * 1024 + 512 * 1024 + 1024 * 512 + 1024 * 2048 + 2048 * 642 * 3) * 4
+    share = settings.batch_size // max(world, 1)
+    estimate = memory.Estimate()
+    estimate.add("the dataset's train split", data_bytes)
+    estimate.add("weights, gradients and Adam's moments", 4 * weights)
+    estimate.add("renders", 3 * memory.raster_bytes(4 * share, 1280, 642, size), "--batch-size")
+    estimate.add("process", memory.PROCESS_BASELINE)
+    return estimate
+
+
+def check_train_memory(data: Path, resolved: TrainSettings, world: int, max_memory: int | None = None) -> None:
+    from meshopt_cli import memory
+    from meshopt_cli.reconstruct.dataset import split_bytes
+
+    try:
+        nbytes = split_bytes(data, "train", _classes(resolved.classes))
+    except ValueError as problem:
+        raise console.UsageError(str(problem)) from None
+    try:
+        memory.check(train_estimate(nbytes, resolved, world), max_memory or memory.default_budget(1), "reconstruct train")
+    except memory.OverBudget as problem:
+        raise console.UsageError(str(problem)) from None
 
 
 def _smoothed(curves: dict[str, list[float]], window: int = 20) -> dict[str, list[float]]:
@@ -441,12 +485,12 @@ def run_predict(job: Job, payload: Payload[PredictSettings, PredictOptions], con
     from meshopt_cli.mesh.save import save_obj
     from meshopt_cli.optimize.losses import silhouette_iou
     from meshopt_cli.reconstruct.dataset import VIEWS, silhouette_renderer, view_eyes
-    from meshopt_cli.reconstruct.train import load_model
     from meshopt_cli.turntable import gif_bytes, png_bytes, render_views
 
     started = time.perf_counter()
     resolved, device = payload.settings, context.device
-    model, _ = load_model(Path(payload.options.run), device)
+    weights = Path(payload.options.run) / "model.pt"
+    model = cached_model(payload.options.run, str(device), weights.stat().st_mtime_ns if weights.is_file() else 0)
     try:
         x = input_image(job.input, model.image_size).to(device)
     except ImageReadError as problem:
@@ -484,6 +528,17 @@ def run_predict(job: Job, payload: Payload[PredictSettings, PredictOptions], con
         write_json(staging / "metrics.json", record)
     console.info(f"{job.name}: silhouette IoU {float(ious[best]):.3f} at view {best}; files in {job.folder}", context.quiet)
     return JobResult(files=[str(job.folder / f) for f in files], metrics=PredictFigures(float(ious[best]), best))
+
+
+@functools.lru_cache(maxsize=2)
+def cached_model(run: str, device: str, stamp: int):
+    """The run's network, loaded once per process for all the images of a call (``stamp``: the
+    file's modification time, so that a retrained run is read again)."""
+    import torch
+
+    from meshopt_cli.reconstruct.train import load_model
+
+    return load_model(Path(run), torch.device(device))[0]
 
 
 def comparison_sheet(x, silhouettes, best: int, views: int):

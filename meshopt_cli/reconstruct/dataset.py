@@ -168,6 +168,20 @@ def classes_in(directory: str | Path, split: str) -> list[str]:
     return found
 
 
+def split_bytes(directory: str | Path, split: str, classes: list[str] | None = None) -> int:
+    """What :func:`load_split` will hold in memory (the arrays' uncompressed sizes, read from the
+    archives' directories without decompressing); 0 for files it cannot read (it reports those)."""
+    total = 0
+    for class_id in classes or classes_in(directory, split):
+        for path in split_paths(directory, class_id, split):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    total += sum(info.file_size for info in archive.infolist())
+            except (OSError, zipfile.BadZipFile):
+                pass
+    return total
+
+
 @dataclass
 class Split:
     """One split of a dataset, all classes: ``images`` uint8 ``[N, 24, 4, S, S]``, ``voxels`` bool
