@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from meshopt_cli.defaults import DEFAULT_DISTANCE
+
 VIEWS = 24
 ELEVATION = 30.0
-DISTANCE = 2.732
+DISTANCE = DEFAULT_DISTANCE  # 2.732, the paper's
 AZIMUTH_STEP = 15.0  # view k: azimuth -15 k degrees (get_points_from_angles)
 VIEWING_ANGLE = 15.0
 IMAGE_SIZE = 64
