@@ -712,6 +712,188 @@ def presets_show(
     _exit_with(lambda: presets.show_preset(name))
 
 
+# ---------------------------------------------------------------- reconstruct (issue 13): a sub-app of four commands
+reconstruct_app = typer.Typer(
+    help="Single-image 3D reconstruction trained from silhouettes (the paper's §3.1): dataset, train, eval, predict.",
+    no_args_is_help=True,
+)
+app.add_typer(reconstruct_app, name="reconstruct")
+DataDir = Annotated[Path, typer.Argument(help="Dataset folder of {class}_{split}_images.npz / _voxels.npz (the paper's files).")]
+RunDir = Annotated[Path, typer.Argument(help="Training run folder (what 'reconstruct train -o RUN' wrote).")]
+
+
+@reconstruct_app.command("dataset")
+def reconstruct_dataset_command(
+    folders: Annotated[
+        Optional[List[str]],
+        typer.Argument(help="Folders whose sub-folders hold each class's meshes (a folder of meshes is one class)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", rich_help_panel=FILES, help="Dataset folder to write.")] = Path("data"),
+    procedural: Annotated[
+        bool,
+        typer.Option("--procedural", rich_help_panel=FILES, help="Generate procedural shape classes instead of reading meshes."),
+    ] = False,
+    procedural_classes: Annotated[
+        Optional[str],
+        _from_preset("--procedural: comma-separated classes of box, ellipsoid, spindle, table, cross", FILES, "--classes"),
+    ] = None,
+    objects: Annotated[Optional[int], _from_preset("--procedural: objects per class", FILES)] = None,
+    image_size: Annotated[Optional[int], _from_preset("Image size in pixels (the paper's: 64)", RENDERING)] = None,
+    train_fraction: Annotated[Optional[float], _from_preset("Share of each class's objects for training", SETTINGS)] = None,
+    val_fraction: Annotated[Optional[float], _from_preset("Share for validation", SETTINGS)] = None,
+    test_fraction: Annotated[Optional[float], _from_preset("Share for testing", SETTINGS)] = None,
+    seed: Annotated[Optional[int], _from_preset("Seed of the split (and of the procedural shapes)", SETTINGS)] = None,
+    preset: _preset("default", "default") = None,
+    config: Config = None,
+    force: Force = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", rich_help_panel=BATCH, help="Print one JSON summary line on stdout.")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Write a dataset in the paper's format: 24 views (elevation 30, azimuth 15k) and 32³ voxels per object.
+
+    Examples: meshopt reconstruct dataset --procedural --objects 300 -o data/;
+    meshopt reconstruct dataset my_meshes/ -o data/  (my_meshes/chair/*.obj, my_meshes/table/*.obj ...)
+    """
+    overrides = dict(
+        procedural_classes=procedural_classes,
+        objects=objects,
+        image_size=image_size,
+        train_fraction=train_fraction,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+
+    def body():
+        from meshopt_cli.commands import reconstruct
+
+        return reconstruct.run_dataset(list(folders or []), out, procedural, force, quiet, json_output, preset, config, overrides)
+
+    _exit_with(body)
+
+
+@reconstruct_app.command("train")
+def reconstruct_train_command(
+    data: DataDir,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", rich_help_panel=FILES, help="Run folder: model.pt, checkpoint.pt, loss.png, metrics.json."),
+    ] = Path("run"),
+    resume: Annotated[
+        bool, typer.Option("--resume", rich_help_panel=FILES, help="Continue from OUT/checkpoint.pt (same data and settings).")
+    ] = False,
+    preset: _preset("fast, paper, paper-single-class", "fast") = None,
+    config: Config = None,
+    classes: Annotated[Optional[str], _from_preset("Comma-separated class ids to train on (empty: all)", SETTINGS)] = None,
+    iterations: Annotated[Optional[int], _from_preset("Training steps", OPTIMIZATION)] = None,
+    batch_size: Annotated[
+        Optional[int], _from_preset("Objects per step (two views each), split over torchrun's processes", OPTIMIZATION)
+    ] = None,
+    learning_rate: Annotated[Optional[float], _from_preset("Adam learning rate", OPTIMIZATION, "--lr")] = None,
+    lr_reduce_point: Annotated[
+        Optional[float], _from_preset("Fraction of the iterations after which the rate drops", OPTIMIZATION)
+    ] = None,
+    lambda_smoothness: Annotated[Optional[float], _from_preset("Weight of the smoothness (flatten) loss", OPTIMIZATION)] = None,
+    image_size: Annotated[Optional[int], _from_preset("Render and input size (0: the dataset's)", RENDERING)] = None,
+    seed: Annotated[Optional[int], _from_preset("Seed of the weights and of the batches", OPTIMIZATION)] = None,
+    checkpoint_every: Annotated[
+        Optional[int], _from_preset("Steps between checkpoints (0: at the end and on a stop only)", FILES)
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", rich_help_panel=FILES, help="Start over in an OUT that holds a run.")] = False,
+    device: Device = "auto",
+    max_memory: MaxMemory = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train the paper's encoder-decoder from silhouettes. Ctrl-C saves a checkpoint; --resume continues it.
+
+    Several processes (data parallel): torchrun --nproc_per_node 2 -m meshopt_cli reconstruct train DATA -o RUN
+
+    Examples: meshopt reconstruct train data/ -o run/; meshopt reconstruct train data/ -o run/ --preset paper --device cuda
+    """
+    overrides = dict(
+        classes=classes,
+        iterations=iterations,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_reduce_point=lr_reduce_point,
+        lambda_smoothness=lambda_smoothness,
+        image_size=image_size,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+    )
+
+    def body():
+        from meshopt_cli.commands import reconstruct
+
+        return reconstruct.run_train(data, out, resume, force, device, quiet, preset, config, overrides, max_memory)
+
+    _exit_with(body)
+
+
+@reconstruct_app.command("eval")
+def reconstruct_eval_command(
+    run: RunDir,
+    data: DataDir,
+    split: Annotated[Literal["train", "val", "test"], typer.Option(help="Which split to evaluate.")] = "test",
+    views: Annotated[int, typer.Option(help="Input views per object, evenly spaced of the 24 (the paper: 24).")] = 24,
+    classes: Annotated[
+        Optional[str], typer.Option(help="Comma-separated classes (default: those the run was trained on).")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object instead of the table.")
+    ] = False,
+    device: Device = "auto",
+    quiet: Quiet = False,
+) -> None:
+    """Voxel IoU at 32³ per class (the paper's protocol), beside the retrieval and template baselines.
+
+    Writes RUN/eval-SPLIT.json. Example: meshopt reconstruct eval run/ data/
+    """
+
+    def body():
+        from meshopt_cli.commands import reconstruct
+
+        return reconstruct.run_eval(run, data, split, views, classes, device, quiet, json_output)
+
+    _exit_with(body)
+
+
+@reconstruct_app.command("predict")
+def reconstruct_predict_command(
+    run: RunDir,
+    images: Annotated[
+        Optional[List[str]],
+        typer.Argument(help="Images (any size; mask from alpha or the border colour), '-' for paths on stdin."),
+    ] = None,
+    out: Out = Path("meshopt-out"),
+    name: Name = None,
+    preset: _preset("default", "default") = None,
+    config: Config = None,
+    turntable_frames: Annotated[Optional[int], _from_preset("Turntable frames", RENDERING)] = None,
+    turntable_size: Annotated[Optional[int], _from_preset("Turntable size in pixels", RENDERING)] = None,
+    force: Force = False,
+    skip_existing: SkipExisting = False,
+    json_output: Json = False,
+    jobs: Jobs = 1,
+    device: Device = "auto",
+    max_memory: MaxMemory = None,
+    quiet: Quiet = False,
+    cluster: Cluster = None,
+    retries: Retries = 2,
+    gpus_per_task: GpusPerTask = 1.0,
+) -> None:
+    """Reconstruct a mesh from each image with a trained run.
+
+    Writes OUT/NAME/mesh.obj, turntable.gif, compare.png (the input beside the prediction's silhouettes) and metrics.json.
+
+    Example: meshopt reconstruct predict run/ photo.png -o out/
+    """
+    flags = locals()
+    _invoke("reconstruct", list(images or []), flags, dict(run=str(run), name=name))
+
+
 def main() -> None:
     console.one_line_warnings()
     app()

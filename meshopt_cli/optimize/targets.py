@@ -135,6 +135,17 @@ def mesh_target(source: str, views: int, heldout: int, device) -> MeshTarget:
 # ----------------------------------------------------------------------------- images
 
 
+def mask_of(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """The mask ``[H, W]`` of an image (``rgb [H, W, 3]``, ``alpha [H, W]`` or None, in [0, 1]):
+    its alpha when not fully opaque, else the pixels that differ from the median border colour by
+    more than ``BACKGROUND_TOLERANCE``; and what an empty one would mean."""
+    if alpha is not None and (alpha < 1.0).any():
+        return alpha.astype(np.float32), "alpha is 0 everywhere"
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    background = np.median(border, axis=0)
+    return (np.abs(rgb - background).max(-1) > BACKGROUND_TOLERANCE).astype(np.float32), "every pixel has the background colour"
+
+
 def load_mask(path: str | os.PathLike) -> np.ndarray:
     """The mask ``[H, W]`` float32 in [0, 1] of an image: its alpha channel when it has one that is
     not fully opaque, else the pixels that differ from the background colour (the median colour of the
@@ -151,15 +162,7 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
         raise TargetError(path, f"image is {width}x{height}; masks must be square (crop or pad it)")
     if width < MIN_MASK_SIDE:
         raise TargetError(path, f"image too small ({width}x{height} pixels; masks need at least {MIN_MASK_SIDE}x{MIN_MASK_SIDE})")
-    if has_alpha and (array[..., 3] < 1.0).any():
-        mask = array[..., 3]
-        how = "alpha is 0 everywhere"
-    else:
-        rgb = array[..., :3]
-        border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-        background = np.median(border, axis=0)
-        mask = (np.abs(rgb - background).max(-1) > BACKGROUND_TOLERANCE).astype(np.float32)
-        how = "every pixel has the background colour"
+    mask, how = mask_of(data.rgb, data.alpha)
     if (mask > 0.5).sum() < MIN_MASK_PIXELS:
         raise TargetError(path, f"empty mask ({how})")
     return mask
