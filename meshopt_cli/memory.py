@@ -343,18 +343,30 @@ def optimize_raster_bytes(batch: int, faces: int, vertices: int, image_size: int
 
 
 def textured_estimate(
-    network: str, vertices: int, faces: int, texture_size: int, batch_views: int, image_size: int, turntable: tuple[int, int]
+    network: str,
+    vertices: int,
+    faces: int,
+    texture_size: int,
+    batch_views: int,
+    image_size: int,
+    turntable: tuple[int, int],
+    texture_pixels: int = 0,
 ) -> Estimate:
     """``meshopt style``/``dream`` of one mesh: the program, the network's weights, the mesh, the
-    texture parameters (cubes, logits, their gradients and Adam's two moments: 6× the cubes), a
-    step's rendering and the backbone's activations, then the result's turntable
-    (``turntable`` = (frames, size))."""
+    texture parameters (cubes, logits, their gradients and Adam's two moments: 6× the cubes; with
+    ``texture_pixels`` > 0, ``--texture uv``: an image of that many pixels instead, 8× it for the same
+    copies plus the mip pyramid of the image and of its gradient), a step's rendering and the
+    backbone's activations, then the result's turntable (``turntable`` = (frames, size))."""
     estimate = Estimate({"meshopt itself": PROCESS_BASELINE})
     # weights (~30 MB), torchvision's import and the network's first forward pass: the default
     # style/dream runs on builtin:teapot peak 0.25-0.3 GB above the plain program (benchmarks/memory.py)
     estimate.add("network", 300 * MIB)
     estimate.add("mesh", mesh_bytes(vertices, faces) * 4)  # offsets, their gradient, two Adam moments
-    estimate.add("texture parameters", 6 * cube_bytes(faces, texture_size), "--texture-size")
+    if texture_pixels > 0:
+        texture_size = 1  # the UV path rasterizes without cubes
+        estimate.add("texture image", 8 * texture_pixels * 3 * FLOAT, "--texture-resolution")
+    else:
+        estimate.add("texture parameters", 6 * cube_bytes(faces, texture_size), "--texture-size")
     estimate.add(
         "rendered views",
         optimize_raster_bytes(batch_views, faces, vertices, image_size, texture_size),

@@ -116,6 +116,22 @@ def test_textured_commands_refuse_huge_views_before_loading_networks(tmp_path):
         assert "--batch-views or --image-size" in ran.stderr and "--max-memory" in ran.stderr, ran.stderr
 
 
+def test_uv_texture_jobs_are_estimated_by_their_image_not_by_cubes(tmp_path):
+    from meshopt_cli.commands.style import COMMAND
+
+    settings = COMMAND.resolve("fast", overrides={"texture": "uv", "texture_size": 32, "texture_resolution": 2048})[0]
+    uv = COMMAND.memory(settings, None).parts
+    cubes = COMMAND.resolve("fast", overrides={"texture_size": 32})[0]
+    assert "texture parameters" in COMMAND.memory(cubes, None).parts and "texture parameters" not in uv
+    assert uv["texture image"] == 8 * 2048 * 2048 * 3 * 4  # logits, gradient, Adam's moments and the mip pyramids
+    # a huge image is refused before anything is loaded, naming the flag that sets it
+    ran = meshopt_in_process(
+        "style", "builtin:sphere", tmp_path / "none.png", "--weights", "random", "--texture", "uv",
+        "--texture-resolution", "4096", "--max-memory", "1G", "-o", tmp_path / "o",
+    )  # fmt: skip
+    assert ran.returncode == 2 and "--texture-resolution" in ran.stderr and "\n" not in ran.stderr.strip(), ran.stderr
+
+
 def test_fit_refuses_huge_image_size(tmp_path):
     ran = meshopt_in_process(
         "fit", "builtin:cube", "--image-size", "1024", "--batch-views", "24", "--max-memory", "2G", "-o", tmp_path

@@ -141,8 +141,16 @@ def uv_resolution(image_hw, generated: bool, asked: int) -> tuple[int, int]:
     return max(1, round(h * target / longest)), max(1, round(w * target / longest))
 
 
-def memory_estimate(network: str, settings: TexturedCommandSettings, vertices: int = 0, faces: int = 0) -> memory.Estimate:
-    """The peak of one job on a mesh of ``vertices`` and ``faces`` (0, 0: what the settings alone need)."""
+def memory_estimate(
+    network: str, settings: TexturedCommandSettings, vertices: int = 0, faces: int = 0, texture_hw: tuple[int, int] | None = None
+) -> memory.Estimate:
+    """The peak of one job on a mesh of ``vertices`` and ``faces`` (0, 0: what the settings alone need);
+    with ``--texture uv``, of an optimized image of ``texture_hw`` (default: the largest the settings allow)."""
+    pixels = 0
+    if settings.texture == "uv":
+        side = settings.texture_resolution or OWN_IMAGE_CAP
+        h, w = texture_hw or (side, side)
+        pixels = int(h) * int(w)
     return memory.textured_estimate(
         network,
         vertices,
@@ -151,6 +159,7 @@ def memory_estimate(network: str, settings: TexturedCommandSettings, vertices: i
         settings.batch_views,
         settings.image_size,
         (settings.turntable_frames, settings.turntable_size),
+        texture_pixels=pixels,
     )
 
 
@@ -171,9 +180,10 @@ def load_subject(
     if network is not None:
         estimate = memory_estimate(network, settings, int(mesh.num_vertices), int(mesh.num_faces))
         estimate.parts["meshopt itself"] = memory.current_rss()
-        memory.check(
-            estimate, budget or memory.default_budget(), f"{mesh.num_faces} faces with --texture-size {settings.texture_size}"
-        )
+        texture = f"--texture-size {settings.texture_size}"
+        if settings.texture == "uv":
+            texture = f"--texture uv at up to {settings.texture_resolution or OWN_IMAGE_CAP} px"
+        memory.check(estimate, budget or memory.default_budget(), f"{mesh.num_faces} faces with {texture}")
     centre, scale = box_normalization(mesh.vertices)
     vertices = torch.tensor((mesh.vertices - centre) * scale, dtype=torch.float32, device=device)
     faces = torch.tensor(np.asarray(mesh.faces, np.int64), device=device)
