@@ -28,24 +28,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from meshopt_cli.mesh.cubes import WRAPPINGS, canonical_wrapping
 from meshopt_cli.render import reference
 
-WRAPS = ("repeat", "mirrored_repeat", "clamp_to_edge", "clamp_to_border")
-_WRAP_ALIASES = {
-    "mirror": "mirrored_repeat",
-    "mirrored": "mirrored_repeat",
-    "clamp": "clamp_to_edge",
-    "border": "clamp_to_border",
-}
+WRAPS = WRAPPINGS  # the mesh loader's wrap modes: one list, one alias table
 
 
 def canonical_wrap(name: str) -> str:
-    """``"repeat"``, ``"mirror"``, ``"clamp"``, ``"border"``, ... -> one of :data:`WRAPS` (ValueError else)."""
-    key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
-    key = _WRAP_ALIASES.get(key, key)
-    if key not in WRAPS:
-        raise ValueError(f"texture_wrap must be one of {', '.join(WRAPS)}; got {name!r}")
-    return key
+    """``"repeat"``, ``"mirror"``, ``"clamp"``, ``"border"``, ... -> one of :data:`WRAPS` (a ValueError
+    naming ``texture_wrap`` else)."""
+    try:
+        return canonical_wrapping(name)
+    except ValueError:
+        raise ValueError(f"texture_wrap must be one of {', '.join(WRAPS)}; got {name!r}") from None
 
 
 # ----------------------------------------------------------------------------- validation
