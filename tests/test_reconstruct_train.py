@@ -140,6 +140,9 @@ def test_train_command_writes_the_run_and_a_stop_saves_a_checkpoint(data, tmp_pa
     assert refused.returncode == 2 and "reconstruct train needs about" in refused.stderr and "900" in refused.stderr
     other = meshopt_in_process(*args, "--resume", "--lr", "0.5")
     assert other.returncode == 2 and "different settings" in other.stderr
+    nowhere = tmp_path / "never"
+    missing = meshopt_in_process("reconstruct", "train", tmp_path / "no-data", "-o", nowhere)
+    assert missing.returncode == 2 and "no such folder" in missing.stderr and not nowhere.exists()
 
 
 def test_ddp_on_two_gloo_processes_takes_the_steps_of_one(data, tmp_path):

@@ -232,12 +232,13 @@ def run_train(
         if not resume and (run / "metrics.json").exists() or (not resume and checkpoint.exists()):
             if not force:
                 raise console.UsageError(f"--out {run} holds a run (use --resume to continue it, or --force to start over)")
-        run.mkdir(parents=True, exist_ok=True)
     check_train_memory(data, resolved, world, max_memory)
     try:
         split = load_split(data, "train", _classes(resolved.classes))
     except ValueError as problem:
         raise console.UsageError(str(problem)) from None
+    if rank == 0:  # only once the data is known to load: a refused run leaves no empty folder behind
+        run.mkdir(parents=True, exist_ok=True)
     meta_settings = {k: v for k, v in as_dict(resolved).items() if k not in ("iterations", "checkpoint_every")}
     meta = dict(settings=meta_settings, classes=split.classes, objects=int(len(split.images)), world=world)
     started = time.perf_counter()
