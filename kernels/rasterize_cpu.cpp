@@ -4,6 +4,7 @@
 //           face order (so equal depths keep the lower index), then samples textures.
 // backward: the approximate gradient walks scan lines per face (each face owns its gradient, no
 //           atomics); the walks read line buffers laid out so that a walk is contiguous.
+// shade_uv: the UV path's colours, pixels in parallel; its backward one serial pass.
 // Shared with the CUDA kernels: all per-face/per-pixel math, the parameter structs and the dense
 // pixel runs are in rasterizer_math.h; the op signatures, bindings and input checks in
 // rasterizer_ops.h. This file holds only the CPU scheduling: tile binning, per-face pixel lists,
@@ -344,6 +345,49 @@ void meshopt::launch_backward_xy(const XyGradientParams& p, const at::TensorOpti
     backward_xy_impl<3>(in);
   else
     backward_xy_impl<4>(in);
+}
+
+// The pyramid: level 0 copied, then each level from the one before, rows in parallel.
+void meshopt::launch_mip_pyramid(const MipParams& p, const at::TensorOptions&) {
+  const MipLevels& L = p.levels;
+  const int64_t texels0 = (int64_t)L.h[0] * L.w[0];
+  for (int64_t i = 0; i < p.images; ++i)
+    std::copy(p.image + 3 * i * texels0, p.image + 3 * (i + 1) * texels0, p.packed + 3 * i * L.total);
+  for (int l = 0; l + 1 < L.count; ++l) {
+    const int h = L.h[l + 1], w = L.w[l + 1];
+    at::parallel_for(0, p.images * h, std::max<int64_t>(1, 4096 / w), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row)
+        for (int x = 0; x < w; ++x) meshopt::mip_down_texel(p, row / h, l, (int)(row % h), x);
+    });
+  }
+}
+
+// Its backward: coarse to fine, each level's texels gain their parent's gradient (rows in parallel;
+// a texel has one parent, so no two rows write the same place).
+void meshopt::launch_mip_pyramid_backward(const MipParams& p, const at::TensorOptions&) {
+  const MipLevels& L = p.levels;
+  for (int l = L.count - 2; l >= 0; --l) {
+    const int h = L.h[l], w = L.w[l];
+    at::parallel_for(0, p.images * h, std::max<int64_t>(1, 4096 / w), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row)
+        for (int x = 0; x < w; ++x) meshopt::mip_up_texel(p, row / h, l, (int)(row % h), x);
+    });
+  }
+}
+
+// UV shading: pixels in parallel (each writes only its own colour).
+void meshopt::launch_shade_uv(const UVShadeParams& p, const at::TensorOptions&) {
+  at::parallel_for(0, p.B * p.S * p.S, 2048, [&](int64_t begin, int64_t end) {
+    for (int64_t pixel = begin; pixel < end; ++pixel) meshopt::uv_shade_pixel(p, pixel);
+  });
+}
+
+// Its backward scatters into texels, corner UVs and lights that many pixels share: one pass in
+// pixel order (a few ms for a 512^2 frame; deterministic, unlike the atomics of the CUDA version).
+void meshopt::launch_shade_uv_backward(const UVShadeParams& p, const at::TensorOptions&) {
+  const auto add = [](float* target, float value) { *target += value; };
+  const int64_t pixels = p.B * p.S * p.S;
+  for (int64_t pixel = 0; pixel < pixels; ++pixel) meshopt::uv_shade_pixel_backward(p, pixel, add);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { meshopt::define_ops<at::kCPU>(m); }

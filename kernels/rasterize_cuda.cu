@@ -27,6 +27,8 @@
 //   are the texels of cubes up to T = 4, staged in shared memory); fill-back copies read and
 //   accumulate into their original's cube, transposed (texture_corners). Without grad_textures
 //   (only the light needs a gradient) no texel is touched.
+// mip_pyramid: one kernel per level, one thread per texel (its backward likewise, coarse to fine).
+// shade_uv: one thread per pixel; its backward one thread per pixel with global atomics.
 // Every backward op adds with float atomics, so its sums round in no fixed order: the Python
 // wrapper raises torch's determinism error for them (native.alert_nondeterministic).
 #include <torch/extension.h>
@@ -376,6 +378,84 @@ void meshopt::launch_backward_textures(const TextureGradientParams& p, const at:
   const int64_t num_pixels = p.B * p.S * p.S;
   if (num_pixels == 0 || p.F == 0) return;
   texture_gradient_kernel<<<grid_for(num_pixels, kBlock), kBlock, 0, stream>>>(p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+namespace {
+
+// ----------------------------------------------------------------------------- UV shading
+
+// One thread per texel of level l + 1 (mip_down_texel), or of level l (mip_up_texel), grid-stride.
+__global__ void __launch_bounds__(kBlock) mip_down_kernel(const meshopt::MipParams p, int l) {
+  const int h = p.levels.h[l + 1], w = p.levels.w[l + 1];
+  const int64_t count = p.images * h * (int64_t)w;
+  for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < count; k += (int64_t)gridDim.x * blockDim.x)
+    meshopt::mip_down_texel(p, k / ((int64_t)h * w), l, (int)((k / w) % h), (int)(k % w));
+}
+
+__global__ void __launch_bounds__(kBlock) mip_up_kernel(const meshopt::MipParams p, int l) {
+  const int h = p.levels.h[l], w = p.levels.w[l];
+  const int64_t count = p.images * h * (int64_t)w;
+  for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < count; k += (int64_t)gridDim.x * blockDim.x)
+    meshopt::mip_up_texel(p, k / ((int64_t)h * w), l, (int)((k / w) % h), (int)(k % w));
+}
+
+// One thread per pixel (grid-stride): uv_shade_pixel.
+__global__ void __launch_bounds__(kBlock) uv_shade_kernel(const meshopt::UVShadeParams p) {
+  const int64_t num_pixels = p.B * (int64_t)p.S * p.S;
+  for (int64_t pixel = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; pixel < num_pixels;
+       pixel += (int64_t)gridDim.x * blockDim.x)
+    meshopt::uv_shade_pixel(p, pixel);
+}
+
+// One thread per pixel: uv_shade_pixel_backward with global atomics (texels, corner UVs, light).
+__global__ void __launch_bounds__(kBlock) uv_shade_backward_kernel(const meshopt::UVShadeParams p) {
+  const int64_t num_pixels = p.B * (int64_t)p.S * p.S;
+  for (int64_t pixel = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; pixel < num_pixels;
+       pixel += (int64_t)gridDim.x * blockDim.x)
+    meshopt::uv_shade_pixel_backward(p, pixel, AtomicAdd{});
+}
+
+}  // namespace
+
+void meshopt::launch_mip_pyramid(const MipParams& p, const at::TensorOptions& opts) {
+  const c10::cuda::CUDAGuard guard(opts.device());
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const MipLevels& L = p.levels;
+  const int64_t texels0 = (int64_t)L.h[0] * L.w[0];
+  if (texels0 == 0 || p.images == 0) return;
+  // level 0 of each image: one strided copy
+  C10_CUDA_CHECK(cudaMemcpy2DAsync(p.packed, 3 * L.total * sizeof(float), p.image, 3 * texels0 * sizeof(float),
+                                   3 * texels0 * sizeof(float), p.images, cudaMemcpyDeviceToDevice, stream));
+  for (int l = 0; l + 1 < L.count; ++l) {
+    mip_down_kernel<<<grid_for(p.images * L.h[l + 1] * (int64_t)L.w[l + 1], kBlock), kBlock, 0, stream>>>(p, l);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+void meshopt::launch_mip_pyramid_backward(const MipParams& p, const at::TensorOptions& opts) {
+  const c10::cuda::CUDAGuard guard(opts.device());
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  if (p.images == 0) return;
+  for (int l = p.levels.count - 2; l >= 0; --l) {
+    mip_up_kernel<<<grid_for(p.images * p.levels.h[l] * (int64_t)p.levels.w[l], kBlock), kBlock, 0, stream>>>(p, l);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+void meshopt::launch_shade_uv(const UVShadeParams& p, const at::TensorOptions& opts) {
+  const c10::cuda::CUDAGuard guard(opts.device());
+  const int64_t num_pixels = p.B * p.S * p.S;
+  if (num_pixels == 0) return;
+  uv_shade_kernel<<<grid_for(num_pixels, kBlock), kBlock, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void meshopt::launch_shade_uv_backward(const UVShadeParams& p, const at::TensorOptions& opts) {
+  const c10::cuda::CUDAGuard guard(opts.device());
+  const int64_t num_pixels = p.B * p.S * p.S;
+  if (num_pixels == 0 || p.F == 0) return;
+  uv_shade_backward_kernel<<<grid_for(num_pixels, kBlock), kBlock, 0, c10::cuda::getCurrentCUDAStream()>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

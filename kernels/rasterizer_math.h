@@ -440,6 +440,266 @@ MESHOPT_HD void texture_gradient_pixel(const TextureGradientParams& p, int64_t b
   for (int ch = 0; ch < 3; ++ch) grad_light[ch] = g[ch] * color[ch];
 }
 
+// ----------------------------------------------------------------------------- UV texture images
+// The UV path (meshopt_cli/render/uv.py is its pure-PyTorch reference, docs/design.md "UV texture
+// images"): per covered pixel, perspective-correct UVs from the rasterizer's weights and depth, the
+// level of detail from the face's UV footprint, and trilinear reads of a mip pyramid packed into
+// one array ([Bi * total, 3] floats, level l at row offset[l], h[l] x w[l] texels, row 0 at v = 1).
+
+constexpr int kMaxMipLevels = 32;
+enum UVWrap { kRepeat = 0, kMirroredRepeat = 1, kClampToEdge = 2, kClampToBorder = 3 };
+
+struct MipLevels {
+  int count;
+  int64_t total;  // texels of one image's pyramid
+  int h[kMaxMipLevels], w[kMaxMipLevels];
+  int64_t offset[kMaxMipLevels];
+};
+
+struct UVShadeParams {
+  const float* faces;         // [B, F, 9] screen space, as rasterized
+  const int32_t* face_index;  // [B, S, S]
+  const float* weights;       // [B, S, S, 3] screen-space barycentric weights
+  const float* depth;         // [B, S, S]
+  const float* uvs;           // [Bu, F, 3, 2], Bu = 1 or B
+  const float* pyramid;       // [Bi * total, 3], Bi = 1 or B
+  const float* light;         // [B, F, 3]; null when not given
+  const float* background;    // [B, 3]
+  int64_t B, F;
+  int S;
+  bool uvs_batched, image_batched;
+  int wrap;  // UVWrap
+  MipLevels levels;
+  const float* grad_rgb;  // [B, S, S, 3] backward input
+  float* rgb;             // [B, S, S, 3] forward output
+  float* grad_pyramid;    // [Bi * total, 3] backward output (zeroed); null when not needed
+  float* grad_uvs;        // [Bu, F, 3, 2] backward output (zeroed); null when not needed
+  float* grad_light;      // [B, F, 3] backward output (zeroed); null when light is
+};
+
+// The pyramid's levels: level l + 1 halves level l along each side longer than 1 (ceil), and
+// texel (y, x) of it is the mean of the level-l texels (2y..2y+1, 2x..2x+1) that exist (torch's
+// avg_pool2d with ceil_mode, which divides by the clipped window).
+struct MipParams {
+  const float* image;      // [Bi, H, W, 3] forward input
+  float* packed;           // [Bi * total, 3] forward output
+  float* grad;             // [Bi * total, 3] backward: the packed gradient, turned in place into the
+                           // gradient of each level's own texels, level 0 last (the image's)
+  int64_t images;          // Bi
+  MipLevels levels;
+};
+
+// The rows (or columns) of level-l texels averaged into texel `parent` of level l + 1.
+MESHOPT_HD int mip_window(int size, int parent) {
+  if (size == 1) return 1;
+  return 2 * parent + 1 < size ? 2 : 1;
+}
+
+// Texel (y, x) of level l + 1 of image i, from level l.
+MESHOPT_HD void mip_down_texel(const MipParams& p, int64_t i, int l, int y, int x) {
+  const int hs = p.levels.h[l], ws = p.levels.w[l], wd = p.levels.w[l + 1];
+  const float* src = p.packed + 3 * (i * p.levels.total + p.levels.offset[l]);
+  float* dst = p.packed + 3 * (i * p.levels.total + p.levels.offset[l + 1] + (int64_t)y * wd + x);
+  const int y0 = hs > 1 ? 2 * y : y, x0 = ws > 1 ? 2 * x : x;
+  const int ny = mip_window(hs, y), nx = mip_window(ws, x);
+  float sum[3] = {0.f, 0.f, 0.f};
+  for (int dy = 0; dy < ny; ++dy)
+    for (int dx = 0; dx < nx; ++dx)
+      for (int ch = 0; ch < 3; ++ch) sum[ch] += src[3 * ((int64_t)(y0 + dy) * ws + x0 + dx) + ch];
+  const float count = (float)(ny * nx);
+  for (int ch = 0; ch < 3; ++ch) dst[ch] = sum[ch] / count;
+}
+
+// Backward: texel (y, x) of level l gains its parent's (final) gradient over the parent's window.
+MESHOPT_HD void mip_up_texel(const MipParams& p, int64_t i, int l, int y, int x) {
+  const int hs = p.levels.h[l], ws = p.levels.w[l], wd = p.levels.w[l + 1];
+  const int py = hs > 1 ? y / 2 : y, px = ws > 1 ? x / 2 : x;
+  const float count = (float)(mip_window(hs, py) * mip_window(ws, px));
+  const float* parent = p.grad + 3 * (i * p.levels.total + p.levels.offset[l + 1] + (int64_t)py * wd + px);
+  float* own = p.grad + 3 * (i * p.levels.total + p.levels.offset[l] + (int64_t)y * ws + x);
+  for (int ch = 0; ch < 3; ++ch) own[ch] += parent[ch] / count;
+}
+
+// torch.nan_to_num's defaults: NaN -> 0, +-inf -> +-FLT_MAX.
+MESHOPT_HD float nan_to_num(float x) {
+  if (x != x) return 0.f;
+  return clampf(x, -FLT_MAX, FLT_MAX);
+}
+
+// A texel index wrapped into [0, size); `inside` false where clamp_to_border reads black.
+MESHOPT_HD int64_t wrap_index(int64_t index, int64_t size, int wrap, bool& inside) {
+  inside = true;
+  if (index >= 0 && index < size) return index;  // nearly every tap: no 64-bit division
+  if (wrap == kRepeat) {
+    const int64_t m = index % size;
+    return m < 0 ? m + size : m;
+  }
+  if (wrap == kMirroredRepeat) {
+    int64_t m = index % (2 * size);
+    if (m < 0) m += 2 * size;
+    return m >= size ? 2 * size - 1 - m : m;
+  }
+  if (wrap == kClampToBorder) inside = index >= 0 && index < size;
+  return index < 0 ? 0 : (index > size - 1 ? size - 1 : index);
+}
+
+// The taps of one pixel: up to 8 texel rows of the packed pyramid, their weights and the weights'
+// derivatives with respect to the pixel's u and v (level and blend are constants, as in uv.py).
+struct UVTaps {
+  int count;
+  int64_t row[8];
+  float weight[8], d_du[8], d_dv[8];
+};
+
+// Bilinear taps at (u, v) on `level`, each weight scaled by `blend`, appended to t.
+MESHOPT_HD void bilinear_taps(const UVShadeParams& p, int64_t image, int level, float u, float v, float blend,
+                              UVTaps& t) {
+  const int h = p.levels.h[level], w = p.levels.w[level];
+  // |x|, |y| <= 2^30 keeps the integer texel indices in range (far beyond any meaningful UV)
+  const float x = clampf(u * (float)w - 0.5f, -1073741824.f, 1073741824.f);
+  const float y = clampf((1.f - v) * (float)h - 0.5f, -1073741824.f, 1073741824.f);
+  const float x0 = floorf(x), y0 = floorf(y);
+  const float fx = x - x0, fy = y - y0;
+  const int64_t base = image * p.levels.total + p.levels.offset[level];
+  for (int dy = 0; dy < 2; ++dy) {
+    bool in_y;
+    const int64_t iy = wrap_index((int64_t)y0 + dy, h, p.wrap, in_y);
+    const float wy = dy ? fy : 1.f - fy, dwy_dv = (dy ? 1.f : -1.f) * -(float)h;
+    for (int dx = 0; dx < 2; ++dx) {
+      bool in_x;
+      const int64_t ix = wrap_index((int64_t)x0 + dx, w, p.wrap, in_x);
+      const float wx = dx ? fx : 1.f - fx, dwx_du = (dx ? 1.f : -1.f) * (float)w;
+      const float keep = (in_x && in_y) ? blend : 0.f;
+      t.row[t.count] = base + iy * w + ix;
+      t.weight[t.count] = wy * wx * keep;
+      t.d_du[t.count] = wy * dwx_du * keep;
+      t.d_dv[t.count] = dwy_dv * wx * keep;
+      ++t.count;
+    }
+  }
+}
+
+// uv.face_footprints of one face: 1 / z of its corners and the six coefficients of its UV
+// footprint (per screen axis x, y: sum_k c_k uv_k / z_k in texels of level 0, then sum_k c_k / z_k,
+// with c_k the slope of screen weight k), NaN and infinities read as 0.
+MESHOPT_HD void uv_face_footprint(const UVShadeParams& p, int64_t bf, const float* corner_uv, float inverse_z[3],
+                                  float c[6]) {
+  const float* f9 = p.faces + 9 * bf;
+  float px[3], py[3];
+  for (int k = 0; k < 3; ++k) {
+    px[k] = to_pixel(f9[3 * k], p.S);
+    py[k] = to_pixel(f9[3 * k + 1], p.S);
+    inverse_z[k] = 1.f / f9[3 * k + 2];
+  }
+  const float area = edge_function(px[0], py[0], px[1], py[1], px[2], py[2]);
+  const float width = (float)p.levels.w[0], height = (float)p.levels.h[0];
+  for (int j = 0; j < 6; ++j) c[j] = 0.f;
+  for (int k = 0; k < 3; ++k) {
+    const int next = (k + 1) % 3, prev = (k + 2) % 3;
+    const float cx = -(py[prev] - py[next]) / area * inverse_z[k];
+    const float cy = (px[prev] - px[next]) / area * inverse_z[k];
+    const float tu = corner_uv[2 * k] * width, tv = corner_uv[2 * k + 1] * height;
+    c[0] += cx * tu;
+    c[1] += cx * tv;
+    c[2] += cx;
+    c[3] += cy * tu;
+    c[4] += cy * tv;
+    c[5] += cy;
+  }
+  for (int j = 0; j < 6; ++j) c[j] = is_finite(c[j]) ? c[j] : 0.f;
+}
+
+// Pixel `pixel` (flat b * S * S + y * S + x) of face f >= 0 (checked by the caller): its taps and the
+// perspective-correct weights `persp` of its corners' UVs.
+MESHOPT_HD void uv_pixel_taps(const UVShadeParams& p, int64_t pixel, int64_t b, int64_t f, UVTaps& t, float persp[3]) {
+  const int64_t bf = b * p.F + f;
+  const float z = p.depth[pixel];
+  const float* corner_uv = p.uvs + ((p.uvs_batched ? b : 0) * p.F + f) * 6;
+  float inverse_z[3], c[6];
+  uv_face_footprint(p, bf, corner_uv, inverse_z, c);
+  float u = 0.f, v = 0.f;
+  for (int k = 0; k < 3; ++k) {
+    persp[k] = nan_to_num(p.weights[3 * pixel + k] * z * inverse_z[k]);
+    u += persp[k] * corner_uv[2 * k];
+    v += persp[k] * corner_uv[2 * k + 1];
+  }
+  // level of detail: log2 of the longer of |d(uv)/dx| and |d(uv)/dy| in texels of level 0
+  const float tu = u * (float)p.levels.w[0], tv = v * (float)p.levels.h[0];
+  const float dxu = z * (c[0] - tu * c[2]), dxv = z * (c[1] - tv * c[2]);
+  const float dyu = z * (c[3] - tu * c[5]), dyv = z * (c[4] - tv * c[5]);
+  float rho = fmaxf(dxu * dxu + dxv * dxv, dyu * dyu + dyv * dyv);
+  if (rho != rho) rho = 1.f;
+  rho = fminf(rho, 1.152921504606846976e18f);  // 2^60 for +inf, as uv.level_of_detail
+  float lod = 0.5f * log2f(fmaxf(rho, 8.673617379884035e-19f)) - 1e-4f;
+  lod = clampf(lod, 0.f, (float)(p.levels.count - 1));
+  const float low = floorf(lod), frac = lod - low;
+  const int64_t image = p.image_batched ? b : 0;
+  t.count = 0;
+  bilinear_taps(p, image, (int)low, u, v, 1.f - frac, t);
+  if (frac > 0.f) bilinear_taps(p, image, (int)low + 1 < p.levels.count ? (int)low + 1 : (int)low, u, v, frac, t);
+}
+
+// Forward: the shaded colour of one pixel (the background where no face is seen).
+MESHOPT_HD void uv_shade_pixel(const UVShadeParams& p, int64_t pixel) {
+  const int64_t b = pixel / ((int64_t)p.S * p.S);
+  const int32_t f = p.face_index[pixel];
+  float* out = p.rgb + 3 * pixel;
+  if (f < 0 || f >= p.F) {
+    for (int ch = 0; ch < 3; ++ch) out[ch] = p.background[3 * b + ch];
+    return;
+  }
+  UVTaps t;
+  float persp[3];
+  uv_pixel_taps(p, pixel, b, f, t, persp);
+  float color[3] = {0.f, 0.f, 0.f};
+  for (int k = 0; k < t.count; ++k)
+    for (int ch = 0; ch < 3; ++ch) color[ch] += t.weight[k] * p.pyramid[3 * t.row[k] + ch];
+  const float* light = p.light ? p.light + 3 * (b * p.F + f) : nullptr;
+  for (int ch = 0; ch < 3; ++ch) out[ch] = light ? color[ch] * light[ch] : color[ch];
+}
+
+// Backward of one pixel, through add(pointer, value): the pyramid's texels, the face's corner UVs
+// and its light (+= where one thread runs, atomics otherwise).
+template <class Add>
+MESHOPT_HD void uv_shade_pixel_backward(const UVShadeParams& p, int64_t pixel, Add add) {
+  const int64_t b = pixel / ((int64_t)p.S * p.S);
+  const int32_t f = p.face_index[pixel];
+  if (f < 0 || f >= p.F) return;
+  const float* g = p.grad_rgb + 3 * pixel;
+  if (g[0] == 0.f && g[1] == 0.f && g[2] == 0.f) return;
+  UVTaps t;
+  float persp[3];
+  uv_pixel_taps(p, pixel, b, f, t, persp);
+  const int64_t bf = b * p.F + f;
+  float g_color[3] = {g[0], g[1], g[2]};
+  if (p.light != nullptr) {
+    float color[3] = {0.f, 0.f, 0.f};
+    for (int k = 0; k < t.count; ++k)
+      for (int ch = 0; ch < 3; ++ch) color[ch] += t.weight[k] * p.pyramid[3 * t.row[k] + ch];
+    for (int ch = 0; ch < 3; ++ch) {
+      add(p.grad_light + 3 * bf + ch, g[ch] * color[ch]);
+      g_color[ch] = g[ch] * p.light[3 * bf + ch];
+    }
+  }
+  float g_u = 0.f, g_v = 0.f;
+  for (int k = 0; k < t.count; ++k) {
+    const float* texel = p.pyramid + 3 * t.row[k];
+    const float along = texel[0] * g_color[0] + texel[1] * g_color[1] + texel[2] * g_color[2];
+    g_u += t.d_du[k] * along;
+    g_v += t.d_dv[k] * along;
+    if (p.grad_pyramid != nullptr && t.weight[k] != 0.f)
+      for (int ch = 0; ch < 3; ++ch) add(p.grad_pyramid + 3 * t.row[k] + ch, t.weight[k] * g_color[ch]);
+  }
+  if (p.grad_uvs != nullptr) {
+    float* target = p.grad_uvs + ((p.uvs_batched ? b : 0) * p.F + f) * 6;
+    for (int k = 0; k < 3; ++k) {
+      if (persp[k] == 0.f) continue;
+      add(target + 2 * k, persp[k] * g_u);
+      add(target + 2 * k + 1, persp[k] * g_v);
+    }
+  }
+}
+
 // ----------------------------------------------------------------------------- backward: pixel runs
 // A crossing's two runs: OUT, the pixels beyond the edge up to the image border (the face would
 // grow over them; they are compared with the pixel just inside, v_in), and IN, the face's own

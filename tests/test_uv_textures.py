@@ -97,7 +97,8 @@ def test_magnified_texture_is_interpolated_bilinearly():
 
 
 def test_far_away_texture_is_not_aliased(monkeypatch):
-    """A 256-texel checker of one-texel squares on 16 pixels: mip level 4, every pixel the mean."""
+    """A 256-texel checker of one-texel squares on 16 pixels: mip level 4, every pixel the mean
+    (the level recorded on the PyTorch path; the colours checked on both backends)."""
     texture = checker(256, 256)
     levels = []
     original = uv_module.Pyramid.trilinear
@@ -109,10 +110,12 @@ def test_far_away_texture_is_not_aliased(monkeypatch):
     monkeypatch.setattr(uv_module.Pyramid, "trilinear", recording)
     # shifted half a texel: a level-0 read lands on texel centres, all of one colour (aliased)
     uvs = quad_uvs() + 0.5 / 256
-    image = flat_renderer(16)(QUAD_VERTICES, QUAD_FACES, mode="rgb", uvs=uvs, texture_image=texture)
-    assert float(levels[0].min()) > 3.9 and float(levels[0].max()) < 4.1
     mean = texture.reshape(-1, 3).mean(0)
-    assert (image[0].permute(1, 2, 0) - mean).abs().max() <= 2 / 255
+    for name in ("reference", "native"):
+        monkeypatch.setenv("MESHOPT_BACKEND", name)
+        image = flat_renderer(16)(QUAD_VERTICES, QUAD_FACES, mode="rgb", uvs=uvs, texture_image=texture)
+        assert (image[0].permute(1, 2, 0) - mean).abs().max() <= 2 / 255, name
+    assert len(levels) == 1 and float(levels[0].min()) > 3.9 and float(levels[0].max()) < 4.1
 
 
 def test_far_away_texture_in_perspective_keeps_its_mean_colour():
@@ -315,6 +318,67 @@ def test_property_any_uvs_on_a_constant_image_equal_the_cube_path(seed, wrap, uv
     uv_image = renderer(vertices, faces, mode="rgb", uvs=uvs, texture_image=colour.expand(1, side, side + 1, 3).contiguous())
     cube_image = renderer(vertices, faces, colour.expand(1, count, 1, 1, 1, 3).contiguous(), mode="rgb")
     assert torch.allclose(uv_image, cube_image, atol=1e-5)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), images=st.integers(1, 2), height=st.integers(1, 90), width=st.integers(1, 90))
+def test_property_native_mip_pyramid_equals_the_pytorch_one(seed, images, height, width):
+    """The kernels' packed pyramid (and its backward) against uv.Pyramid's avg_pool2d levels: the
+    same texels (odd sizes included) and, for a random gradient, the same image gradient."""
+    from meshopt_cli.render import native
+
+    backend = native.backend_for(torch.device("cpu"))
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(images, height, width, 3, generator=g).requires_grad_(True)
+    pyramid = uv_module.Pyramid(image)
+    levels = uv_module.mip_levels(height, width)
+    assert [tuple(row) for row in pyramid.table.tolist()] == levels
+    packed = backend.mip_pyramid(image.detach(), levels)
+    assert torch.allclose(packed, pyramid.packed, atol=1e-6)
+    grad = torch.randn(packed.shape, generator=g)
+    (expected,) = torch.autograd.grad(pyramid.packed, image, grad)
+    assert torch.allclose(backend.mip_pyramid_backward_(grad.clone(), levels, images), expected, atol=1e-5)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],  # it sets the env var each time
+)
+@given(
+    seed=st.integers(0, 10_000),
+    wrap=st.sampled_from(uv_module.WRAPS),
+    uv_scale=st.floats(0.1, 6.0),
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    shared=st.sampled_from(["none", "image", "uvs"]),
+    fill_back=st.booleans(),
+)
+def test_property_native_uv_shading_equals_the_pytorch_path(monkeypatch, seed, wrap, uv_scale, height, width, shared, fill_back):
+    """The native kernels' UV shading (rasterizer_math.h) against the PyTorch path (uv.py) on random
+    triangles in perspective, lit, two batch items with their own or a shared image / UVs, any image
+    size and wrap: the same pixels, and the same gradients of the image, the UVs and the vertices."""
+    g = torch.Generator().manual_seed(seed)
+    count = 8
+    vertices0 = (torch.rand(2, count * 3, 3, generator=g) * 2 - 1) * 0.9
+    faces = torch.arange(count * 3).reshape(1, count, 3).expand(2, -1, -1)
+    uvs0 = (torch.rand(1 if shared == "uvs" else 2, count, 3, 2, generator=g) * 2 - 1) * uv_scale
+    image0 = torch.rand(1 if shared == "image" else 2, height, width, 3, generator=g)
+    weight = torch.rand(2, 3, 24, 24, generator=g)
+    results = {}
+    for name in ("reference", "native"):
+        monkeypatch.setenv("MESHOPT_BACKEND", name)
+        vertices, uvs, image = (x.clone().requires_grad_(True) for x in (vertices0, uvs0, image0))
+        renderer = Renderer(image_size=24, texture_wrap=wrap, fill_back=fill_back, anti_aliasing=False)
+        rgb = renderer(vertices, faces, mode="rgb", uvs=uvs, texture_image=image)
+        (rgb * weight).sum().backward()
+        results[name] = (rgb.detach(), image.grad, uvs.grad, vertices.grad)
+    reference, native = results["reference"], results["native"]
+    assert torch.allclose(native[0], reference[0], atol=1e-6)
+    assert torch.allclose(native[1], reference[1], rtol=1e-4, atol=1e-5)
+    assert torch.allclose(native[2], reference[2], rtol=1e-3, atol=1e-3 * float(reference[2].abs().max()) + 1e-5)
+    assert_gradients_close(native[3], reference[3], "vertices")
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)

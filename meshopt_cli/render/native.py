@@ -265,12 +265,58 @@ def _wrap(module) -> SimpleNamespace:
         )
         return (grad_textures if need_textures else None), (grad_light if light is not None else None)
 
+    def mip_pyramid(image, levels):
+        """``[Bi, H, W, 3]`` -> the packed pyramid ``[Bi total, 3]`` (``levels``: uv.mip_levels)."""
+        return module.mip_pyramid(image.contiguous(), [int(x) for row in levels for x in row])
+
+    def mip_pyramid_backward_(grad_packed, levels, images):
+        """The image's gradient ``[Bi, H, W, 3]`` from the packed one, which it overwrites."""
+        if not grad_packed.is_contiguous():
+            raise ValueError("mip_pyramid_backward_ works in place: grad_packed must be contiguous")
+        return module.mip_pyramid_backward_(grad_packed, [int(x) for row in levels for x in row], int(images))
+
+    def shade_uv(faces, maps, uvs, pyramid, levels, light, background, wrap):
+        """The UV path's rgb ``[B, S, S, 3]`` (:class:`meshopt_cli.render.uv.NativeShade`'s arguments)."""
+        return module.shade_uv(*_uv_inputs(faces, maps, uvs, pyramid, levels, light, background, wrap))
+
+    def shade_uv_backward(faces, maps, uvs, pyramid, levels, light, background, wrap, grad_rgb, needs):
+        """Gradients of :func:`shade_uv` for (pyramid, uvs, light); None where ``needs`` says no."""
+        if grad_rgb.is_cuda:
+            alert_nondeterministic("shade_uv_backward")
+        inputs = _uv_inputs(faces, maps, uvs, pyramid, levels, light, background, wrap)
+        grads = module.shade_uv_backward(*inputs, grad_rgb.contiguous(), bool(needs[0]), bool(needs[1]))
+        return tuple(grad if need and grad.numel() else None for grad, need in zip(grads, needs))
+
     return SimpleNamespace(
         name="native",
         forward=forward,
         backward_xy=backward_xy,
         backward_depth=backward_depth,
         backward_textures=backward_textures,
+        mip_pyramid=mip_pyramid,
+        mip_pyramid_backward_=mip_pyramid_backward_,
+        shade_uv=shade_uv,
+        shade_uv_backward=shade_uv_backward,
+    )
+
+
+def _uv_inputs(faces, maps, uvs, pyramid, levels, light, background, wrap) -> tuple:
+    """shade_uv's positional arguments: contiguous tensors, the level table as a flat int list, the
+    wrap mode as its index in ``uv.WRAPS``."""
+    from meshopt_cli.render.uv import WRAPS
+
+    face_index, weights, depth = maps
+    return (
+        faces.contiguous(),
+        face_index.contiguous(),
+        weights.contiguous(),
+        depth.contiguous(),
+        uvs.contiguous(),
+        pyramid.contiguous(),
+        [int(x) for row in levels for x in row],
+        light.contiguous() if light is not None else weights.new_empty(0),
+        background.contiguous(),
+        WRAPS.index(wrap),
     )
 
 

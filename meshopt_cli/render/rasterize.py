@@ -281,7 +281,16 @@ def _rasterize_uv(flat_faces, uvs, texture_image, wrap, light, size, near, far, 
             flat_faces.detach(), None, size, float(near), float(far), float(eps), background, None, False
         )
     rgb = uv_shading.shade(
-        flat_faces, face_index, weights, depth, uvs, texture_image, background, light if light.numel() else None, wrap
+        flat_faces,
+        face_index,
+        weights,
+        depth,
+        uvs,
+        texture_image,
+        background,
+        light if light.numel() else None,
+        wrap,
+        backend=backend,
     )
     return uv_shading.UVComposite.apply(
         flat_faces, rgb, face_index, alpha, depth, backend, float(eps), return_alpha, return_depth

@@ -92,6 +92,17 @@ def mip_pyramid(image: torch.Tensor) -> list[torch.Tensor]:
     return levels
 
 
+def mip_levels(height: int, width: int) -> list[tuple[int, int, int]]:
+    """(height, width, offset) of each level of :func:`mip_pyramid` of an ``H x W`` image, packed
+    one after another (offsets in texels), down to 1 x 1."""
+    levels, offset = [(height, width, 0)], height * width
+    while height > 1 or width > 1:
+        height, width = (height + 1) // 2, (width + 1) // 2
+        levels.append((height, width, offset))
+        offset += height * width
+    return levels
+
+
 def _wrap_index(index: torch.Tensor, size: torch.Tensor, wrap: str):
     """Integer texel indices wrapped into [0, size) (``size`` per element); also the in-image mask
     for ``clamp_to_border`` (None otherwise)."""
@@ -172,14 +183,22 @@ def shade(
     background: torch.Tensor,
     light: torch.Tensor | None,
     wrap: str = "repeat",
+    backend=None,
 ) -> torch.Tensor:
     """The rgb map ``[B, S, S, 3]`` (unflipped frame, internal size) of UV-textured faces.
 
     ``faces [B, F, 9]`` screen space as rasterized; ``face_index``, ``weights``, ``depth``: the
     backend's maps; ``uvs [B or 1, F, 3, 2]`` for those faces (the reversed copies' already
     reversed); ``texture_image [B or 1, H, W, 3]``; ``background [B, 3]``; ``light [B, F, 3]`` or None.
+    ``backend``: one with ``shade_uv`` (the native kernels, rasterizer_math.h) shades every pixel in
+    one pass (:class:`NativeShade`); otherwise (the reference backend) the PyTorch code below does,
+    with autograd.
     """
+    if getattr(backend, "shade_uv", None) is not None:
+        fixed = (backend, faces.detach(), (face_index, weights, depth), background, wrap)
+        return NativeShade.apply(texture_image, uvs, light, *fixed)
     B, S = face_index.shape[:2]
+    inverse_z, footprint = face_footprints(faces.detach(), uvs.detach(), S, texture_image.shape[1:3])
     F_ = faces.shape[1]
     flat_face = face_index.reshape(-1).long()
     pixel = torch.nonzero(flat_face >= 0).squeeze(1)
@@ -187,7 +206,6 @@ def shade(
     face_id = batch * F_ + flat_face[pixel]
     w = weights.reshape(-1, 3)[pixel]
     z = depth.reshape(-1)[pixel]
-    inverse_z, footprint = face_footprints(faces.detach(), uvs.detach(), S, texture_image.shape[1:3])
     corner_uv = uvs.expand(B, -1, -1, -1).reshape(-1, 3, 2)[face_id]  # [N, 3, 2]
     # perspective-correct weights w_k z / z_k (0/0, a vertex at depth 0, read as 0, as the cube path does)
     perspective = torch.nan_to_num(w * z[:, None] * inverse_z[face_id], nan=0.0)
@@ -234,6 +252,34 @@ def level_of_detail(coefficients: torch.Tensor, depth: torch.Tensor, uv: torch.T
     rho = torch.maximum(d_dx.square().sum(1), d_dy.square().sum(1))  # squared footprint
     rho = torch.nan_to_num(rho, nan=1.0, posinf=float(2**60))
     return 0.5 * torch.log2(rho.clamp(min=2**-60)) - 1e-4  # a hair below: 1:1 stays on level 0 despite rounding
+
+
+class NativeShade(torch.autograd.Function):
+    """:func:`shade` on a native backend: ``(texture_image [Bi, H, W, 3], uvs [Bu, F, 3, 2], light
+    [B, F, 3] or None, backend, faces [B, F, 9], maps, background, wrap) -> rgb [B, S, S, 3]``. The
+    kernels build the packed pyramid (``mip_pyramid``, the levels of :func:`mip_levels`) and shade
+    every pixel (``shade_uv``: the steps of the PyTorch path, the face footprints included); the
+    backward pass gives the image (through the pyramid), the UVs and the light the gradients
+    autograd takes through the PyTorch path (the weights, depths and levels constant)."""
+
+    @staticmethod
+    def forward(ctx, texture_image, uvs, light, backend, faces, maps, background, wrap):
+        levels = mip_levels(texture_image.shape[1], texture_image.shape[2])
+        packed = backend.mip_pyramid(texture_image, levels)
+        ctx.fixed = (backend, faces, maps, levels, background, wrap, texture_image.shape[0])
+        ctx.save_for_backward(packed, uvs, light)
+        return backend.shade_uv(faces, maps, uvs, packed, levels, light, background, wrap)
+
+    @staticmethod
+    def backward(ctx, grad_rgb):
+        packed, uvs, light = ctx.saved_tensors
+        backend, faces, maps, levels, background, wrap, images = ctx.fixed
+        needs = ctx.needs_input_grad[:3]
+        grad_packed, grad_uvs, grad_light = backend.shade_uv_backward(
+            faces, maps, uvs, packed, levels, light, background, wrap, grad_rgb, needs
+        )
+        grad_image = backend.mip_pyramid_backward_(grad_packed, levels, images) if grad_packed is not None else None
+        return grad_image, grad_uvs, grad_light, None, None, None, None, None
 
 
 # ----------------------------------------------------------------------------- the autograd seam
