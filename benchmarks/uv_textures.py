@@ -3,6 +3,7 @@ JSON object per figure on stdout.
 
     python benchmarks/uv_textures.py                    # all three figures, CPU, 2 threads
     python benchmarks/uv_textures.py --figures speed psnr
+    python benchmarks/uv_textures.py --figures speed --device cuda   # the speed figure on a GPU
 
 * ``speed``: rgb forward + backward (vertices and texture) of a 20480-face icosphere at 256 px with
   anti-aliasing: a 1024² UV texture image against T = 4 cubes (the issue's target: at most 1.5x).
@@ -57,20 +58,22 @@ def spherical_uvs(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.stack((u, v), dim=-1)
 
 
-def speed(repeats: int) -> dict:
+def speed(repeats: int, device: str = "cpu", subdivisions: int = 5, texture: int = 1024) -> dict:
     import trimesh
 
-    mesh = trimesh.creation.icosphere(subdivisions=5)
+    device = torch.device(device)
+    mesh = trimesh.creation.icosphere(subdivisions=subdivisions)
     vertices = torch.tensor(mesh.vertices, dtype=torch.float32)[None]
     faces = torch.tensor(mesh.faces)[None]
-    uvs = spherical_uvs(vertices[0], faces[0])[None].contiguous()
+    uvs = spherical_uvs(vertices[0], faces[0])[None].contiguous().to(device)
     generator = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 1024, 1024, 3, generator=generator).requires_grad_(True)
-    cubes = torch.rand(1, faces.shape[1], 4, 4, 4, 3, generator=generator).requires_grad_(True)
-    target = torch.rand(1, 3, 256, 256, generator=generator)
+    image = torch.rand(1, texture, texture, 3, generator=generator).to(device).requires_grad_(True)
+    cubes = torch.rand(1, faces.shape[1], 4, 4, 4, 3, generator=generator).to(device).requires_grad_(True)
+    target = torch.rand(1, 3, 256, 256, generator=generator).to(device)
     renderer = Renderer(image_size=256)
     renderer.eye = (0.0, 0.0, -2.2)
-    v = vertices.clone().requires_grad_(True)
+    v = vertices.to(device).requires_grad_(True)
+    faces = faces.to(device)
 
     def step(mode):
         if mode == "uv":
@@ -78,6 +81,8 @@ def speed(repeats: int) -> dict:
         else:
             rgb = renderer(v, faces, cubes, mode="rgb")
         ((rgb - target) ** 2).mean().backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     times = {"uv": [], "cubes": []}
     for mode in ("uv", "cubes"):
@@ -91,7 +96,8 @@ def speed(repeats: int) -> dict:
     best = {k: min(x) for k, x in times.items()}
     return {
         "figure": "speed",
-        "case": "ico20480, 256 px with AA, rgb forward + backward (vertices and texture)",
+        "case": f"ico{faces.shape[1]}, 256 px with AA, rgb forward + backward (vertices and texture), {texture}² image",
+        "device": str(device),
         "uv_1024_median_s": round(median["uv"], 4),
         "cubes_t4_median_s": round(median["cubes"], 4),
         "ratio_median": round(median["uv"] / median["cubes"], 3),
@@ -297,11 +303,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--device", default="cpu", help="speed figure only: cpu or cuda")
+    parser.add_argument("--small", action="store_true", help="speed figure only: a 1280-face sphere, 64² image (smoke test)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for figure in args.figures:
         if figure == "speed":
-            result = speed(args.repeats)
+            result = speed(args.repeats, args.device, *((2, 64) if args.small else (5, 1024)))
         elif figure == "psnr":
             for cells in (32, 1):  # a finely meshed screen, and the same screen as two triangles
                 print(json.dumps(fidelity(cells=cells)), flush=True)

@@ -27,9 +27,22 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     steps = {s["step"]: s for s in summary["steps"]}
     assert summary["failed"] == []
-    assert {"machine", "build", "tests", "sanitizer-dry-run", "renderer", "style-fast-auto", "dream-fast-auto"} <= set(steps)
+    assert {
+        "machine",
+        "build",
+        "tests",
+        "sanitizer-dry-run",
+        "renderer",
+        "uv-textures",
+        "reconstruct-step",
+        "style-fast-auto",
+        "dream-fast-auto",
+    } <= set(steps)
     assert steps["renderer"]["figures"] and all(f["backend"] == "native" for f in steps["renderer"]["figures"])
     for name, network in (("style-fast-auto", "vgg"), ("dream-fast-auto", "googlenet")):
         figures = steps[name]["figures"][0]
         assert figures["seconds_per_step_mean"] > 0 and f"{network}_forward_per_step" in figures and "precision" in figures
+    uv = steps["uv-textures"]["figures"][0]
+    assert uv["uv_1024_median_s"] > 0 and uv["cubes_t4_median_s"] > 0 and uv["device"] == "cpu"
+    assert steps["reconstruct-step"]["figures"][0]["median_seconds"]["total"] > 0
     assert (tmp_path / "tests.xml").exists()
