@@ -25,7 +25,8 @@ def main() -> None:
     device, mesh, vertices, faces, textures = load(args, settings.texture_size)
     network = VGG16Features(weights=args.weights, progress=False, bf16=precision_of(args, device).bf16).to(device)
     style = torch.rand(1, 3, settings.image_size, settings.image_size, generator=torch.Generator().manual_seed(0)).to(device)
-    loss = StyleLoss(network, style, vertices, (settings.style_weight, settings.content_weight, settings.tv_weight))
+    weights = (settings.style_weight, settings.content_weight, settings.tv_weight)
+    loss = StyleLoss(network, style, vertices, weights, settings.style_normalization, settings.colour_weight)
     run_and_report(
         args,
         device,

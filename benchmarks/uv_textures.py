@@ -12,9 +12,10 @@ JSON object per figure on stdout.
   computed without the rasterizer or the mip pyramid: per pixel 8 x 8 rays cast in numpy onto
   the screen's plane, the full-resolution texture read bilinearly at each hit, the same flat
   light, averaged (target: at least 30 dB in UV mode).
-* ``colour`` (not in the default set: three 150-step style runs): how far ``style --weights
-  random --preset fast`` moves the mean colour of the sphere's views toward a procedural painting's,
-  with ``--style-normalization target`` and ``none``.
+* ``colour`` (not in the default set: seven 150-step style runs): how far ``style --weights
+  random --preset fast`` moves the mean colour of the sphere's views toward a procedural painting's
+  (a warm sky over blue-green ground, and a mostly green meadow), cubes and ``--texture uv``, and
+  with ``--colour-weight 0`` (the Gram terms alone) and the paper's absolute Gram loss.
 * ``style``: seconds per step of ``meshopt style --preset fast --weights random`` on the sphere
   with ``--texture uv --texture-resolution 512`` against ``--texture cubes`` (target: at most 1.3x).
 """
@@ -245,56 +246,77 @@ def style_steps(iterations: int) -> dict:
     }
 
 
-def painting(path: Path) -> np.ndarray:
-    """A procedural painting (a warm, swirling sky over dark blue-green ground); its mean colour."""
+def painting(path: Path, kind: str = "sky") -> np.ndarray:
+    """A procedural painting, saved to ``path``; its mean colour. ``sky``: a warm, swirling sky over
+    dark blue-green ground (two dominant, nearly opposite colours); ``meadow``: mostly green, light
+    yellow-green grass over dark green with a few brown furrows."""
     from PIL import Image
 
     h, w = 256, 320
     y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
-    swirl = np.sin(12 * x + 6 * np.sin(5 * y)) * 0.5 + 0.5
-    sky = np.stack([0.95 - 0.1 * swirl, 0.45 + 0.25 * swirl, 0.10 + 0.1 * swirl], -1)
-    ground = np.stack([0.10 + 0.1 * swirl, 0.25 + 0.15 * swirl, 0.45 + 0.2 * swirl], -1)
-    image = (np.where((y < 0.55 + 0.05 * np.sin(9 * x))[..., None], sky, ground) * 255).astype(np.uint8)
+    if kind == "sky":
+        swirl = np.sin(12 * x + 6 * np.sin(5 * y)) * 0.5 + 0.5
+        top = np.stack([0.95 - 0.1 * swirl, 0.45 + 0.25 * swirl, 0.10 + 0.1 * swirl], -1)
+        bottom = np.stack([0.10 + 0.1 * swirl, 0.25 + 0.15 * swirl, 0.45 + 0.2 * swirl], -1)
+        image = np.where((y < 0.55 + 0.05 * np.sin(9 * x))[..., None], top, bottom)
+    elif kind == "meadow":
+        swirl = np.sin(15 * x + 4 * np.sin(7 * y)) * 0.5 + 0.5
+        top = np.stack([0.55 + 0.15 * swirl, 0.80 + 0.1 * swirl, 0.25 + 0.1 * swirl], -1)
+        bottom = np.stack([0.10 + 0.1 * swirl, 0.40 + 0.2 * swirl, 0.12 + 0.08 * swirl], -1)
+        image = np.where((y < 0.4 + 0.08 * np.sin(7 * x))[..., None], top, bottom)
+        furrow = (np.sin(40 * y + 3 * x) > 0.9) & (y > 0.5)
+        image = np.where(furrow[..., None], np.array([0.45, 0.3, 0.15]), image)
+    else:
+        raise ValueError(kind)
+    image = (image * 255).astype(np.uint8)
     Image.fromarray(image).save(path)
     return image.reshape(-1, 3).mean(0) / 255
 
 
-def colour_shift() -> list[dict]:
+COLOUR_RUNS = (
+    ("sky", "target", []),
+    ("sky", "target-uv", ["--texture", "uv"]),
+    ("sky", "target-gram-only", ["--colour-weight", "0"]),
+    ("sky", "none-gram-only", ["--style-normalization", "none", "--colour-weight", "0"]),
+    ("meadow", "target", []),
+    ("meadow", "target-uv", ["--texture", "uv"]),
+    ("meadow", "target-gram-only", ["--colour-weight", "0"]),
+)
+
+
+def colour_shift():
     """``meshopt style builtin:sphere PAINTING --weights random --preset fast``: the mean colour of the
     rendered views (metrics.json's ``colours``) before and after, and its distance to the painting's,
-    for each style normalization (and ``--texture uv``)."""
-    out = []
+    for each run of :data:`COLOUR_RUNS` (printed as they finish)."""
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "painting.png"
-        mean = painting(path)
-        for name, extra in (("target", []), ("none", ["--style-normalization", "none"]), ("target-uv", ["--texture", "uv"])):
+        means = {kind: painting(Path(folder) / f"{kind}.png", kind) for kind in ("sky", "meadow")}
+        for kind, name, extra in COLOUR_RUNS:
+            mean, path, run = means[kind], Path(folder) / f"{kind}.png", f"{kind}-{name}"
             done = subprocess.run(
                 [sys.executable, "-m", "meshopt_cli", "style", "builtin:sphere", str(path), "--weights", "random"]
-                + ["--preset", "fast", "--device", "cpu", "-q", "--name", name, "--out", str(Path(folder) / "out")]
+                + ["--preset", "fast", "--device", "cpu", "-q", "--name", run, "--out", str(Path(folder) / "out")]
                 + extra,
                 capture_output=True,
                 text=True,
             )
             if done.returncode != 0:
                 raise SystemExit(done.stderr)
-            metrics = json.loads((Path(folder) / "out" / name / "metrics.json").read_text())
+            metrics = json.loads((Path(folder) / "out" / run / "metrics.json").read_text())
             before = np.array(metrics["colours"]["before"]["mean"])
             after = np.array(metrics["colours"]["after"]["mean"])
-            out.append(
-                {
-                    "figure": "colour",
-                    "case": f"style builtin:sphere, procedural painting, --weights random --preset fast {' '.join(extra)}".strip(),
-                    "painting_mean": [round(float(c), 3) for c in mean],
-                    "render_mean_before": before.round(3).tolist(),
-                    "render_mean_after": after.round(3).tolist(),
-                    "distance_to_painting_before": round(float(np.linalg.norm(before - mean)), 3),
-                    "distance_to_painting_after": round(float(np.linalg.norm(after - mean)), 3),
-                    "first_terms": {k: round(v[0], 4) for k, v in metrics["loss_curves"].items()},
-                    "final_terms": {k: round(v, 4) for k, v in metrics["final_loss_terms"].items()},
-                    **machine(),
-                }
-            )
-    return out
+            yield {
+                "figure": "colour",
+                "case": f"style builtin:sphere, procedural painting {kind!r}, --weights random --preset fast {' '.join(extra)}".strip(),
+                "painting_mean": [round(float(c), 3) for c in mean],
+                "render_mean_before": before.round(3).tolist(),
+                "render_mean_after": after.round(3).tolist(),
+                "distance_to_painting_before": round(float(np.linalg.norm(before - mean)), 3),
+                "distance_to_painting_after": round(float(np.linalg.norm(after - mean)), 3),
+                "first_terms": {k: round(v[0], 4) for k, v in metrics["loss_curves"].items()},
+                "final_terms": {k: round(v, 4) for k, v in metrics["final_loss_terms"].items()},
+                "seconds": metrics["seconds"]["total"],
+                **machine(),
+            }
 
 
 def main() -> None:

@@ -555,6 +555,13 @@ def style_command(
     ] = None,
     content_weight: Annotated[Optional[float], _from_preset("Weight of the vertex-displacement term", OPTIMIZATION)] = None,
     tv_weight: Annotated[Optional[float], _from_preset("Weight of the total variation term", OPTIMIZATION)] = None,
+    colour_weight: Annotated[
+        Optional[float],
+        _from_preset(
+            "Weight of the colour term: mean and covariance of the views' colours against the style image's (0: the paper's loss)",
+            OPTIMIZATION,
+        ),
+    ] = None,
     vertex_lr: VertexLr = None,
     texture_lr: TextureLr = None,
     no_shape: NoShape = False,

@@ -66,7 +66,7 @@ def test_files_written(red_run):
 def test_metrics(red_run):
     folder, _ = red_run
     m = json.loads((folder / "metrics.json").read_text())
-    assert set(m["loss_curves"]) == {"style", "content", "tv", "total"}
+    assert set(m["loss_curves"]) == {"style", "content", "tv", "colour", "total"}
     assert all(len(v) == 20 for v in m["loss_curves"].values())
     assert m["device"] == "cpu" and m["backend"] == "native"
     assert m["background"] == pytest.approx([1.0, 0.0, 0.0])  # the style image's mean colour
@@ -90,7 +90,10 @@ def test_colours_move_toward_the_style_image(red_run):
     folder, _ = red_run
     m = json.loads((folder / "metrics.json").read_text())
     redness = lambda c: c[0] / max(sum(c), 1e-6)  # noqa: E731
-    assert redness(m["colours"]["after"]["mean"]) > redness(m["colours"]["before"]["mean"]) + 0.01
+    before, after = m["colours"]["before"]["mean"], m["colours"]["after"]["mean"]
+    assert redness(after) > redness(before) + 0.1  # 0.33 -> 0.48
+    distance = lambda c: sum((x - y) ** 2 for x, y in zip(c, (1.0, 0.0, 0.0))) ** 0.5  # noqa: E731
+    assert distance(after) < distance(before) - 0.15  # 0.83 -> 0.61
     assert m["loss_curves"]["style"][-1] < m["loss_curves"]["style"][0]
 
 

@@ -31,6 +31,9 @@ class StyleSettings(TexturedCommandSettings):
     style_weight: float = setting(10.0, ge=0)  # of the normalised term (presets/style/fast.toml says why 10)
     content_weight: float = setting(182.0, ge=0)  # the paper's 2e9 for Caffe VGG (see presets/style/paper.toml)
     tv_weight: float = setting(0.91, ge=0)  # the paper's 1e7
+    # mean and covariance of the views' colours against the painting's, in [0, 1] RGB units (no
+    # network in it); 0: the paper's loss (presets/style/fast.toml says why 300)
+    colour_weight: float = setting(300.0, ge=0)
 
 
 @dataclass
@@ -39,6 +42,7 @@ class StyleFigures:
     style: float | None
     content: float | None
     tv: float | None
+    colour: float | None
     total: float | None
 
 
@@ -75,20 +79,26 @@ def run_job(job: Job, payload: Payload[StyleSettings, TexturedOptions], context:
     network = vgg_features(options.weights, settings.seed, device, not context.quiet, used.bf16)
     torch.manual_seed(settings.seed)
     background = [float(c) for c in style_image.reshape(-1, 3).mean(0)]
-    weights = {"style": settings.style_weight, "content": settings.content_weight, "tv": settings.tv_weight}
+    weights = {
+        "style": settings.style_weight,
+        "content": settings.content_weight,
+        "tv": settings.tv_weight,
+        "colour": settings.colour_weight,
+    }
     loss = StyleLoss(
         network,
         style_tensor(style_image, settings.image_size, device),
         subject.vertices,
-        tuple(weights.values()),
+        (settings.style_weight, settings.content_weight, settings.tv_weight),
         settings.style_normalization,
+        settings.colour_weight,
     )
     meta = {"image": job.extra.get("image_path") or str(Path(image_path).resolve())}
     optimized = textured.optimize(KIND, job, payload, context, subject, subject.textures, loss, background, meta)
 
     def figures(result) -> StyleFigures:
         last = {k: round(vs[-1], 6) for k, vs in result.curves.items()}
-        return StyleFigures(steps=result.steps, **{k: last.get(k) for k in ("style", "content", "tv", "total")})
+        return StyleFigures(steps=result.steps, **{k: last.get(k) for k in ("style", "content", "tv", "colour", "total")})
 
     def headline(metrics: dict) -> str:
         return f"style loss {metrics['final_loss_terms'].get('style', float('nan')):.4g}"

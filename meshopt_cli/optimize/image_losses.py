@@ -133,6 +133,45 @@ def target_normalization(style_grams: Sequence[torch.Tensor]) -> list[float]:
     return [1.0 / max(float((g.double() ** 2).sum()), 1e-30) for g in style_grams]
 
 
+def colour_statistics(images: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``[B, 3]`` and covariance ``[B, 3, 3]`` (population, i.e. divided by the weight sum) of
+    the pixel colours of ``images`` ``[B, 3, H, W]``, each pixel weighted by the silhouette ``mask``
+    ``[B, H, W]`` / ``[B, 1, H, W]`` at the image's size (all ones if None; gradient flows through it)."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
+    x = images.flatten(2)  # [B, 3, N]
+    if mask is None:
+        w = torch.ones_like(x[:, 0])
+    else:
+        m = mask if mask.ndim == 3 else mask[:, 0]
+        if tuple(m.shape[-2:]) != tuple(images.shape[-2:]):
+            raise ValueError(f"mask {tuple(mask.shape)} does not match images {tuple(images.shape)}")
+        w = m.to(images.dtype).flatten(1)
+    w = w / w.sum(1, keepdim=True).clamp_min(1e-6)  # [B, N]
+    mean = (x * w[:, None]).sum(2)
+    centred = x - mean[:, :, None]
+    covariance = torch.einsum("bin,bjn,bn->bij", centred, centred, w)
+    return mean, covariance
+
+
+def colour_loss(
+    images: torch.Tensor, target_mean: torch.Tensor, target_covariance: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Colour-statistics term of ``style``: ``mean_b ‖μ_b − μ‖² + ‖Σ_b − Σ‖²_F``, the mean and
+    covariance of the colours inside each view's silhouette (:func:`colour_statistics`) against the
+    style image's (``target_mean [3]``, ``target_covariance [3, 3]``), in [0, 1] RGB units.
+
+    It measures the image, not a network, so its scale is the same with any weights file. It is
+    needed because the Gram matrices do not pull the mean colour toward the painting's: a Gram
+    matrix of ReLU features is an uncentred second moment, and for a painting with two or more
+    dominant colours a texture that takes one of them (a single mode) is a local minimum of the
+    Gram loss, whatever the mean colour (docs/design.md, "Style colour")."""
+    mean, covariance = colour_statistics(images, mask)
+    m = ((mean - target_mean.to(mean.dtype).reshape(1, 3)) ** 2).sum(1)
+    c = ((covariance - target_covariance.to(covariance.dtype).reshape(1, 3, 3)) ** 2).sum((1, 2))
+    return (m + c).mean()
+
+
 def content_loss(vertices: torch.Tensor, initial_vertices: torch.Tensor) -> torch.Tensor:
     """Sum of squared vertex displacements ``Σ ‖v − v₀‖²`` (any matching shapes, e.g.
     ``[V, 3]``); ``initial_vertices`` is treated as a constant."""
