@@ -4,7 +4,7 @@
         one training step of the paper's setting (batch 64, two views each, 64 px with
         anti-aliasing): median seconds of the encoder, decoder, renderer forward, losses, backward
         and Adam parts, over --repeat steps after --warmup, on procedural objects' images.
-    python benchmarks/reconstruct.py run --out DIR [--objects 300] [--preset fast] [--views 24]
+    python benchmarks/reconstruct.py run --out DIR [--objects 300] [--preset fast] [--views 24] [--classes A,B]
         the whole pipeline: the procedural dataset (DIR/data, made once), `train --preset`,
         `eval` (mean voxel IoU of the model beside the retrieval and template baselines, per class).
 
@@ -118,10 +118,18 @@ def meshopt(*words) -> subprocess.CompletedProcess:
 def run(args) -> dict:
     out = Path(args.out)
     data, trained = out / "data", out / f"run-{args.preset}"
-    record: dict = {"benchmark": "reconstruct pipeline", "preset": args.preset, "objects_per_class": args.objects}
+    record: dict = {
+        "benchmark": "reconstruct pipeline",
+        "preset": args.preset,
+        "objects_per_class": args.objects,
+        "classes": args.classes,
+    }
     if not (data / "dataset.json").exists():
         start, begin = load(), time.perf_counter()
-        made = meshopt("reconstruct", "dataset", "--procedural", "--objects", args.objects, "-o", data, "--quiet", "--force")
+        classes = ("--classes", args.classes) if args.classes else ()
+        made = meshopt(
+            "reconstruct", "dataset", "--procedural", *classes, "--objects", args.objects, "-o", data, "--quiet", "--force"
+        )
         if made.returncode:
             raise SystemExit(made.stderr)
         record["dataset"] = {"seconds": round(time.perf_counter() - begin, 1), "load_start": start, "load_end": load()}
@@ -169,6 +177,9 @@ def main() -> None:
     r.add_argument("--objects", type=int, default=300)
     r.add_argument("--preset", default="fast")
     r.add_argument("--views", type=int, default=24)
+    r.add_argument(
+        "--classes", default="", help="procedural classes (default: the dataset preset's); e.g. car,airplane,chair,vase"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     print(json.dumps(steps(args) if args.what == "steps" else run(args)), flush=True)

@@ -146,3 +146,73 @@ def test_the_readme_reconstruct_examples_run_as_written(tmp_path):
         ran = meshopt_in_process(*words, cwd=tmp_path)
         assert ran.returncode == 0, (line, ran.stderr)
     assert (tmp_path / "run" / "eval-test.json").is_file()
+
+
+def _sphere(radius, centre=(0.0, 0.0, 0.0), subdivisions=3):
+    from meshopt_cli.reconstruct.model import template
+
+    vertices, faces = template(subdivisions)
+    return vertices.numpy().astype(np.float64) * radius + np.asarray(centre), faces.numpy()
+
+
+def reference_fill(occupied):
+    """The reference voxelizer's fill step: every cell that no path of empty cells (6-connected)
+    joins to the grid's border is inside, whatever the surface's orientation or folds."""
+    empty = ~occupied
+    outside = np.zeros_like(occupied)
+    for axis in range(3):
+        for end in (0, -1):
+            index = [slice(None)] * 3
+            index[axis] = end
+            outside[tuple(index)] = empty[tuple(index)]
+    while True:
+        grown = outside.copy()
+        for axis in range(3):
+            ahead, behind = [slice(None)] * 3, [slice(None)] * 3
+            ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
+            grown[tuple(ahead)] |= outside[tuple(behind)]
+            grown[tuple(behind)] |= outside[tuple(ahead)]
+        grown &= empty
+        if np.array_equal(grown, outside):
+            return ~outside
+        outside = grown
+
+
+def reference_voxels(vertices, faces):
+    """The reference's rule in the format's frame: the cells the surface touches, then filled."""
+    from meshopt_cli.optimize.voxels import surface_cells
+
+    axis = fmt.voxel_axis()
+    return fmt.to_format_frame(reference_fill(surface_cells(vertices, faces, (axis, axis, axis))))
+
+
+def test_a_jagged_prediction_is_voxelized_as_the_shape_it_roughly_is():
+    """Predicted meshes trained without the smoothness term are jagged (vertices moved in and out
+    along the surface): the evaluator scores one near the smooth shape it approximates."""
+    vertices, faces = _sphere(0.4)
+    smooth = fmt.mesh_voxels(vertices, faces)
+    noise = np.random.default_rng(0).uniform(0.92, 1.08, (len(vertices), 1))
+    jagged = fmt.mesh_voxels(vertices * noise, faces)
+    assert evaluate.grid_iou(jagged, smooth) >= 0.85
+    # and as the reference's touch-then-fill voxelizer counts it
+    assert evaluate.grid_iou(jagged, reference_voxels(vertices * noise, faces)) >= 0.99
+
+
+def test_a_self_overlapping_prediction_counts_its_overlap_as_inside():
+    """Two overlapping closed parts in one predicted mesh (as a decoder's folds make): the cells
+    inside both are inside (winding number 2), not outside as ray parity would count them."""
+    a_v, a_f = _sphere(0.25, (-0.1, 0, 0))
+    b_v, b_f = _sphere(0.25, (0.1, 0, 0))
+    both = fmt.mesh_voxels(np.concatenate([a_v, b_v]), np.concatenate([a_f, b_f + len(a_v)]))
+    union = fmt.mesh_voxels(a_v, a_f) | fmt.mesh_voxels(b_v, b_f)
+    assert evaluate.grid_iou(both, union) >= 0.99
+    assert evaluate.grid_iou(both, reference_voxels(np.concatenate([a_v, b_v]), np.concatenate([a_f, b_f + len(a_v)]))) >= 0.99
+    centre = 16  # the cells around the origin lie in both spheres
+    assert both[centre - 1 : centre + 1, centre - 1 : centre + 1, centre - 1 : centre + 1].all()
+
+
+def test_an_inside_out_prediction_is_still_solid():
+    """A mesh whose faces all point inwards (a decoder can fold one inside out) is voxelized as
+    the solid it bounds, as the reference's fill-from-outside voxelizer does."""
+    vertices, faces = _sphere(0.3)
+    assert evaluate.grid_iou(fmt.mesh_voxels(vertices, faces[:, ::-1]), fmt.mesh_voxels(vertices, faces)) == 1.0

@@ -46,7 +46,9 @@ def voxelize(vertices, faces, grid, chunk: int = 4096, rule: str = "parity") -> 
     if rule not in ("parity", "nonzero"):
         raise ValueError(f"rule must be 'parity' or 'nonzero', got {rule!r}")
     xs, ys, zs = (torch.as_tensor(a, dtype=torch.float64) for a in grid)
-    tri = torch.as_tensor(np.asarray(vertices, np.float64))[torch.as_tensor(np.asarray(faces, np.int64))]  # [F, 3, 3]
+    # contiguous copies: faces may come reversed (faces[:, ::-1]), which torch cannot wrap
+    corners = np.ascontiguousarray(faces, np.int64)
+    tri = torch.as_tensor(np.ascontiguousarray(vertices, np.float64))[torch.as_tensor(corners)]  # [F, 3, 3]
     pitch = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
     # ray origins (x, y) per column, nudged off any symmetric position
     ox, oy = xs + pitch * 1.234567e-4, ys + pitch * 2.718281e-4

@@ -83,7 +83,74 @@ def _cross(rng):
     return bars
 
 
+# Richer classes, closer to ShapeNet's: 8-14 continuous parameters each (instead of 3-6), and,
+# like ShapeNet's aligned objects, a front and a back (the parts sit off-centre along x in one
+# direction), so that a view and the view 90 degrees round it are not the same picture of two
+# objects with their x and z sizes swapped, as they are for every class above.
+
+
+def _car(rng):
+    """A body and a cabin set towards the back (-x), with random sizes, roundness and offset."""
+    length, height, width = rng.uniform(0.75, 1.0), rng.uniform(0.15, 0.3), rng.uniform(0.3, 0.5)
+    body = dict(axes=[length, height, width], power=rng.uniform(3.0, 10.0), centre=[0, -0.05, 0])
+    cabin_height = rng.uniform(0.12, 0.28)
+    cabin = dict(
+        axes=[rng.uniform(0.25, 0.55), cabin_height, width * rng.uniform(0.7, 0.95)],
+        power=rng.uniform(2.5, 6.0),
+        centre=[-rng.uniform(0.05, 0.35), -0.05 + height + cabin_height * rng.uniform(0.0, 0.5), 0],
+    )
+    return [body, cabin]
+
+
+def _airplane(rng):
+    """A fuselage along x, wings across z set forward of the middle, a fin and a tailplane at the back."""
+    length, radius = rng.uniform(0.8, 1.0), rng.uniform(0.08, 0.16)
+    fuselage = dict(axes=[length, radius, radius], power=rng.uniform(2.0, 3.0))
+    wings = dict(
+        axes=[rng.uniform(0.12, 0.3), rng.uniform(0.04, 0.07), rng.uniform(0.5, 0.95)],
+        power=rng.uniform(2.5, 6.0),
+        centre=[rng.uniform(0.0, 0.3), rng.uniform(-0.05, 0.03), 0],
+    )
+    tail_x = -length * rng.uniform(0.75, 0.9)
+    fin_height = rng.uniform(0.12, 0.3)
+    fin = dict(axes=[rng.uniform(0.08, 0.16), fin_height, 0.05], power=3.0, centre=[tail_x, radius * 0.5 + fin_height * 0.6, 0])
+    tailplane = dict(
+        axes=[rng.uniform(0.06, 0.12), 0.045, rng.uniform(0.15, 0.35)], power=3.0, centre=[tail_x, rng.uniform(0.0, 0.1), 0]
+    )
+    return [fuselage, wings, fin, tailplane]
+
+
+def _chair(rng):
+    """A seat on a post with a backrest rising at the back (-x); the cones under the seat and the
+    back are filled (a radial surface)."""
+    seat_depth, seat_width = rng.uniform(0.35, 0.6), rng.uniform(0.35, 0.6)
+    seat_y, seat_thick = rng.uniform(-0.15, 0.05), rng.uniform(0.05, 0.1)
+    seat = dict(axes=[seat_depth, seat_thick, seat_width], power=rng.uniform(4.0, 10.0), centre=[0, seat_y, 0])
+    back_height, back_thick = rng.uniform(0.3, 0.6), rng.uniform(0.05, 0.1)
+    back = dict(
+        axes=[back_thick, back_height, seat_width * rng.uniform(0.8, 1.0)],
+        power=rng.uniform(4.0, 10.0),
+        centre=[-seat_depth + back_thick, seat_y + back_height * rng.uniform(0.8, 1.0), 0],
+    )
+    leg = rng.uniform(0.25, 0.5)
+    post = dict(axes=[rng.uniform(0.06, 0.15), leg, rng.uniform(0.06, 0.15)], power=4.0, centre=[0, seat_y - leg, 0])
+    return [seat, back, post]
+
+
+def _vase(rng):
+    """A round body (the same width in x and z) with a neck and a lip, of random proportions."""
+    radius, height = rng.uniform(0.25, 0.55), rng.uniform(0.3, 0.7)
+    body = dict(axes=[radius, height, radius], power=rng.uniform(2.0, 4.0), centre=[0, -rng.uniform(0.0, 0.2), 0])
+    neck_radius, neck_height = radius * rng.uniform(0.25, 0.6), rng.uniform(0.15, 0.4)
+    top = body["centre"][1] + height
+    neck = dict(axes=[neck_radius, neck_height, neck_radius], power=rng.uniform(3.0, 8.0), centre=[0, top, 0])
+    lip_radius = neck_radius * rng.uniform(1.1, 1.6)
+    lip = dict(axes=[lip_radius, rng.uniform(0.03, 0.07), lip_radius], power=4.0, centre=[0, top + neck_height, 0])
+    return [body, neck, lip]
+
+
 CLASSES: dict[str, Callable] = {"box": _box, "ellipsoid": _ellipsoid, "spindle": _spindle, "table": _table, "cross": _cross}
+CLASSES.update(car=_car, airplane=_airplane, chair=_chair, vase=_vase)  # after the first five: their seeds stay
 
 
 def class_names() -> list[str]:
