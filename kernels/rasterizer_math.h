@@ -671,25 +671,24 @@ MESHOPT_HD void uv_shade_pixel_backward(const UVShadeParams& p, int64_t pixel, A
   float persp[3];
   uv_pixel_taps(p, pixel, b, f, t, persp);
   const int64_t bf = b * p.F + f;
+  // the sampled colour's gradient (grad times the light); one pass over the taps reads each texel
+  // once for the colour (the light's gradient), the UV derivative and the texel's own gradient
   float g_color[3] = {g[0], g[1], g[2]};
-  if (p.light != nullptr) {
-    float color[3] = {0.f, 0.f, 0.f};
-    for (int k = 0; k < t.count; ++k)
-      for (int ch = 0; ch < 3; ++ch) color[ch] += t.weight[k] * p.pyramid[3 * t.row[k] + ch];
-    for (int ch = 0; ch < 3; ++ch) {
-      add(p.grad_light + 3 * bf + ch, g[ch] * color[ch]);
-      g_color[ch] = g[ch] * p.light[3 * bf + ch];
-    }
-  }
+  if (p.light != nullptr)
+    for (int ch = 0; ch < 3; ++ch) g_color[ch] = g[ch] * p.light[3 * bf + ch];
+  float color[3] = {0.f, 0.f, 0.f};
   float g_u = 0.f, g_v = 0.f;
   for (int k = 0; k < t.count; ++k) {
     const float* texel = p.pyramid + 3 * t.row[k];
+    for (int ch = 0; ch < 3; ++ch) color[ch] += t.weight[k] * texel[ch];
     const float along = texel[0] * g_color[0] + texel[1] * g_color[1] + texel[2] * g_color[2];
     g_u += t.d_du[k] * along;
     g_v += t.d_dv[k] * along;
     if (p.grad_pyramid != nullptr && t.weight[k] != 0.f)
       for (int ch = 0; ch < 3; ++ch) add(p.grad_pyramid + 3 * t.row[k] + ch, t.weight[k] * g_color[ch]);
   }
+  if (p.light != nullptr)
+    for (int ch = 0; ch < 3; ++ch) add(p.grad_light + 3 * bf + ch, g[ch] * color[ch]);
   if (p.grad_uvs != nullptr) {
     float* target = p.grad_uvs + ((p.uvs_batched ? b : 0) * p.F + f) * 6;
     for (int k = 0; k < 3; ++k) {
