@@ -4,6 +4,7 @@
 //           face order (so equal depths keep the lower index), then samples textures.
 // backward: the approximate gradient walks scan lines per face (each face owns its gradient, no
 //           atomics); the walks read line buffers laid out so that a walk is contiguous.
+// mip_pyramid: each level from the previous one, rows in parallel (its backward coarse to fine).
 // shade_uv: the UV path's colours, pixels in parallel; its backward one serial pass.
 // Shared with the CUDA kernels: all per-face/per-pixel math, the parameter structs and the dense
 // pixel runs are in rasterizer_math.h; the op signatures, bindings and input checks in

@@ -1,4 +1,4 @@
-// CUDA kernels of the meshopt rasterizer: the same four ops, signatures and outputs as
+// CUDA kernels of the meshopt rasterizer: the same eight ops, signatures and outputs as
 // rasterize_cpu.cpp, for CUDA float32 tensors. Shared with the CPU kernels: all per-face/per-pixel
 // math, the parameter structs (passed by value to every kernel) and the pixel runs of the
 // approximate gradient are in rasterizer_math.h; the op signatures, bindings and input checks in

@@ -271,7 +271,7 @@ MESHOPT_HD ScanLine scan_line(int64_t b, int u0, int axis, int S) {
 }
 
 // ----------------------------------------------------------------------------- parameters
-// The arguments of the four ops as flat arrays (contiguous, checked and filled from tensors by
+// The arguments of the ops as flat arrays (contiguous, checked and filled from tensors by
 // rasterizer_ops.h), passed by value to the CUDA kernels and by reference on the CPU.
 
 // Which texture cube a face reads. With fill_back, faces [count, 2 count) are reversed copies

@@ -32,6 +32,11 @@ Functions
         -> (grad_textures ``[B, Ft, T, T, T, 3]`` or None when not needed, grad_light ``[B, F, 3]``
         or None without light)
 
+A backend may also have the UV shading ops (``mip_pyramid``, ``mip_pyramid_backward_``,
+``shade_uv``, ``shade_uv_backward``; docs/design.md, "The backend contract"). This one has not:
+:func:`meshopt_cli.render.uv.shade` shades UV-textured pixels in PyTorch instead, which is the
+oracle the native ones are tested against.
+
 The float operations below are written in the same order as in ``kernels/rasterizer_math.h``
 so that both backends pick the same visible face on every pixel, ties included.
 """
