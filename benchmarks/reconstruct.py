@@ -40,7 +40,7 @@ def steps(args) -> dict:
     from meshopt_cli.reconstruct import dataset as fmt
     from meshopt_cli.reconstruct import shapes
     from meshopt_cli.reconstruct.model import Reconstructor
-    from meshopt_cli.reconstruct.train import as_float_images
+    from meshopt_cli.reconstruct.train import adam, as_float_images
 
     device = torch.device(args.device)
     names = shapes.class_names()
@@ -48,7 +48,7 @@ def steps(args) -> dict:
     images = np.stack(objects)  # [16, 24, 4, S, S]
     torch.manual_seed(0)
     model = Reconstructor(args.size).to(device)
-    optimizer = torch.optim.Adam(model.parameter_groups(1e-4))
+    optimizer = adam(model, 1e-4, device)
     rng = np.random.default_rng(0)
     parts: dict[str, list[float]] = {
         k: [] for k in ("encoder", "decoder", "render_forward", "losses", "backward", "adam", "total")
