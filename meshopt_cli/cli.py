@@ -20,6 +20,9 @@ from meshopt_cli import __version__, console
 from meshopt_cli.defaults import DEFAULT_DISTANCE
 from meshopt_cli.optimize.layer_names import GOOGLENET_LAYERS, googlenet_layer
 
+# meshopt_cli.reconstruct.shapes.CLASSES, named here so that --help does not import numpy (a test keeps them equal)
+PROCEDURAL_CLASSES = "box, ellipsoid, spindle, table, cross, car, airplane, chair, vase, assembly, pebble, stack"
+
 # Typer's parse errors (a bad value for a typed option, an unknown flag) derive from this class.
 _PARSE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
@@ -742,7 +745,11 @@ def reconstruct_dataset_command(
     ] = False,
     procedural_classes: Annotated[
         Optional[str],
-        _from_preset("--procedural: comma-separated classes of box, ellipsoid, spindle, table, cross", FILES, "--classes"),
+        _from_preset(
+            "--procedural: comma-separated classes of " + PROCEDURAL_CLASSES + " (the varied preset: assembly, pebble, stack)",
+            FILES,
+            "--classes",
+        ),
     ] = None,
     objects: Annotated[Optional[int], _from_preset("--procedural: objects per class", FILES)] = None,
     image_size: Annotated[Optional[int], _from_preset("Image size in pixels (the paper's: 64)", RENDERING)] = None,

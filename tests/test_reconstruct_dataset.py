@@ -148,6 +148,9 @@ def test_procedural_classes_are_closed_normalized_and_seeded():
         assert np.array_equal(v, again) and not np.allclose(v, other)
     with pytest.raises(ValueError, match="unknown procedural class"):
         shapes.generate("teapot", 0)
+    from meshopt_cli.cli import PROCEDURAL_CLASSES
+
+    assert PROCEDURAL_CLASSES.split(", ") == shapes.class_names()  # what --classes' help lists
 
 
 def test_split_is_by_object_disjoint_and_seeded():

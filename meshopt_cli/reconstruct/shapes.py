@@ -149,8 +149,46 @@ def _vase(rng):
     return [body, neck, lip]
 
 
+# Varied classes, for the comparison with retrieval (docs/design.md, "Procedural classes"): every
+# object draws its number of parts and each part's size, roundness and place, 10-30 parameters of
+# which most change the voxels a lot, so 210 training objects cannot cover a class as they cover
+# the few-parameter classes above, where nearest-image retrieval is close to a lookup table.
+
+
+def _assembly(rng):
+    """Two to four superquadric parts of any size (half-axes 0.12-0.55), roundness (exponent 2-8)
+    and place (centres in a cube of half-side 0.45)."""
+    return [
+        dict(axes=rng.uniform(0.12, 0.55, 3), power=rng.uniform(2.0, 8.0), centre=rng.uniform(-0.45, 0.45, 3))
+        for _ in range(rng.integers(2, 5))
+    ]
+
+
+def _pebble(rng):
+    """An ellipsoid (half-axes 0.3-0.8) with two to five round lumps in random directions."""
+    parts = [dict(axes=rng.uniform(0.3, 0.8, 3), power=2.0)]
+    for _ in range(rng.integers(2, 6)):
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        parts.append(dict(axes=np.full(3, rng.uniform(0.12, 0.35)), power=2.0, centre=direction * rng.uniform(0.3, 0.6)))
+    return parts
+
+
+def _stack(rng):
+    """Two to four rounded boxes stacked along y, each of its own width, depth, height and
+    sideways offset."""
+    parts, y = [], -0.6
+    for _ in range(rng.integers(2, 5)):
+        half = rng.uniform([0.15, 0.08, 0.15], [0.6, 0.3, 0.6])
+        y += half[1]
+        parts.append(dict(axes=half, power=rng.uniform(4.0, 10.0), centre=[rng.uniform(-0.2, 0.2), y, rng.uniform(-0.2, 0.2)]))
+        y += half[1]
+    return parts
+
+
 CLASSES: dict[str, Callable] = {"box": _box, "ellipsoid": _ellipsoid, "spindle": _spindle, "table": _table, "cross": _cross}
 CLASSES.update(car=_car, airplane=_airplane, chair=_chair, vase=_vase)  # after the first five: their seeds stay
+CLASSES.update(assembly=_assembly, pebble=_pebble, stack=_stack)  # after the rest: their seeds stay
 
 
 def class_names() -> list[str]:
