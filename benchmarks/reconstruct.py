@@ -4,7 +4,7 @@
         one training step of the paper's setting (batch 64, two views each, 64 px with
         anti-aliasing): median seconds of the encoder, decoder, renderer forward, losses, backward
         and Adam parts, over --repeat steps after --warmup, on procedural objects' images.
-    python benchmarks/reconstruct.py run --out DIR [--objects 300] [--preset fast] [--views 24] [--classes A,B]
+    python benchmarks/reconstruct.py run --out DIR [--objects 300] [--preset fast|FILE.toml] [--views 24] [--classes A,B]
         the whole pipeline: the procedural dataset (DIR/data, made once), `train --preset`,
         `eval` (mean voxel IoU of the model beside the retrieval and template baselines, per class).
 
@@ -117,7 +117,7 @@ def meshopt(*words) -> subprocess.CompletedProcess:
 
 def run(args) -> dict:
     out = Path(args.out)
-    data, trained = out / "data", out / f"run-{args.preset}"
+    data, trained = out / "data", out / f"run-{Path(args.preset).stem}"  # a preset name or a .toml file
     record: dict = {
         "benchmark": "reconstruct pipeline",
         "preset": args.preset,
