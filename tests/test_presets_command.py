@@ -31,7 +31,8 @@ def test_unknown_preset_is_a_usage_error_listing_the_valid_ones():
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "meshopt: error: unknown preset 'nope' (valid: dream/fast, dream/paper, dream/texture-only, "
-        "fit/default, fit/fast, fit/paper, reconstruct-dataset/default, reconstruct-predict/default, reconstruct-train/fast, "
+        "fit/default, fit/fast, fit/paper, reconstruct-dataset/default, reconstruct-dataset/varied, reconstruct-predict/default, "
+        "reconstruct-train/fast, "
         "reconstruct-train/paper, reconstruct-train/paper-single-class, "
         "render/default, render/hq, render/preview, style/fast, style/paper, style/texture-only)"
     )
