@@ -1,6 +1,6 @@
 """Benchmarks of `meshopt reconstruct` (issue 13); JSON on stdout, one object per figure.
 
-    python benchmarks/reconstruct.py steps [--batch 64] [--size 64] [--threads 2] [--device cpu]
+    python benchmarks/reconstruct.py steps [--batch 64] [--size 64] [--threads 2] [--device cpu] [--precision fp32|bf16|auto]
         one training step of the paper's setting (batch 64, two views each, 64 px with
         anti-aliasing): median seconds of the encoder, decoder, renderer forward, losses, backward
         and Adam parts, over --repeat steps after --warmup, on procedural objects' images.
@@ -37,6 +37,7 @@ def steps(args) -> dict:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     from meshopt_cli.optimize.losses import flatten_loss, iou_loss
+    from meshopt_cli.precision import choose, cpu_model
     from meshopt_cli.reconstruct import dataset as fmt
     from meshopt_cli.reconstruct import shapes
     from meshopt_cli.reconstruct.model import Reconstructor
@@ -48,6 +49,8 @@ def steps(args) -> dict:
     images = np.stack(objects)  # [16, 24, 4, S, S]
     torch.manual_seed(0)
     model = Reconstructor(args.size).to(device)
+    used = choose(args.precision, device)
+    model.encoder_bf16 = used.bf16
     optimizer = adam(model, 1e-4, device)
     rng = np.random.default_rng(0)
     parts: dict[str, list[float]] = {
@@ -67,7 +70,8 @@ def steps(args) -> dict:
         sync()
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        z = model.encoder(torch.cat((a, b)))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=used.bf16):  # as Reconstructor.reconstruct
+            z = model.encoder(torch.cat((a, b))).float()
         sync()
         t1 = time.perf_counter()
         vertices = model.decoder(z)
@@ -101,6 +105,8 @@ def steps(args) -> dict:
         "anti_aliasing": True,
         "threads": args.threads,
         "device": str(device),
+        "cpu": cpu_model(),
+        "precision": used.name,
         "steps_timed": args.repeat,
         "median_seconds": {k: round(statistics.median(v), 4) for k, v in parts.items()},
         "load_start": started_load,
@@ -170,6 +176,7 @@ def main() -> None:
     s.add_argument("--size", type=int, default=64)
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
     s.add_argument("--warmup", type=int, default=2)
     s.add_argument("--repeat", type=int, default=5)
     r = sub.add_parser("run")

@@ -812,6 +812,14 @@ def reconstruct_train_command(
     lambda_smoothness: Annotated[Optional[float], _from_preset("Weight of the smoothness (flatten) loss", OPTIMIZATION)] = None,
     image_size: Annotated[Optional[int], _from_preset("Render and input size (0: the dataset's)", RENDERING)] = None,
     seed: Annotated[Optional[int], _from_preset("Seed of the weights and of the batches", OPTIMIZATION)] = None,
+    precision: Annotated[
+        Optional[Literal["auto", "fp32", "bf16"]],
+        _from_preset(
+            "Number format of the image encoder: bf16 autocast where the device runs it fast "
+            "(AMX or AVX512-BF16 CPUs, bf16 GPUs; meshopt info says), else fp32",
+            OPTIMIZATION,
+        ),
+    ] = None,
     checkpoint_every: Annotated[
         Optional[int], _from_preset("Steps between checkpoints (0: at the end and on a stop only)", FILES)
     ] = None,
@@ -835,6 +843,7 @@ def reconstruct_train_command(
         lambda_smoothness=lambda_smoothness,
         image_size=image_size,
         seed=seed,
+        precision=precision,
         checkpoint_every=checkpoint_every,
     )
 

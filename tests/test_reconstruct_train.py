@@ -1,5 +1,5 @@
 """`meshopt reconstruct train` (issue 13): the decoder's box, a step that lowers the loss, exact
-resume, Ctrl-C saves, and DDP on two gloo processes taking the steps of one."""
+resume, Ctrl-C saves, DDP on two gloo processes taking the steps of one, and the encoder in bf16."""
 
 import json
 import os
@@ -201,3 +201,51 @@ def test_ddp_on_two_gloo_processes_takes_the_steps_of_one(data, tmp_path):
     assert float(update.norm()) > 0.1
     assert float(apart.norm() / update.norm()) < 1e-2
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["processes"] == 2
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+
+def test_the_encoder_in_bf16_gives_the_fp32_loss_and_gradients(data):
+    """--precision bf16 runs only the encoder under autocast: the vertices stay float32, the loss
+    and the gradients of the first convolution and of the decoder agree with fp32 to bf16 rounding."""
+    batch = fixed_batch(data)
+    results = []
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        model = Reconstructor(SIZE)
+        model.encoder_bf16 = bf16
+        vertices = model.reconstruct(batch[0])
+        assert vertices.dtype == torch.float32
+        loss = model(*batch)["loss"]
+        loss.backward()
+        grads = model.encoder.conv1.weight.grad.clone(), model.decoder.linear_bias.weight.grad.clone()
+        results.append((loss.item(), vertices.detach(), *grads))
+    (l32, v32, conv32, dec32), (l16, v16, conv16, dec16) = results
+    assert 0 < (v16 - v32).abs().max() < 1e-3  # bf16 did run, and moved the vertices by its rounding only
+    assert l16 == pytest.approx(l32, rel=0.02)  # (the rasterized silhouettes may not change at all)
+    assert _cosine(conv16, conv32) >= 0.99 and _cosine(dec16, dec32) >= 0.99
+
+
+def test_train_precision_is_chosen_recorded_and_refused_where_bf16_cannot_run(data, tmp_path, monkeypatch):
+    from meshopt_cli import precision
+
+    args = ("reconstruct", "train", data, "--iterations", "2", "--batch-size", "2", "--image-size", SIZE, "--quiet")
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: ())
+    refused = meshopt_in_process(*args, "-o", tmp_path / "refused", "--precision", "bf16", "--device", "cpu")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1 and "--precision bf16" in lines[0] and "fp32" in lines[0]
+    assert not (tmp_path / "refused").exists()
+    auto = meshopt_in_process(*args, "-o", tmp_path / "auto", "--precision", "auto", "--device", "cpu")
+    assert auto.returncode == 0, auto.stderr
+    assert json.loads((tmp_path / "auto" / "metrics.json").read_text())["precision"]["used"] == "fp32"
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: ("avx512_bf16",))
+    bf16 = meshopt_in_process(*args, "-o", tmp_path / "bf16", "--device", "cpu", "--precision", "auto")
+    assert bf16.returncode == 0, bf16.stderr
+    used = json.loads((tmp_path / "bf16" / "metrics.json").read_text())["precision"]
+    assert used["asked"] == "auto" and used["used"] == "bf16" and "AVX512_BF16" in used["reason"]
+    # the number format is not part of a run's identity: it may resume in the other one
+    resumed = meshopt_in_process(*args[:4], "4", *args[5:], "-o", tmp_path / "bf16", "--resume", "--precision", "fp32")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "bf16" / "metrics.json").read_text())["step"] == 4

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshopt_cli import __version__, console, settings, stop
+from meshopt_cli import __version__, console, precision, settings, stop
 from meshopt_cli.batch import BatchOptions, Context, Job, JobResult, make_jobs, read_inputs, source_name
 from meshopt_cli.command import Command, Payload
 from meshopt_cli.fields import as_dict, setting
@@ -220,6 +220,10 @@ def run_train(
         if "WORLD_SIZE" in os.environ and device.index is None:
             device = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(device)
+    try:
+        precision.choose(resolved.precision, device)  # refused here, before any file is written
+    except ValueError as problem:
+        raise console.UsageError(str(problem)) from None
     rank, world = init_distributed(device)
     if resolved.batch_size % world:
         raise console.UsageError(f"--batch-size {resolved.batch_size} does not split evenly over {world} processes")
@@ -239,7 +243,8 @@ def run_train(
         raise console.UsageError(str(problem)) from None
     if rank == 0:  # only once the data is known to load: a refused run leaves no empty folder behind
         run.mkdir(parents=True, exist_ok=True)
-    meta_settings = {k: v for k, v in as_dict(resolved).items() if k not in ("iterations", "checkpoint_every")}
+    # a run may resume with more iterations, or on another device and number format
+    meta_settings = {k: v for k, v in as_dict(resolved).items() if k not in ("iterations", "checkpoint_every", "precision")}
     meta = dict(settings=meta_settings, classes=split.classes, objects=int(len(split.images)), world=world)
     started = time.perf_counter()
     with stop.handling(), console.job_progress("reconstruct train", resolved.iterations, not quiet and rank == 0) as progress:
@@ -286,6 +291,7 @@ def run_train(
         "device": str(device),
         "processes": world,
         "threads": torch.get_num_threads(),
+        "precision": {"asked": resolved.precision, "used": result.precision.name, "reason": result.precision.reason},
         "classes": split.classes,
         "train_objects": int(len(split.images)),
         "step": result.step,

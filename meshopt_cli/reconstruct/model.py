@@ -101,7 +101,13 @@ def undeformed(subdivisions: int = TEMPLATE_SUBDIVISIONS) -> tuple[torch.Tensor,
 
 
 class Reconstructor(nn.Module):
-    """Encoder + decoder + the silhouette renderer and the training loss."""
+    """Encoder + decoder + the silhouette renderer and the training loss.
+
+    ``encoder_bf16`` (set by training's ``precision``; not saved) runs the encoder under bf16
+    autocast and hands the decoder its code as float32, so vertices are computed in float32.
+    """
+
+    encoder_bf16 = False
 
     def __init__(self, image_size: int = 64, template_subdivisions: int = TEMPLATE_SUBDIVISIONS, lambda_smoothness: float = 0.0):
         super().__init__()
@@ -129,7 +135,9 @@ class Reconstructor(nn.Module):
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B, 4, S, S]`` in [0, 1] -> vertices ``[B, V, 3]``."""
-        return self.decoder(self.encoder(images))
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.encoder_bf16):
+            code = self.encoder(images)
+        return self.decoder(code.float())
 
     def forward(self, images_a, images_b, eyes_a, eyes_b) -> dict[str, torch.Tensor]:
         """The reference's loss on a batch of two views per object: each view's mesh drawn from

@@ -3,6 +3,9 @@ trains it: each batch item is an object of a class drawn uniformly, then one of 
 objects, and two of its 24 views; Adam (lr 1e-4), the rate times 0.1 after
 ``lr_reduce_point`` of the iterations.
 
+``precision`` (:mod:`meshopt_cli.precision`) decides whether the image encoder runs under bf16
+autocast; the decoder, the renderer, the losses and Adam stay float32.
+
 Under ``torchrun`` (``WORLD_SIZE`` > 1) it runs data parallel (torch DDP; gloo on CPU, NCCL on
 GPUs): every process draws the same global batch from the same generator and takes its own
 contiguous share, DDP averages the gradients, so N processes take the steps one process takes
@@ -22,6 +25,7 @@ import torch
 
 from meshopt_cli.checkpoints import load_checkpoint, save_checkpoint
 from meshopt_cli.fields import setting
+from meshopt_cli.precision import PRECISIONS, Precision, choose
 from meshopt_cli.reconstruct.dataset import VIEWS, Split, view_eyes
 from meshopt_cli.reconstruct.model import Reconstructor
 
@@ -36,6 +40,7 @@ class TrainLoopSettings:
     lambda_smoothness: float = setting(0.0, ge=0)  # the paper: 0 for all classes together, 0.001 for one class
     image_size: int = setting(0, ge=0, le=512, why="0: the dataset's; else a multiple of 8")
     seed: int = setting(0, ge=0)
+    precision: str = setting("auto", choices=PRECISIONS)  # of the image encoder (meshopt_cli/precision.py)
 
 
 @dataclass
@@ -47,6 +52,7 @@ class TrainResult:
     smoothness: list[float] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    precision: Precision | None = None  # what the encoder ran in, and why
 
 
 def distributed() -> tuple[int, int]:
@@ -123,10 +129,12 @@ def train(
         torch.set_flush_denormal(True)  # Adam's second moments of the big layers decay into denormals, 10-100x slower on CPUs
     if settings.batch_size % world:
         raise ValueError(f"batch size {settings.batch_size} does not split evenly over {world} processes")
+    used = choose(settings.precision, device)
     model = build_model(settings, data.image_size).to(device)
+    model.encoder_bf16 = used.bf16
     optimizer = adam(model, settings.learning_rate, device)
     generator = torch.Generator().manual_seed(settings.seed)
-    result = TrainResult(model=model, step=0)
+    result = TrainResult(model=model, step=0, precision=used)
     meta = dict(meta or {})
     if resume:
         state = load_checkpoint(checkpoint, meta)
