@@ -70,8 +70,7 @@ def steps(args) -> dict:
         sync()
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=used.bf16):  # as Reconstructor.reconstruct
-            z = model.encoder(torch.cat((a, b))).float()
+        z = model.encode(torch.cat((a, b)))
         sync()
         t1 = time.perf_counter()
         vertices = model.decoder(z)

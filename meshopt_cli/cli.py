@@ -245,9 +245,9 @@ Precision = Annotated[
     Optional[Literal["auto", "fp32", "bf16"]],
     typer.Option(
         rich_help_panel=OPTIMIZATION,
-        help="Number format of the backbone network: bf16 autocast where the device runs it "
-        "fast (AMX or AVX512-BF16 CPUs, bf16 GPUs; meshopt info says), else fp32 "
-        "(default: from the preset, auto).",
+        help="Number format of the backbone network (reconstruct train: the image encoder): bf16 "
+        "autocast where the device runs it fast (AMX or AVX512-BF16 CPUs, bf16 GPUs; meshopt info "
+        "says), else fp32 (default: from the preset; auto where it names none).",
     ),
 ]
 
@@ -812,14 +812,7 @@ def reconstruct_train_command(
     lambda_smoothness: Annotated[Optional[float], _from_preset("Weight of the smoothness (flatten) loss", OPTIMIZATION)] = None,
     image_size: Annotated[Optional[int], _from_preset("Render and input size (0: the dataset's)", RENDERING)] = None,
     seed: Annotated[Optional[int], _from_preset("Seed of the weights and of the batches", OPTIMIZATION)] = None,
-    precision: Annotated[
-        Optional[Literal["auto", "fp32", "bf16"]],
-        _from_preset(
-            "Number format of the image encoder: bf16 autocast where the device runs it fast "
-            "(AMX or AVX512-BF16 CPUs, bf16 GPUs; meshopt info says), else fp32",
-            OPTIMIZATION,
-        ),
-    ] = None,
+    precision: Precision = None,
     checkpoint_every: Annotated[
         Optional[int], _from_preset("Steps between checkpoints (0: at the end and on a stop only)", FILES)
     ] = None,

@@ -133,11 +133,14 @@ class Reconstructor(nn.Module):
     def faces(self) -> torch.Tensor:
         return self.decoder.faces
 
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B, 4, S, S]`` in [0, 1] -> the code ``[B, 512]``, float32 (bf16 inside with ``encoder_bf16``)."""
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.encoder_bf16):
+            return self.encoder(images).float()
+
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B, 4, S, S]`` in [0, 1] -> vertices ``[B, V, 3]``."""
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.encoder_bf16):
-            code = self.encoder(images)
-        return self.decoder(code.float())
+        return self.decoder(self.encode(images))
 
     def forward(self, images_a, images_b, eyes_a, eyes_b) -> dict[str, torch.Tensor]:
         """The reference's loss on a batch of two views per object: each view's mesh drawn from
