@@ -19,6 +19,24 @@ def test_version_in_a_real_process():
     assert result.stdout.strip() == f"meshopt {__version__}"
 
 
+@pytest.mark.parametrize("code, status, stderr", [(3, 3, ""), (None, 0, ""), ("bad thing", 1, "bad thing")])
+def test_the_fast_exit_keeps_what_sys_exit_would_do(code, status, stderr):
+    """main() ends with os._exit (no module teardown); the atexit handlers, a waiting non-daemon
+    thread, buffered output and the exit status must survive that."""
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from meshopt_cli.cli import _exit_without_teardown\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "sys.stdout.write('buffered;')\n"
+        f"_exit_without_teardown({code!r})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == status
+    assert result.stdout == "buffered;thread done\nhandler ran\n"
+    assert result.stderr.strip() == stderr
+
+
 def test_help_lists_every_command():
     result = meshopt("--help")
     assert result.returncode == 0

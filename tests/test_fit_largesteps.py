@@ -1,5 +1,8 @@
 """The Large Steps parameterization, its optimizer, the mesh refinement, and a fit through them."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +10,9 @@ import torch
 from meshopt_cli.commands.fit import FitSettings
 from meshopt_cli.mesh import builtin_shape
 from meshopt_cli.mesh.topology import is_closed_and_consistent, signed_volume, subdivide_faces
+from meshopt_cli.optimize.adam import Adam
 from meshopt_cli.optimize.fit import fit, subdivided
-from meshopt_cli.optimize.largesteps import AdamUniform, LargeSteps
+from meshopt_cli.optimize.largesteps import LargeSteps
 from meshopt_cli.optimize.losses import MeshTopology
 from meshopt_cli.optimize.targets import MeshTarget, normalize_to_ball
 from meshopt_cli.optimize.views import heldout_views, training_views
@@ -60,11 +64,46 @@ def test_solve_on_cuda_matches_the_cpu():
 
 def test_adam_uniform_scales_every_component_by_the_largest_second_moment():
     p = torch.zeros(4, requires_grad=True)
-    optimizer = AdamUniform([p], lr=0.1)
+    optimizer = Adam([p], lr=0.1, uniform=True)
     p.grad = torch.tensor([4.0, -2.0, 1.0, 0.0])
     optimizer.step()
     # first step: m = g, v = g², so the step is lr g / max|g|
     assert torch.allclose(p.detach(), torch.tensor([-0.1, 0.05, -0.025, 0.0]), atol=1e-6)
+
+
+def test_plain_adam_takes_torch_optim_adams_steps():
+    generator = torch.Generator().manual_seed(0)
+    ours, theirs = (torch.randn(5, 3, generator=torch.Generator().manual_seed(1)).requires_grad_(True) for _ in range(2))
+    mine, reference = Adam([ours], lr=0.05), torch.optim.Adam([theirs], lr=0.05)
+    for step in range(30):
+        gradient = torch.randn(5, 3, generator=generator) * (step + 1)
+        for optimizer, p in ((mine, ours), (reference, theirs)):
+            optimizer.zero_grad()
+            p.grad = gradient.clone()
+            optimizer.param_groups[0]["lr"] = 0.05 / (1 + step)
+            optimizer.step()
+    assert not torch.equal(ours, torch.randn(5, 3, generator=torch.Generator().manual_seed(1)))
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_a_fit_never_imports_torch_dynamo():
+    """torch.optim's first optimizer imports torch._dynamo (about 3 s of a 10 s fit's start-up and
+    exit); the fit loop's own Adam keeps it out."""
+    script = (
+        "import sys, torch\n"
+        "from meshopt_cli.mesh import builtin_shape\n"
+        "from meshopt_cli.optimize.fit import FitLoopSettings, fit\n"
+        "from meshopt_cli.optimize.targets import MeshTarget\n"
+        "from meshopt_cli.optimize.views import training_views\n"
+        "v, f = builtin_shape('builtin:cube')\n"
+        "target = MeshTarget(v, f, 'cube', training_views(4), None, 'cpu')\n"
+        "s, t = builtin_shape('builtin:sphere:1')\n"
+        "for optimizer in ('largesteps', 'adam'):\n"
+        "    fit(torch.tensor(s), torch.tensor(t), target, FitLoopSettings(image_size=16, iterations=2, affine_iterations=2, optimizer=optimizer))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_subdivision_keeps_the_mesh_closed_and_oriented_and_the_surface_in_place():

@@ -31,7 +31,8 @@ import torch
 
 from meshopt_cli.fields import setting
 from meshopt_cli.mesh.topology import subdivide_faces
-from meshopt_cli.optimize.largesteps import AdamUniform, LargeSteps
+from meshopt_cli.optimize.adam import Adam
+from meshopt_cli.optimize.largesteps import LargeSteps
 from meshopt_cli.optimize.losses import IMAGE_LOSSES, REGULARIZERS, MeshTopology
 from meshopt_cli.optimize.targets import SilhouetteTarget
 from meshopt_cli.optimize.views import render_batch, silhouette_renderer
@@ -100,7 +101,7 @@ def _check_finite(loss: torch.Tensor, parameters: list[torch.Tensor], stage: str
 
 class VertexParameters:
     """What the vertex stage optimizes for one mesh (``vertices [V, 3]``, ``faces [F, 3]``): with
-    ``settings.optimizer`` ``"largesteps"``, u = (I + λL) x under :class:`AdamUniform`; with ``"adam"``,
+    ``settings.optimizer`` ``"largesteps"``, u = (I + λL) x under uniform Adam; with ``"adam"``,
     an offset per vertex under Adam. ``vertices()`` gives the current ``[V, 3]`` (differentiable)."""
 
     def __init__(self, vertices: torch.Tensor, faces: torch.Tensor, settings: FitLoopSettings):
@@ -109,11 +110,11 @@ class VertexParameters:
         if settings.optimizer == "largesteps":
             self.parameterization = LargeSteps(self.topology.edges, len(vertices), settings.largesteps_lambda)
             self.tensor = self.parameterization.to_differential(self.base).requires_grad_(True)
-            self.optimizer = AdamUniform([self.tensor], lr=settings.learning_rate)
+            self.optimizer = Adam([self.tensor], lr=settings.learning_rate, uniform=True)
         else:
             self.parameterization = None
             self.tensor = torch.zeros_like(self.base, requires_grad=True)
-            self.optimizer = torch.optim.Adam([self.tensor], lr=settings.learning_rate)
+            self.optimizer = Adam([self.tensor], lr=settings.learning_rate)
 
     def vertices(self) -> torch.Tensor:
         if self.parameterization is not None:
@@ -181,7 +182,7 @@ def fit(
         log_scale = torch.zeros(3, device=device, requires_grad=True)
         shift = torch.zeros(3, device=device, requires_grad=True)
         if settings.affine_iterations > 0:
-            optimizer = torch.optim.Adam([log_scale, shift], lr=settings.affine_learning_rate)
+            optimizer = Adam([log_scale, shift], lr=settings.affine_learning_rate)
             size = settings.coarse_image_size or settings.image_size
             for step in range(settings.affine_iterations):
                 for group in optimizer.param_groups:

@@ -4,9 +4,10 @@ Instead of the vertices ``x [V, 3]`` the fit optimizes ``u = (I + λ L) x [V, 3]
 uniform (combinatorial) Laplacian of the mesh's edge graph (D: vertex degrees, A: adjacency), and
 renders ``x = (I + λ L)⁻¹ u``. A gradient step on u moves x by a smoothed step: ``M⁻¹ = (I + λL)⁻¹``
 damps the high frequencies of the gradient (λ times more for the roughest modes), so the surface
-stays smooth while whole parts move far. :class:`AdamUniform` is the paper's companion optimizer:
-Adam whose step is divided by the *largest* second-moment root of the parameter instead of each
-component's own, so that the step keeps the smoothed gradient's shape.
+stays smooth while whole parts move far. Its companion optimizer is
+"uniform Adam" (``meshopt_cli.optimize.adam.Adam(uniform=True)``): Adam whose step is divided by the
+*largest* second-moment root of the parameter instead of each component's own, so that the step
+keeps the smoothed gradient's shape.
 
 The solve is a sparse Cholesky factorization of the symmetric positive definite ``M = I + λL``,
 computed once per mesh by the authors' ``cholespy`` (CPU and CUDA tensors): 0.1 ms per solve of the
@@ -77,32 +78,3 @@ class LargeSteps:
     def from_differential(self, u: torch.Tensor) -> torch.Tensor:
         """``x = M⁻¹ u`` ``[V, 3]``, differentiable with respect to ``u``."""
         return _Solve.apply(u, self)
-
-
-class AdamUniform(torch.optim.Optimizer):
-    """Adam with one second-moment scale per parameter tensor: the bias-corrected first moment is
-    divided by ``eps + max √(second moment)`` over the whole tensor (Nicolet et al. 2021, §5)
-    instead of per component, so the step is the smoothed gradient's direction, at most ``lr`` long
-    per component."""
-
-    def __init__(self, params, lr: float = 0.1, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["m"] = torch.zeros_like(p)
-                    state["v"] = torch.zeros_like(p)
-                state["step"] += 1
-                state["m"].mul_(b1).add_(p.grad, alpha=1 - b1)
-                state["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                m = state["m"] / (1 - b1 ** state["step"])
-                v = state["v"] / (1 - b2 ** state["step"])
-                p.sub_(m / (group["eps"] + v.sqrt().max()), alpha=group["lr"])
