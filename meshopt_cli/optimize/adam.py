@@ -1,8 +1,8 @@
 """Adam for the fit loop's few tensors, without ``torch.optim``.
 
 The first ``torch.optim.Optimizer`` a process builds imports ``torch._dynamo`` (its
-``add_param_group`` is wrapped by ``torch._disable_dynamo``): about 2 s of start-up and another
-second at exit on a 2-vCPU machine, a third of a 10 s ``meshopt fit``. The fit optimizes at most a
+``add_param_group`` is wrapped by ``torch._disable_dynamo``): about 2 s of start-up on a 2-vCPU machine
+(a fifth of a default ``meshopt fit``) and more at exit. The fit optimizes at most a
 handful of tensors, so the update is written here; with ``uniform=False`` it is
 ``torch.optim.Adam``'s (same bias correction, ``eps`` outside the square root; tested against it).
 """
