@@ -374,6 +374,8 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
             "closed": bool(closed),
             "fill_back": bool(settings.fill_back),
             "subdivided_at_iteration": result.refined_at,  # vertex iteration of --refine-at (counts are the final mesh's)
+            "carved_at_iteration": result.carved_at,  # vertex iteration of --carve-at
+            "carved_faces": result.carved_faces,  # faces it removed (the fitted mesh is open when > 0)
         },
         "views": views,
         "iterations": {
