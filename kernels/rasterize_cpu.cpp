@@ -213,39 +213,67 @@ struct LineSet {
   SparseLines alpha_gain[2];    // C = 1 only
 };
 
-void build_lines(const float* image, const float* grad, int64_t B, int S, int C, int axis, bool alpha_gain,
-                 SparseLines& out) {
+void reset_lines(int64_t B, int S, int C, SparseLines& out) {
   out.S = S;
   out.C = C;
   out.count.assign(B * S, 0);
   // grown, never shrunk: the buffers are reused by the next backward pass of this thread
   if (out.pos.size() < (size_t)(B * S * S)) out.pos.resize(B * S * (int64_t)S);
   if (out.data.size() < (size_t)(B * S * S * (C + 1))) out.data.resize(B * S * (int64_t)S * (C + 1));
-  // Lines are filled a block at a time while reading the image row by row, so that columns
-  // (axis 0) are gathered from contiguous memory too.
-  constexpr int kBlock = 16;
-  const int blocks = (S + kBlock - 1) / kBlock;
-  at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / blocks;
-      const int first_line = (int)(task % blocks) * kBlock, last_line = std::min(first_line + kBlock, S);
-      // axis 1: the block's lines are rows, scanned one by one; axis 0: the block's lines are
-      // columns, filled together while walking down the rows
-      const int outer = axis == 1 ? last_line - first_line : S;
-      const int inner = axis == 1 ? S : last_line - first_line;
-      for (int i = 0; i < outer; ++i)
-        for (int j = 0; j < inner; ++j) {
-          const int u = axis == 1 ? first_line + i : first_line + j;  // the line
-          const int v = axis == 1 ? j : i;                            // the position along it
-          const int64_t pixel = axis == 1 ? (b * S + u) * S + v : (b * S + v) * S + u;
-          const float* I = image + pixel * C;
-          const float* G = grad + pixel * C;
-          if (!meshopt::out_candidate(I, G, C, alpha_gain)) continue;
-          const int64_t line = b * S + u;
-          meshopt::out_store(I, G, C, S, out.count[line]++, (float)v, out.pos.data() + line * S,
-                             out.data.data() + line * S * (C + 1));
-        }
+}
+
+// Entry n of row line `row` of `rows` appended to column line `column` (position: the row).
+void append_to_column(const SparseLines& rows, int64_t row_line, int n, int row, int64_t column_line,
+                      SparseLines& columns) {
+  const int S = rows.S, C = rows.C;
+  const int m = columns.count[column_line]++;
+  columns.pos[column_line * S + m] = (float)row;
+  const float* from = rows.data.data() + row_line * S * (C + 1);
+  float* to = columns.data.data() + column_line * S * (C + 1);
+  for (int k = 0; k <= C; ++k) to[k * S + m] = from[k * S + n];
+}
+
+// Every list of `lines` in two passes, with the entries (and their order) that a separate walk of
+// the image per axis and kind would give. 1: one dense pass over the pixels, rows in parallel,
+// fills the row lists (axis 1) of both kinds. 2: the column lists (axis 0) are copied from the
+// row lists, whose entries are the only pixels a column list can hold, walking the rows in
+// increasing order so that each column's positions increase; batch items in parallel. Only
+// pass 1 reads the whole image: when few pixels carry a gradient, it is most of the cost.
+void build_lines(const float* image, const float* grad, int64_t B, int S, int C, LineSet& lines) {
+  const bool alpha_gain = C == 1;
+  for (int axis = 0; axis < 2; ++axis) {
+    reset_lines(B, S, C, lines.any_gradient[axis]);
+    if (alpha_gain) reset_lines(B, S, C, lines.alpha_gain[axis]);
+  }
+  SparseLines& any_rows = lines.any_gradient[1];
+  SparseLines& gain_rows = lines.alpha_gain[1];
+  at::parallel_for(0, B * S, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t line = begin; line < end; ++line) {
+      const int64_t first_pixel = line * S;
+      for (int v = 0; v < S; ++v) {
+        const float* I = image + (first_pixel + v) * C;
+        const float* G = grad + (first_pixel + v) * C;
+        if (!meshopt::out_candidate(I, G, C, false)) continue;
+        meshopt::out_store(I, G, C, S, any_rows.count[line]++, (float)v, any_rows.pos.data() + line * S,
+                           any_rows.data.data() + line * S * (C + 1));
+        if (alpha_gain && meshopt::out_candidate(I, G, C, true))
+          meshopt::out_store(I, G, C, S, gain_rows.count[line]++, (float)v, gain_rows.pos.data() + line * S,
+                             gain_rows.data.data() + line * S * (C + 1));
+      }
     }
+  });
+  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b)
+      for (int row = 0; row < S; ++row) {
+        const int64_t row_line = b * S + row;
+        for (int n = 0; n < any_rows.count[row_line]; ++n)
+          append_to_column(any_rows, row_line, n, row, b * S + (int)any_rows.pos[row_line * S + n],
+                           lines.any_gradient[0]);
+        if (alpha_gain)
+          for (int n = 0; n < gain_rows.count[row_line]; ++n)
+            append_to_column(gain_rows, row_line, n, row, b * S + (int)gain_rows.pos[row_line * S + n],
+                             lines.alpha_gain[0]);
+      }
   });
 }
 
@@ -335,10 +363,7 @@ void meshopt::launch_backward_xy(const XyGradientParams& p, const at::TensorOpti
   // Kept per calling thread: allocating (and page-faulting) tens of MB on every call costs more
   // than the lists themselves at large image sizes.
   thread_local LineSet lines;
-  for (int axis = 0; axis < 2; ++axis) {
-    build_lines(p.image, p.grad_image, p.B, p.S, p.C, axis, false, lines.any_gradient[axis]);
-    if (p.C == 1) build_lines(p.image, p.grad_image, p.B, p.S, p.C, axis, true, lines.alpha_gain[axis]);
-  }
+  build_lines(p.image, p.grad_image, p.B, p.S, p.C, lines);
   const BackwardInputs in{p, &lines};
   if (p.C == 1)
     backward_xy_impl<1>(in);
