@@ -235,10 +235,10 @@ void append_to_column(const SparseLines& rows, int64_t row_line, int n, int row,
 
 // Every list of `lines` in two passes, with the entries (and their order) that a separate walk of
 // the image per axis and kind would give. 1: one dense pass over the pixels, rows in parallel,
-// fills the row lists (axis 1) of both kinds. 2: the column lists (axis 0) are copied from the
-// row lists, whose entries are the only pixels a column list can hold, walking the rows in
-// increasing order so that each column's positions increase; batch items in parallel. Only
-// pass 1 reads the whole image: when few pixels carry a gradient, it is most of the cost.
+// fills the row lists (axis 1) of both kinds. 2: the column lists (axis 0). When fewer than one
+// pixel in 8 carries a gradient they are copied from the row lists, whose entries are the only
+// pixels a column list can hold, walking the rows in increasing order so that each column's
+// positions increase: then only pass 1 reads the whole image. Otherwise the image is walked again.
 void build_lines(const float* image, const float* grad, int64_t B, int S, int C, LineSet& lines) {
   const bool alpha_gain = C == 1;
   for (int axis = 0; axis < 2; ++axis) {
@@ -262,18 +262,48 @@ void build_lines(const float* image, const float* grad, int64_t B, int S, int C,
       }
     }
   });
-  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b)
-      for (int row = 0; row < S; ++row) {
-        const int64_t row_line = b * S + row;
-        for (int n = 0; n < any_rows.count[row_line]; ++n)
-          append_to_column(any_rows, row_line, n, row, b * S + (int)any_rows.pos[row_line * S + n],
-                           lines.any_gradient[0]);
-        if (alpha_gain)
-          for (int n = 0; n < gain_rows.count[row_line]; ++n)
-            append_to_column(gain_rows, row_line, n, row, b * S + (int)gain_rows.pos[row_line * S + n],
-                             lines.alpha_gain[0]);
-      }
+  // pass 2, few pixels with a gradient: copy the row lists' entries into the column lists
+  // (batch items in parallel); many: walk the image again by blocks of columns, which reads and
+  // writes memory in order (copying scatters every entry to another line)
+  int64_t kept = 0;
+  for (int64_t line = 0; line < B * S; ++line) kept += any_rows.count[line];
+  if (kept * 8 < B * S * (int64_t)S) {
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b)
+        for (int row = 0; row < S; ++row) {
+          const int64_t row_line = b * S + row;
+          for (int n = 0; n < any_rows.count[row_line]; ++n)
+            append_to_column(any_rows, row_line, n, row, b * S + (int)any_rows.pos[row_line * S + n],
+                             lines.any_gradient[0]);
+          if (alpha_gain)
+            for (int n = 0; n < gain_rows.count[row_line]; ++n)
+              append_to_column(gain_rows, row_line, n, row, b * S + (int)gain_rows.pos[row_line * S + n],
+                               lines.alpha_gain[0]);
+        }
+    });
+    return;
+  }
+  SparseLines& any_columns = lines.any_gradient[0];
+  SparseLines& gain_columns = lines.alpha_gain[0];
+  constexpr int kBlock = 16;
+  const int blocks = (S + kBlock - 1) / kBlock;
+  at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / blocks;
+      const int first_column = (int)(task % blocks) * kBlock, last_column = std::min(first_column + kBlock, S);
+      for (int row = 0; row < S; ++row)
+        for (int column = first_column; column < last_column; ++column) {
+          const int64_t pixel = (b * S + row) * S + column, line = b * S + column;
+          const float* I = image + pixel * C;
+          const float* G = grad + pixel * C;
+          if (!meshopt::out_candidate(I, G, C, false)) continue;
+          meshopt::out_store(I, G, C, S, any_columns.count[line]++, (float)row, any_columns.pos.data() + line * S,
+                             any_columns.data.data() + line * S * (C + 1));
+          if (alpha_gain && meshopt::out_candidate(I, G, C, true))
+            meshopt::out_store(I, G, C, S, gain_columns.count[line]++, (float)row, gain_columns.pos.data() + line * S,
+                               gain_columns.data.data() + line * S * (C + 1));
+        }
+    }
   });
 }
 

@@ -81,10 +81,18 @@ def test_native_equals_reference(native_backend, scene):
 
     face_index, weights, depth, rgb, alpha = expected
     g = torch.Generator().manual_seed(scene["seed"] + 1)
-    for image in (alpha[..., None], rgb, torch.cat((alpha[..., None], rgb), dim=-1)):
+    # 30 % of the pixels untouched by the loss, or 97 % (the CPU builds its OUT lists differently
+    # when fewer than one pixel in 8 has a gradient: both ways must agree with the reference)
+    for image, untouched in (
+        (alpha[..., None], 0.3),
+        (rgb, 0.3),
+        (torch.cat((alpha[..., None], rgb), dim=-1), 0.3),
+        (alpha[..., None], 0.97),
+        (torch.cat((alpha[..., None], rgb), dim=-1), 0.97),
+    ):
         image = image.contiguous()
         grad = torch.randn(image.shape, generator=g)
-        grad[torch.rand(image.shape[:-1], generator=g) < 0.3] = 0  # some pixels untouched by the loss
+        grad[torch.rand(image.shape[:-1], generator=g) < untouched] = 0
         assert_gradients_close(
             native_backend.backward_xy(faces, face_index, image, grad, eps),
             reference.backward_xy(faces, face_index, image, grad, eps),
