@@ -67,6 +67,23 @@ def make_scene(batch, count, size, texture_size, near, far, snap, seed, fill_bac
     return faces, textures, face_light, background
 
 
+def ill_conditioned(faces: torch.Tensor, size: int) -> torch.Tensor:
+    """``[B, F]`` bool: faces whose area in pixel units is below 1e-3 px² (the generator's collinear
+    and repeated vertices). On a snapped grid such a face can still cover the pixel centres on its
+    line, and the exact depth gradient there divides by its area: rounding noise that no two float
+    evaluation orders share, so those faces are left out of that comparison (their forward maps and
+    approximate gradients are still compared). Found by hypothesis: 1 face, 3 pixels, 0.03 vs -0.19."""
+    p = 0.5 * (faces.reshape(*faces.shape[:2], 3, 3)[..., :2] * size + size - 1)
+    a, b, c = p[..., 0, :], p[..., 1, :], p[..., 2, :]
+    area = (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0])
+    return area.abs() < 1e-3
+
+
+def without_faces(gradient: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+    """``gradient [B, F, ...]`` with the entries of the ``dropped [B, F]`` faces set to zero."""
+    return gradient * (~dropped).reshape(*dropped.shape, *([1] * (gradient.ndim - 2)))
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scene=scenes())
 def test_native_equals_reference(native_backend, scene):
@@ -98,9 +115,10 @@ def test_native_equals_reference(native_backend, scene):
             reference.backward_xy(faces, face_index, image, grad, eps),
         )
     grad_depth = torch.randn(depth.shape, generator=g)
+    dropped = ill_conditioned(faces, size)  # the exact depth gradient divides by the face's area
     assert_gradients_close(
-        native_backend.backward_depth(faces, face_index, grad_depth),
-        reference.backward_depth(faces, face_index, grad_depth),
+        without_faces(native_backend.backward_depth(faces, face_index, grad_depth), dropped),
+        without_faces(reference.backward_depth(faces, face_index, grad_depth), dropped),
         "backward_depth",
         exact_zeros=False,
     )
@@ -217,3 +235,16 @@ def test_nondeterministic_alert_follows_torch_settings():
             native.alert_nondeterministic("backward_xy")
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_the_ill_conditioned_rule_drops_only_degenerate_faces():
+    faces = torch.tensor(
+        [
+            [0.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0, 0.5, 1.0],  # a real triangle
+            [0.42424244, -1.060606, 2.25, 0.969697, -0.7878788, 2.75, 0.6969697, -0.9242424, 2.5],  # collinear
+            [0.1, 0.1, 1.0, 0.1, 0.1, 1.0, 0.3, 0.2, 1.0],  # two equal vertices
+        ]
+    )[None]
+    assert ill_conditioned(faces, 33).tolist() == [[False, True, True]]
+    kept = without_faces(torch.ones(1, 3, 9), ill_conditioned(faces, 33))
+    assert kept[0, 0].eq(1).all() and kept[0, 1:].eq(0).all()
