@@ -233,6 +233,18 @@ void append_to_column(const SparseLines& rows, int64_t row_line, int n, int row,
   for (int k = 0; k <= C; ++k) to[k * S + m] = from[k * S + n];
 }
 
+// Pixel (I, G) at position v of line `line`: appended to `any` when it has a gradient, and to
+// `gain` too (C = 1 lists; null otherwise) when it gains where the inside pixel has alpha 1.
+inline void keep_pixel(const float* I, const float* G, int C, int S, int64_t line, int v, SparseLines& any,
+                       SparseLines* gain) {
+  if (!meshopt::out_candidate(I, G, C, false)) return;
+  meshopt::out_store(I, G, C, S, any.count[line]++, (float)v, any.pos.data() + line * S,
+                     any.data.data() + line * S * (C + 1));
+  if (gain != nullptr && meshopt::out_candidate(I, G, C, true))
+    meshopt::out_store(I, G, C, S, gain->count[line]++, (float)v, gain->pos.data() + line * S,
+                       gain->data.data() + line * S * (C + 1));
+}
+
 // Every list of `lines` in two passes, with the entries (and their order) that a separate walk of
 // the image per axis and kind would give. 1: one dense pass over the pixels, rows in parallel,
 // fills the row lists (axis 1) of both kinds. 2: the column lists (axis 0). When fewer than one
@@ -251,14 +263,8 @@ void build_lines(const float* image, const float* grad, int64_t B, int S, int C,
     for (int64_t line = begin; line < end; ++line) {
       const int64_t first_pixel = line * S;
       for (int v = 0; v < S; ++v) {
-        const float* I = image + (first_pixel + v) * C;
-        const float* G = grad + (first_pixel + v) * C;
-        if (!meshopt::out_candidate(I, G, C, false)) continue;
-        meshopt::out_store(I, G, C, S, any_rows.count[line]++, (float)v, any_rows.pos.data() + line * S,
-                           any_rows.data.data() + line * S * (C + 1));
-        if (alpha_gain && meshopt::out_candidate(I, G, C, true))
-          meshopt::out_store(I, G, C, S, gain_rows.count[line]++, (float)v, gain_rows.pos.data() + line * S,
-                             gain_rows.data.data() + line * S * (C + 1));
+        keep_pixel(image + (first_pixel + v) * C, grad + (first_pixel + v) * C, C, S, line, v, any_rows,
+                   alpha_gain ? &gain_rows : nullptr);
       }
     }
   });
@@ -294,14 +300,8 @@ void build_lines(const float* image, const float* grad, int64_t B, int S, int C,
       for (int row = 0; row < S; ++row)
         for (int column = first_column; column < last_column; ++column) {
           const int64_t pixel = (b * S + row) * S + column, line = b * S + column;
-          const float* I = image + pixel * C;
-          const float* G = grad + pixel * C;
-          if (!meshopt::out_candidate(I, G, C, false)) continue;
-          meshopt::out_store(I, G, C, S, any_columns.count[line]++, (float)row, any_columns.pos.data() + line * S,
-                             any_columns.data.data() + line * S * (C + 1));
-          if (alpha_gain && meshopt::out_candidate(I, G, C, true))
-            meshopt::out_store(I, G, C, S, gain_columns.count[line]++, (float)row, gain_columns.pos.data() + line * S,
-                               gain_columns.data.data() + line * S * (C + 1));
+          keep_pixel(image + pixel * C, grad + pixel * C, C, S, line, row, any_columns,
+                     alpha_gain ? &gain_columns : nullptr);
         }
     }
   });
