@@ -472,12 +472,14 @@ def fit_command(
     carve_at: Annotated[
         Optional[float],
         _from_preset(
-            "Remove the faces lying outside a training silhouette (opens holes such as a handle's) after this fraction "
-            "of the iterations, then go on with --carve-lambda; 0: never",
+            "Remove the faces spanning a hole of the training silhouettes (opens holes such as a handle's) after this "
+            "fraction of the iterations, then go on with --carve-lambda; 0: never",
             OPTIMIZATION,
         ),
     ] = None,
-    carve_lambda: Annotated[Optional[float], _from_preset("λ of Large Steps after --carve-at", OPTIMIZATION)] = None,
+    carve_lambda: Annotated[
+        Optional[float], _from_preset("λ of Large Steps once --carve-at has removed faces", OPTIMIZATION)
+    ] = None,
     affine_iterations: Annotated[
         Optional[int], _from_preset("Iterations of the first stage (global scale + translation), 0 to skip", OPTIMIZATION)
     ] = None,

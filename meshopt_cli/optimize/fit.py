@@ -13,10 +13,10 @@ Two stages, both on silhouettes of ``batch_views`` cameras sampled per iteration
    optionally the first ``coarse_fraction`` of the iterations render at ``coarse_image_size``
    (coarse to fine), and after ``refine_at`` of them the mesh is subdivided once (V -> V + E
    vertices; 642 -> 2562 for the default sphere) and the optimizer starts afresh on the finer mesh.
-   After ``carve_at`` of them the faces that lie clearly outside a training silhouette are removed
-   (:mod:`meshopt_cli.optimize.carve`: this opens the holes a genus-0 template spans with a web),
-   the fit goes on with the mesh rendered from both sides, and Large Steps restarts with
-   ``carve_lambda`` (a smaller λ lets thin parts sharpen once the coarse shape is in place).
+   After ``carve_at`` of them the faces that span a hole of the training silhouettes are removed
+   (:mod:`meshopt_cli.optimize.carve`: this opens the holes a genus-0 template spans with a web);
+   when any were, the fit goes on with the mesh rendered from both sides, and Large Steps restarts
+   with ``carve_lambda`` (a smaller λ lets thin parts sharpen once the coarse shape is in place).
 
 ``should_stop()`` (the command passes :func:`meshopt_cli.stop.requested`), polled after every
 iteration, or a ``KeyboardInterrupt`` ends the loop and returns the current state
@@ -37,7 +37,7 @@ import torch
 from meshopt_cli.fields import setting
 from meshopt_cli.mesh.topology import subdivide_faces
 from meshopt_cli.optimize.adam import Adam
-from meshopt_cli.optimize.carve import CARVE_IMAGE_SIZE, faces_outside_silhouettes, without_faces
+from meshopt_cli.optimize.carve import CARVE_IMAGE_SIZE, faces_to_carve, without_faces
 from meshopt_cli.optimize.largesteps import LargeSteps
 from meshopt_cli.optimize.losses import IMAGE_LOSSES, REGULARIZERS, MeshTopology
 from meshopt_cli.optimize.targets import SilhouetteTarget
@@ -65,9 +65,9 @@ class FitLoopSettings:
     learning_rate: float = setting(0.01, gt=0, name="--lr")
     final_learning_rate: float = setting(0.001, gt=0)  # cosine decay from learning_rate to this
     refine_at: float = setting(0.0, ge=0.0, le=1.0)  # subdivide the mesh once after this fraction of the iterations (0: never)
-    carve_at: float = setting(0.0, ge=0.0, le=1.0)  # remove faces outside the silhouettes after this fraction (0: never)
-    carve_margin: int = setting(3, ge=0, le=64)  # ... those more than this many pixels outside (at 256 px)
-    carve_lambda: float = setting(5.0, ge=0)  # λ of the Large Steps restart at carve_at
+    carve_at: float = setting(0.0, ge=0.0, le=1.0)  # carve faces across the masks' holes after this fraction (0: never)
+    carve_margin: int = setting(3, ge=0, le=64)  # ... those more than this many pixels inside a hole (at 256 px)
+    carve_lambda: float = setting(5.0, ge=0)  # λ of the Large Steps restart after a carve that removed faces
     affine_iterations: int = setting(40, ge=0)  # first stage: per-axis scale + translation only (0: skip)
     affine_learning_rate: float = setting(0.05, gt=0)
     loss: str = setting("iou", choices=tuple(IMAGE_LOSSES))  # silhouette term: 1 - IoU (the paper's) or MSE
@@ -94,7 +94,7 @@ class FitResult:
     interrupted: bool = False
     failure: str | None = None  # why the loop stopped early on a non-finite value, else None
     refined_at: int | None = None  # the vertex iteration at which the mesh was subdivided, if it was
-    carved_at: int | None = None  # the vertex iteration at which faces outside the silhouettes were removed
+    carved_at: int | None = None  # the vertex iteration of the carve (faces across the silhouettes' holes removed)
     carved_faces: int = 0  # how many
 
 
@@ -234,7 +234,7 @@ def fit(
         parameters = VertexParameters(base, faces, settings)
         for step in range(settings.iterations):
             if step == carve_step:
-                remove = faces_outside_silhouettes(
+                remove = faces_to_carve(
                     result.vertices, faces, target.train, target.binary_masks("train", CARVE_IMAGE_SIZE), settings.carve_margin
                 )
                 result.carved_at = step
@@ -244,8 +244,8 @@ def fit(
                     result.vertices, result.faces = vertices_left, faces
                     fill_back = True  # the mesh is open now
                     renderers.clear()
-                settings = dataclasses.replace(settings, largesteps_lambda=settings.carve_lambda)
-                parameters = VertexParameters(result.vertices, faces, settings)
+                    settings = dataclasses.replace(settings, largesteps_lambda=settings.carve_lambda)
+                    parameters = VertexParameters(result.vertices, faces, settings)
             if step == refine_step:
                 finer, faces = subdivided(result.vertices, faces)
                 parameters = VertexParameters(finer, faces, settings)

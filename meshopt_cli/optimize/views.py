@@ -185,22 +185,28 @@ def render_silhouettes(
     return torch.cat(out)
 
 
-def render_batch(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor, views: Views) -> torch.Tensor:
-    """Silhouettes ``[B, S, S]`` of one mesh (``[V, 3]``, ``[F, 3]``) from the B cameras of ``views``."""
+def render_batch(
+    renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor, views: Views, textures: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Silhouettes ``[B, S, S]`` of one mesh (``[V, 3]``, ``[F, 3]``) from the B cameras of ``views``;
+    with ``textures`` (``[F, T, T, T, 3]``, shared by every view) its colours ``[B, 3, S, S]`` instead."""
     count = len(views)
     batch_vertices = vertices[None].expand(count, -1, -1)
     batch_faces = faces[None].expand(count, -1, -1)
+    mode = "silhouettes" if textures is None else "rgb"
+    colours = {} if textures is None else {"textures": textures[None].expand(count, *textures.shape)}
     if views.kind == "look_at":
         renderer.camera_mode = "look_at"
         renderer.eye = views.eyes
         angles = views.angles
         renderer.viewing_angle = float(angles[0]) if bool((angles == angles[0]).all()) else angles
-        return renderer(batch_vertices, batch_faces, mode="silhouettes")
+        return renderer(batch_vertices, batch_faces, mode=mode, **colours)
     renderer.camera_mode = "projection"
     return renderer(
         batch_vertices,
         batch_faces,
-        mode="silhouettes",
+        mode=mode,
+        **colours,
         K=views.K,
         R=views.R,
         t=views.t[:, None, :],
