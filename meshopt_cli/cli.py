@@ -477,6 +477,14 @@ def fit_command(
             OPTIMIZATION,
         ),
     ] = None,
+    carve_margin: Annotated[
+        Optional[int],
+        _from_preset(
+            "--carve-at removes a face whose centroid lies more than this many pixels inside a hole of a training "
+            "silhouette (at 256 px)",
+            OPTIMIZATION,
+        ),
+    ] = None,
     carve_lambda: Annotated[
         Optional[float], _from_preset("λ of Large Steps once --carve-at has removed faces", OPTIMIZATION)
     ] = None,

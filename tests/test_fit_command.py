@@ -27,6 +27,16 @@ turntable_size = 32
 """
 
 
+def test_carving_flags_reach_the_fit_and_its_metrics(work):
+    result = meshopt(
+        "fit", "builtin:cube", "--preset", "tiny.toml", "--carve-at", "0.5", "--carve-margin", "5", "-o", "out", cwd=work
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((work / "out" / "cube" / "metrics.json").read_text())
+    assert metrics["settings"]["carve_margin"] == 5 and metrics["settings"]["carve_at"] == 0.5
+    assert metrics["template"]["carved_at_iteration"] is not None and metrics["template"]["carved_faces"] == 0  # no hole
+
+
 def meshopt_subprocess(*args, cwd, stdin=None):
     return subprocess.run(
         [sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300, input=stdin
@@ -143,6 +153,7 @@ def test_usage_errors_exit_2(work):
         (["builtin:cube", "--cameras", "cams.json"], "--cameras goes with --images"),
         (["--images", "a.png", "--cameras", "cams.json", "--azimuth", "3"], "not both"),
         (["builtin:cube", "--laplacian", "-1"], "--laplacian must not be negative"),
+        (["builtin:cube", "--carve-margin", "65"], "--carve-margin must be in [0, 64]"),
     ):
         result = meshopt("fit", *args, "-o", "out", cwd=work)
         assert result.returncode == 2, (args, result.stderr)
