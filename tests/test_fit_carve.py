@@ -10,12 +10,13 @@ from meshopt_cli.optimize.carve import (
     enclosed_background,
     faces_in_silhouette_holes,
     faces_to_carve,
+    visible_faces,
     without_faces,
 )
 from meshopt_cli.optimize.evaluate import evaluate
 from meshopt_cli.optimize.fit import fit
 from meshopt_cli.optimize.targets import MeshTarget, normalize_to_ball
-from meshopt_cli.optimize.views import heldout_views, training_views
+from meshopt_cli.optimize.views import heldout_views, render_silhouettes, training_views
 
 
 def sphere(level=2, radius=1.0, centre=(0.0, 0.0, 0.0)):
@@ -56,6 +57,18 @@ def test_faces_across_a_hole_are_flagged_and_faces_beside_a_silhouette_are_not()
     assert not flagged[:ring].any() and flagged[ring:web].float().mean() > 0.5 and not flagged[web:].any()
     # a margin wider than the hole's radius flags nothing
     assert not faces_in_silhouette_holes(vertices, faces, target.train, masks, 40).any()
+
+
+def test_visible_faces_cover_the_silhouette_and_name_faces_exactly():
+    target = ring_target(4, 0)
+    near_v, near_f = sphere(1, 0.3, (0.0, 0.0, 0.0))
+    vertices, faces = torch.cat([target.vertices, near_v]), torch.cat([target.faces, near_f + len(target.vertices)])
+    seen = visible_faces(vertices, faces, target.train, 64)
+    alpha = render_silhouettes(vertices, faces, target.train, 64, fill_back=True, anti_aliasing=False)
+    assert torch.equal(seen >= 0, alpha > 0.5) and int(seen.max()) < len(faces)
+    # the ball in the ring's hole is seen: indices past the ring's (the higher ones, which an inexact
+    # colour would blur first) come back as whole face indices
+    assert bool((seen >= len(target.faces)).any()) and set(seen.unique().tolist()) <= set(range(-1, len(faces)))
 
 
 def test_a_web_is_carved_only_where_the_surface_behind_it_covers_the_target():

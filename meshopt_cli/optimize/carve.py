@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from meshopt_cli.optimize.views import Views, render_batch, render_silhouettes
+from meshopt_cli.optimize.views import Views, render_in_batches, render_silhouettes
 from meshopt_cli.render import Renderer
 from meshopt_cli.render.camera import projection
 
@@ -72,11 +72,7 @@ def visible_faces(vertices: torch.Tensor, faces: torch.Tensor, views: Views, siz
     )
     index = torch.arange(len(faces), dtype=torch.float32, device=vertices.device)
     textures = index[:, None, None, None, None].expand(len(faces), 1, 1, 1, 3)
-    out = []
-    for first in range(0, len(views), batch_size):
-        chunk = views.subset(list(range(first, min(first + batch_size, len(views)))))
-        out.append(render_batch(renderer, vertices.detach().float(), faces, chunk, textures)[:, 0])
-    return torch.cat(out).round().long()
+    return render_in_batches(renderer, vertices.detach().float(), faces, views, batch_size, textures)[:, 0].round().long()
 
 
 def faces_to_carve(vertices: torch.Tensor, faces: torch.Tensor, views: Views, masks: torch.Tensor, margin: int) -> torch.Tensor:

@@ -178,10 +178,24 @@ def render_silhouettes(
         ``[N, S, S]`` in [0, 1], row 0 at the top.
     """
     renderer = silhouette_renderer(image_size, fill_back, views, anti_aliasing)
+    return render_in_batches(renderer, vertices, faces, views, batch_size)
+
+
+def render_in_batches(
+    renderer: Renderer,
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    views: Views,
+    batch_size: int = 16,
+    textures: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`render_batch` over every camera of ``views``, ``batch_size`` cameras at a time (which
+    bounds the renderer's per-call buffers): ``[N, S, S]`` silhouettes, or ``[N, 3, S, S]`` colours
+    with ``textures``."""
     out = []
     for first in range(0, len(views), batch_size):
         index = list(range(first, min(first + batch_size, len(views))))
-        out.append(render_batch(renderer, vertices, faces, views.subset(index)))
+        out.append(render_batch(renderer, vertices, faces, views.subset(index), textures))
     return torch.cat(out)
 
 
