@@ -28,13 +28,20 @@ turntable_size = 32
 
 
 def test_carving_flags_reach_the_fit_and_its_metrics(work):
-    result = meshopt(
-        "fit", "builtin:cube", "--preset", "tiny.toml", "--carve-at", "0.5", "--carve-margin", "5", "-o", "out", cwd=work
-    )
+    args = ("builtin:teapot", "builtin:cube", "--preset", "tiny.toml", "--carve-at", "0.5", "--carve-margin", "2")
+    result = meshopt("fit", *args, "-o", "out", cwd=work)
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((work / "out" / "cube" / "metrics.json").read_text())
-    assert metrics["settings"]["carve_margin"] == 5 and metrics["settings"]["carve_at"] == 0.5
-    assert metrics["template"]["carved_at_iteration"] is not None and metrics["template"]["carved_faces"] == 0  # no hole
+    teapot, cube = (json.loads((work / "out" / name / "metrics.json").read_text()) for name in ("teapot", "cube"))
+    for metrics in (teapot, cube):
+        assert metrics["settings"]["carve_margin"] == 2 and metrics["settings"]["carve_at"] == 0.5
+        assert metrics["template"]["carved_at_iteration"] == 6  # half of the tiny preset's 12 vertex iterations
+    # the cube's silhouettes have no hole: nothing goes, and the mesh stays closed
+    assert cube["template"] == {**cube["template"], "carved_faces": 0, "closed": True, "fill_back": False}
+    assert cube["voxel_iou"] is not None
+    # the teapot's handle opening does: the fitted mesh is open, drawn from both sides, without a voxel IoU
+    carved = teapot["template"]["carved_faces"]
+    assert carved > 0 and teapot["template"] == {**teapot["template"], "closed": False, "fill_back": True}
+    assert teapot["template"]["faces"] == 320 - carved and teapot["voxel_iou"] is None
 
 
 def meshopt_subprocess(*args, cwd, stdin=None):

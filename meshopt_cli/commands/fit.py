@@ -371,8 +371,8 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
             "source": settings.init,
             "vertices": int(result.vertices.shape[0]),
             "faces": int(result.faces.shape[0]),
-            "closed": bool(closed),
-            "fill_back": bool(settings.fill_back),
+            "closed": bool(closed) and result.carved_faces == 0,  # the fitted mesh's: a carve opens it
+            "fill_back": bool(settings.fill_back) or result.carved_faces > 0,  # faces drawn from both sides at the end
             "subdivided_at_iteration": result.refined_at,  # vertex iteration of --refine-at (counts are the final mesh's)
             "carved_at_iteration": result.carved_at,  # vertex iteration of --carve-at
             "carved_faces": result.carved_faces,  # faces it removed (the fitted mesh is open when > 0)
