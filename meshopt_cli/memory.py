@@ -380,10 +380,18 @@ def textured_estimate(
     return estimate
 
 
-def fit_estimate(target_vertices: int, target_faces: int, template_vertices: int, template_faces: int, settings) -> Estimate:
+def fit_estimate(
+    target_vertices: int,
+    target_faces: int,
+    template_vertices: int,
+    template_faces: int,
+    settings,
+    carve_image_size: int = 256,
+) -> Estimate:
     """``meshopt fit`` of one target: the program, the target mesh, its silhouettes (training and
     held-out views, float32 at ``image_size`` and the evaluation size), rendered ``views`` at a time
-    without gradients, and a step's differentiable rendering of ``batch_views`` template views."""
+    without gradients, a step's differentiable rendering of ``batch_views`` template views, and with
+    ``carve_at`` the carve's masks at ``carve_image_size`` (:func:`carve_bytes`)."""
     views = settings.views + settings.heldout_views
     estimate = Estimate({"meshopt itself": PROCESS_BASELINE})
     estimate.add("target mesh", mesh_bytes(target_vertices, target_faces))
@@ -402,5 +410,26 @@ def fit_estimate(target_vertices: int, target_faces: int, template_vertices: int
         optimize_raster_bytes(settings.batch_views, template_faces, template_vertices, settings.image_size, 1),
         "--batch-views or --image-size",
     )
+    if getattr(settings, "carve_at", 0) > 0:
+        estimate.add(
+            "carving",
+            carve_bytes(settings.views, target_faces, target_vertices, template_faces, template_vertices, carve_image_size),
+            "--carve-at 0",
+        )
     estimate.add("frames", gif_bytes(settings.turntable_frames, settings.turntable_size))
     return estimate
+
+
+def carve_bytes(views: int, target_faces: int, target_vertices: int, faces: int, vertices: int, image_size: int) -> float:
+    """The carve of ``meshopt_cli.optimize.carve`` at ``image_size``: the target's binary masks of the
+    ``views`` training cameras (rendered 16 at a time), the mask grown and its holes, the face seen
+    at each pixel (an int64 map, from a face-index colour render) and the render without the
+    flagged faces. About 30 bytes per pixel of every view, plus the largest rasterization."""
+    pixels = views * image_size**2
+    maps = pixels * (1 + FLOAT + 5 + INDEX * 2 + FLOAT * 2)  # masks, grown, holes, seen (+ rounding), renders
+    colours = min(views, 16) * 2 * faces * 3 * FLOAT  # each face's index as its colour, per view
+    raster = max(
+        raster_bytes(min(views, 16), target_faces, target_vertices, image_size, anti_aliasing=False),
+        raster_bytes(min(views, 16), faces, vertices, image_size, anti_aliasing=False),
+    )
+    return maps + colours + raster

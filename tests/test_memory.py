@@ -250,6 +250,16 @@ before = memory.process_status("VmRSS")
 if case == "turntable":
     cubes = torch.rand(len(f), 6, 6, 6, 3)
     gif_bytes(render_views(v, f, cubes, frames=12, image_size=160, batch_size=chunk))
+elif case == "carve":  # the stood-up torus and a web across its hole, from 24 training views
+    from meshopt_cli.mesh import builtin_shape
+    from meshopt_cli.optimize.carve import CARVE_IMAGE_SIZE, faces_to_carve
+    from meshopt_cli.optimize.views import render_silhouettes, training_views
+    ring_v, ring_f = (torch.from_numpy(np.ascontiguousarray(a[:, [0, 2, 1]])) for a in builtin_shape("builtin:torus"))
+    web_v = v * torch.tensor([0.25, 0.25, 0.02])
+    mesh_v, mesh_f = torch.cat([ring_v, web_v]), torch.cat([ring_f.long(), f + len(ring_v)])
+    views = training_views(24)
+    masks = render_silhouettes(ring_v, ring_f.long(), views, CARVE_IMAGE_SIZE, anti_aliasing=False) > 0.5
+    assert faces_to_carve(mesh_v, mesh_f, views, masks, 3).any()
 else:
     sample_cubes(image, uvs, 24)
 print(memory.process_status("VmHWM") - before)
@@ -282,6 +292,16 @@ def test_cube_sampling_peak_is_the_cubes_not_the_scratch():
     cubes = memory.cube_bytes(5120, 24)
     measured = _peak_of("cubes")
     assert cubes * 0.9 <= measured <= 1.5 * cubes + (40 << 20), (measured, cubes)
+
+
+def test_carve_estimate_against_measured_peak():
+    """The carve's estimate holds its measured peak, within 3× (a 20480-face web across a torus)."""
+    from meshopt_cli.mesh import builtin_shape
+
+    ring_v, ring_f = builtin_shape("builtin:torus")
+    estimate = memory.carve_bytes(24, len(ring_f), len(ring_v), len(ring_f) + 20480, len(ring_v) + 10242, 256)
+    measured = _peak_of("carve")
+    assert measured <= estimate <= 3 * measured, (measured, estimate)
 
 
 # ---------------------------------------------------------------- --jobs

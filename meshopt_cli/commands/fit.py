@@ -153,6 +153,7 @@ def check_memory(target, template_vertices, template_faces, settings: FitSetting
     """Refuse the fit (:class:`~meshopt_cli.memory.OverBudget`) before its loop when its estimate
     with this target and template exceeds the budget."""
     from meshopt_cli import memory
+    from meshopt_cli.optimize.carve import CARVE_IMAGE_SIZE
 
     target_vertices = getattr(target, "vertices", None)
     target_faces = getattr(target, "faces", None)
@@ -162,6 +163,7 @@ def check_memory(target, template_vertices, template_faces, settings: FitSetting
         len(template_vertices),
         len(template_faces),
         settings,
+        CARVE_IMAGE_SIZE,
     )
     estimate.parts["meshopt itself"] = memory.current_rss()
     memory.check(estimate, context.memory_budget or memory.default_budget(), f"fitting {len(template_faces)} template faces")
