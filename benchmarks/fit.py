@@ -101,6 +101,8 @@ def run_one(name: str, source: str, out: Path, args) -> dict:
         "train_iou": round(metrics["iou"]["train"], 4),
         "voxel_iou": None if metrics["voxel_iou"] is None else round(metrics["voxel_iou"], 4),
         "voxel_iou_note": metrics["voxel_iou_note"],
+        "carved_faces": metrics["template"]["carved_faces"],
+        "relaxed_vertices": metrics["template"]["relaxed_vertices"],
         "seconds": round(seconds, 1),
         "fit_seconds": round(metrics["seconds"]["fit"], 1),
         "cpu_seconds": round(metrics["cpu_seconds"], 1),

@@ -488,6 +488,15 @@ def fit_command(
     carve_lambda: Annotated[
         Optional[float], _from_preset("λ of Large Steps once --carve-at has removed faces", OPTIMIZATION)
     ] = None,
+    relax: Annotated[
+        Optional[bool],
+        _from_preset(
+            "At the end, move the vertices no training camera sees to the minimal surface spanning the rest (a cube's "
+            "unseen bottom flattens); no training pixel gets worse",
+            OPTIMIZATION,
+            "--relax/--no-relax",
+        ),
+    ] = None,
     affine_iterations: Annotated[
         Optional[int], _from_preset("Iterations of the first stage (global scale + translation), 0 to skip", OPTIMIZATION)
     ] = None,

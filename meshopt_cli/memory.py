@@ -391,7 +391,8 @@ def fit_estimate(
     """``meshopt fit`` of one target: the program, the target mesh, its silhouettes (training and
     held-out views, float32 at ``image_size`` and the evaluation size), rendered ``views`` at a time
     without gradients, a step's differentiable rendering of ``batch_views`` template views, and with
-    ``carve_at`` the carve's masks at ``carve_image_size`` (:func:`carve_bytes`)."""
+    ``carve_at`` the carve's masks at ``carve_image_size`` (:func:`carve_bytes`), with ``relax`` the
+    final relaxation's at the same size (:func:`relax_bytes`)."""
     views = settings.views + settings.heldout_views
     estimate = Estimate({"meshopt itself": PROCESS_BASELINE})
     estimate.add("target mesh", mesh_bytes(target_vertices, target_faces))
@@ -416,8 +417,27 @@ def fit_estimate(
             carve_bytes(settings.views, target_faces, target_vertices, template_faces, template_vertices, carve_image_size),
             "--carve-at 0",
         )
+    if getattr(settings, "relax", False):
+        estimate.add(
+            "relaxing",
+            relax_bytes(settings.views, target_faces, target_vertices, template_faces, template_vertices, carve_image_size),
+            "--no-relax",
+        )
     estimate.add("frames", gif_bytes(settings.turntable_frames, settings.turntable_size))
     return estimate
+
+
+def relax_bytes(views: int, target_faces: int, target_vertices: int, faces: int, vertices: int, image_size: int) -> float:
+    """The final relaxation of ``meshopt_cli.optimize.relax`` at ``image_size``: the target's binary
+    masks of the ``views`` training cameras, the fitted and relaxed silhouettes, the face seen at
+    each pixel before and after the move (int64 maps from face-index colour renders), the masks
+    derived from them, the largest rasterization, and the sparse Cholesky factor of the free
+    vertices (bounded here by a dense band of 64 neighbours per vertex). About 40 bytes per pixel
+    of every view."""
+    pixels = views * image_size**2
+    maps = pixels * (1 + FLOAT * 2 + 2 + INDEX * 2 + 4)  # masks, renders (+ bools), two face maps, worse/right
+    factor = vertices * 64 * FLOAT * 2
+    return maps + face_map_render_bytes(views, target_faces, target_vertices, faces, vertices, image_size) + factor
 
 
 def carve_bytes(views: int, target_faces: int, target_vertices: int, faces: int, vertices: int, image_size: int) -> float:
@@ -427,9 +447,17 @@ def carve_bytes(views: int, target_faces: int, target_vertices: int, faces: int,
     flagged faces. About 30 bytes per pixel of every view, plus the largest rasterization."""
     pixels = views * image_size**2
     maps = pixels * (1 + FLOAT + 5 + INDEX * 2 + FLOAT * 2)  # masks, grown, holes, seen (+ rounding), renders
-    colours = min(views, 16) * 2 * faces * 3 * FLOAT  # each face's index as its colour, per view
+    return maps + face_map_render_bytes(views, target_faces, target_vertices, faces, vertices, image_size)
+
+
+def face_map_render_bytes(
+    views: int, target_faces: int, target_vertices: int, faces: int, vertices: int, image_size: int
+) -> float:
+    """What the carve's and the relaxation's renders hold at once, 16 views at a time: each face's
+    index as its colour per view, and the larger of the target's and the mesh's rasterizations."""
+    colours = min(views, 16) * 2 * faces * 3 * FLOAT
     raster = max(
         raster_bytes(min(views, 16), target_faces, target_vertices, image_size, anti_aliasing=False),
         raster_bytes(min(views, 16), faces, vertices, image_size, anti_aliasing=False),
     )
-    return maps + colours + raster
+    return colours + raster

@@ -44,6 +44,19 @@ def test_carving_flags_reach_the_fit_and_its_metrics(work):
     assert teapot["template"]["faces"] == 320 - carved and teapot["voxel_iou"] is None
 
 
+def test_relax_flag_reaches_the_fit_and_its_metrics(work):
+    """--relax runs the final relaxation (the tiny preset has it off) and metrics.json says how many
+    vertices it moved; --no-relax turns off what a preset turns on."""
+    relaxed = meshopt("fit", "builtin:cube", "--preset", "tiny.toml", "--relax", "-o", "on", cwd=work)
+    plain = meshopt("fit", "builtin:cube", "--preset", "default", "--iterations", "4", "--affine-iterations", "2",
+                    "--no-relax", "-o", "off", cwd=work)  # fmt: skip
+    assert relaxed.returncode == 0 and plain.returncode == 0, relaxed.stderr + plain.stderr
+    on, off = (json.loads((work / folder / "cube" / "metrics.json").read_text()) for folder in ("on", "off"))
+    assert on["settings"]["relax"] is True and off["settings"]["relax"] is False
+    assert on["template"]["relaxed_vertices"] > 0  # the sphere's bottom, which no 30° camera sees
+    assert off["template"]["relaxed_vertices"] is None
+
+
 def meshopt_subprocess(*args, cwd, stdin=None):
     return subprocess.run(
         [sys.executable, "-m", "meshopt_cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300, input=stdin

@@ -260,6 +260,12 @@ elif case == "carve":  # the stood-up torus and a web across its hole, from 24 t
     views = training_views(24)
     masks = render_silhouettes(ring_v, ring_f.long(), views, CARVE_IMAGE_SIZE, anti_aliasing=False) > 0.5
     assert faces_to_carve(mesh_v, mesh_f, views, masks, 3).any()
+elif case == "relax":  # the 20480-face sphere against its own silhouettes from 24 training views
+    from meshopt_cli.optimize.relax import RELAX_IMAGE_SIZE, relax_unheld
+    from meshopt_cli.optimize.views import render_silhouettes, training_views
+    views = training_views(24)
+    masks = render_silhouettes(v, f, views, RELAX_IMAGE_SIZE, anti_aliasing=False) > 0.5
+    assert relax_unheld(v, f, views, masks).moved > 0
 else:
     sample_cubes(image, uvs, 24)
 print(memory.process_status("VmHWM") - before)
@@ -301,6 +307,13 @@ def test_carve_estimate_against_measured_peak():
     ring_v, ring_f = builtin_shape("builtin:torus")
     estimate = memory.carve_bytes(24, len(ring_f), len(ring_v), len(ring_f) + 20480, len(ring_v) + 10242, 256)
     measured = _peak_of("carve")
+    assert measured <= estimate <= 3 * measured, (measured, estimate)
+
+
+def test_relax_estimate_against_measured_peak():
+    """The final relaxation's estimate holds its measured peak, within 3× (the 20480-face sphere)."""
+    estimate = memory.relax_bytes(24, 20480, 10242, 20480, 10242, 256)
+    measured = _peak_of("relax")
     assert measured <= estimate <= 3 * measured, (measured, estimate)
 
 

@@ -378,6 +378,7 @@ def build_metrics(job, payload, target, result, figures, settings, device, secon
             "subdivided_at_iteration": result.refined_at,  # vertex iteration of --refine-at (counts are the final mesh's)
             "carved_at_iteration": result.carved_at,  # vertex iteration of --carve-at
             "carved_faces": result.carved_faces,  # faces it removed (the fitted mesh is open when > 0)
+            "relaxed_vertices": result.relaxed_vertices,  # vertices --relax moved (None: not run)
         },
         "views": views,
         "iterations": {

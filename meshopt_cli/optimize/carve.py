@@ -58,14 +58,16 @@ def faces_in_silhouette_holes(
     return (on_image & in_hole).any(0)
 
 
-def visible_faces(vertices: torch.Tensor, faces: torch.Tensor, views: Views, size: int, batch_size: int = 16) -> torch.Tensor:
+def visible_faces(
+    vertices: torch.Tensor, faces: torch.Tensor, views: Views, size: int, batch_size: int = 16, fill_back: bool = True
+) -> torch.Tensor:
     """``[N, S, S]`` long: the face seen at each pixel centre of each of the N cameras (-1: none),
-    faces drawn from both sides. Rendered as colours: each face's texture is its own index, unlit
+    faces drawn from both sides (front faces only with ``fill_back=False``). Rendered as colours: each face's texture is its own index, unlit
     (ambient light 1), on a background of -1, so that the z-buffer's choice comes back exactly."""
     renderer = Renderer(
         image_size=size,
         anti_aliasing=False,
-        fill_back=True,
+        fill_back=fill_back,
         light_intensity_ambient=1.0,
         light_intensity_directional=0.0,
         background_color=(-1.0, -1.0, -1.0),

@@ -17,6 +17,8 @@ Two stages, both on silhouettes of ``batch_views`` cameras sampled per iteration
    (:mod:`meshopt_cli.optimize.carve`: this opens the holes a genus-0 template spans with a web);
    when any were, the fit goes on with the mesh rendered from both sides, and Large Steps restarts
    with ``carve_lambda`` (a smaller λ lets thin parts sharpen once the coarse shape is in place).
+3. (optional, ``relax``) the vertices no training silhouette holds move to the minimal surface
+   spanning those that do (:mod:`meshopt_cli.optimize.relax`; no training pixel gets worse).
 
 ``should_stop()`` (the command passes :func:`meshopt_cli.stop.requested`), polled after every
 iteration, or a ``KeyboardInterrupt`` ends the loop and returns the current state
@@ -40,6 +42,7 @@ from meshopt_cli.optimize.adam import Adam
 from meshopt_cli.optimize.carve import CARVE_IMAGE_SIZE, faces_to_carve, without_faces
 from meshopt_cli.optimize.largesteps import LargeSteps
 from meshopt_cli.optimize.losses import IMAGE_LOSSES, REGULARIZERS, MeshTopology
+from meshopt_cli.optimize.relax import RELAX_IMAGE_SIZE, relax_unheld
 from meshopt_cli.optimize.targets import SilhouetteTarget
 from meshopt_cli.optimize.views import render_batch, silhouette_renderer
 
@@ -68,6 +71,7 @@ class FitLoopSettings:
     carve_at: float = setting(0.0, ge=0.0, le=1.0)  # carve faces across the masks' holes after this fraction (0: never)
     carve_margin: int = setting(3, ge=0, le=64)  # ... those more than this many pixels inside a hole (at 256 px)
     carve_lambda: float = setting(5.0, ge=0)  # λ of the Large Steps restart after a carve that removed faces
+    relax: bool = setting(False)  # at the end, move the vertices no training silhouette holds to a minimal surface
     affine_iterations: int = setting(40, ge=0)  # first stage: per-axis scale + translation only (0: skip)
     affine_learning_rate: float = setting(0.05, gt=0)
     loss: str = setting("iou", choices=tuple(IMAGE_LOSSES))  # silhouette term: 1 - IoU (the paper's) or MSE
@@ -96,6 +100,7 @@ class FitResult:
     refined_at: int | None = None  # the vertex iteration at which the mesh was subdivided, if it was
     carved_at: int | None = None  # the vertex iteration of the carve (faces across the silhouettes' holes removed)
     carved_faces: int = 0  # how many
+    relaxed_vertices: int | None = None  # vertices the final relaxation moved (None: not run)
 
 
 class _Stopped(Exception):
@@ -276,6 +281,10 @@ def fit(
                 progress(1)
             if should_stop():
                 raise KeyboardInterrupt
+        if settings.relax:
+            masks = target.binary_masks("train", RELAX_IMAGE_SIZE)
+            relaxed = relax_unheld(result.vertices, faces, target.train, masks)
+            result.vertices, result.relaxed_vertices = relaxed.vertices, relaxed.moved
     except KeyboardInterrupt:
         result.interrupted = True
     except _Stopped as problem:
