@@ -177,7 +177,8 @@ def test_presets_load_and_flags_override():
     assert paper.image_size == 64 and paper.flatten == pytest.approx(0.001) and paper.init == "builtin:sphere"
     assert paper.optimizer == "adam"  # the paper's plain Adam on vertex offsets
     default, _ = FIT.resolve("default")
-    assert default.optimizer == "largesteps" and default.largesteps_lambda == pytest.approx(5.0) and default.loss == "mse"
+    assert default.optimizer == "largesteps" and default.largesteps_lambda == pytest.approx(3.0) and default.loss == "mse"
+    assert default.relax and not paper.relax  # the final relaxation: the default preset only
     fast, _ = FIT.resolve("fast")
     assert fast.optimizer == "adam"
     with pytest.raises(settings.SettingsError, match="optimizer must be one of largesteps, adam"):
