@@ -87,12 +87,14 @@ def faces_to_carve(vertices: torch.Tensor, faces: torch.Tensor, views: Views, ma
         return remove
     size = masks.shape[-1]
     before = visible_faces(vertices, faces, views, size)
-    # front faces only: through a hole punched in a closed surface the inside of its far side shows,
-    # which would hide the hole from silhouettes drawn from both sides
+    # drawn from both sides, as the fit draws the open mesh from then on. A face whose removal leaves
+    # a hole one can look into through it is not guarded: its pixel still shows the inside of the
+    # far side. A front-faces-only render would guard it, but the web across the teapot's handle is
+    # such a face (the template's front and back sheets): that guard carved none of its 39 faces.
     if bool(remove.all()):
         after = torch.zeros(masks.shape, device=masks.device)
     else:
-        after = render_silhouettes(vertices.detach().float(), faces[~remove], views, size, fill_back=False, anti_aliasing=False)
+        after = render_silhouettes(vertices.detach().float(), faces[~remove], views, size, fill_back=True, anti_aliasing=False)
     seen = torch.zeros_like(remove)
     seen[torch.unique(before[before >= 0])] = True
     lost = (before >= 0) & masks & (after < 0.5)
