@@ -138,4 +138,4 @@ def test_the_renders_hold_what_a_move_would_spoil():
     assert float(relaxed.vertices[:, 1].min()) > float(coned[:, 1].min()) + 0.2
     # with a single solve allowed, the spoiled first move is not returned: the input is
     once = relax_unheld(coned, f, target.train, masks, held=nothing, max_rounds=1)
-    assert once.moved == 0 and torch.equal(once.vertices, coned) and bool(once.held.all())
+    assert once.moved == 0 and once.rounds == 1 and torch.equal(once.vertices, coned) and bool(once.held.all())

@@ -96,7 +96,8 @@ def relax_unheld(
     one, what a camera sees (with ``fill_back=False`` the rasterizer draws, as the reference does,
     the faces whose counter-clockwise normal points away from the camera: the far side of a closed
     mesh; the fit draws one side only of closed meshes, whose silhouettes are the same either way).
-    Returns the input unchanged (``moved`` 0) when ``max_rounds`` solves did not settle."""
+    Returns the input unchanged (``moved`` 0, every vertex held) when ``max_rounds`` solves did not
+    settle, or when a pixel got worse that no free vertex explains."""
     x0 = vertices.detach().float()
     size = masks.shape[-1]
     edges = MeshTopology.from_faces(faces, len(x0), x0.device).edges
@@ -107,13 +108,14 @@ def relax_unheld(
     held = held.clone()
     fitted = render_silhouettes(x0, faces, views, size, anti_aliasing=False) > 0.5
     right = fitted == masks
-    for round_ in range(1, max_rounds + 1):
+    rounds = 0
+    for rounds in range(1, max_rounds + 1):
         x = solve_free(x0, edges, held, stiffness)
         relaxed = render_silhouettes(x, faces, views, size, anti_aliasing=False) > 0.5
         worse = right & (relaxed != masks)
         if not bool(worse.any()):
             moved = int(((x - x0).abs().amax(1) > 1e-6).sum())
-            return Relaxed(x, held, round_, moved)
+            return Relaxed(x, held, rounds, moved)
         seen_after = visible_faces(x, faces, views, size)
         culprits = torch.cat([seen[worse & fitted], seen_after[worse & relaxed]])
         culprits = torch.unique(culprits[culprits >= 0])
@@ -123,4 +125,4 @@ def relax_unheld(
         if not bool(newly.any()):  # a pixel no free vertex explains (z-fighting): keep the fit
             break
         held |= newly
-    return Relaxed(x0.clone(), torch.ones_like(held), max_rounds, 0)
+    return Relaxed(x0.clone(), torch.ones_like(held), rounds, 0)
