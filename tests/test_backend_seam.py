@@ -137,3 +137,21 @@ def test_an_unwritable_kernel_cache_is_one_warning_naming_the_variable(monkeypat
     monkeypatch.delitem(native._loaded, "backend:cpu", raising=False)  # the next test builds for real
     (message,) = [str(w.message) for w in caught]
     assert message.startswith("native CPU kernels unavailable (") and "set TORCH_EXTENSIONS_DIR to a writable folder" in message
+
+
+def test_each_checkout_gets_its_own_kernel_cache_entry(monkeypatch, tmp_path):
+    """Two installs of the same sources (a checkout and a CI clone, two virtual environments) used to
+    share one cache entry, whose build file names each one's paths: each rebuilt it after the other."""
+    here = native.kernel_dir()
+    copy = tmp_path / "kernels"
+    copy.mkdir()
+    for path in here.iterdir():
+        if path.is_file():
+            (copy / path.name).write_bytes(path.read_bytes())
+    name = native.extension_name("cpu")
+    assert native.extension_name("cpu") == name  # deterministic for one install
+    monkeypatch.setattr(native, "kernel_dir", lambda: copy)
+    assert native.extension_name("cpu") != name
+    monkeypatch.setattr(native, "kernel_dir", lambda: here)
+    monkeypatch.setattr(native.torch, "__file__", str(tmp_path / "other-venv" / "torch" / "__init__.py"))
+    assert native.extension_name("cpu") != name
