@@ -2,6 +2,8 @@
 ``meshopt info`` reports it through the same functions, without reading native's private state."""
 
 import ast
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -155,3 +157,28 @@ def test_each_checkout_gets_its_own_kernel_cache_entry(monkeypatch, tmp_path):
     monkeypatch.setattr(native, "kernel_dir", lambda: here)
     monkeypatch.setattr(native.torch, "__file__", str(tmp_path / "other-venv" / "torch" / "__init__.py"))
     assert native.extension_name("cpu") != name
+
+
+def test_builds_run_the_ninja_package_whatever_comes_first_on_path(monkeypatch, fresh, tmp_path):
+    """An activated venv and a bare ``.venv/bin/meshopt`` found different ninjas (1.13, 1.11), which
+    rebuilt the kernels after each other; the build sees the package's first, and PATH comes back."""
+    import ninja
+    from torch.utils import cpp_extension
+
+    decoy = tmp_path / "bin"
+    decoy.mkdir()
+    (decoy / "ninja").write_text("#!/bin/sh\nexit 1\n")
+    (decoy / "ninja").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{decoy}{os.pathsep}{os.environ['PATH']}")
+    before = os.environ["PATH"]
+    seen = {}
+
+    def fake_load(**kwargs):
+        seen["ninja"] = shutil.which("ninja")
+        return "module"
+
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    assert native.load("cpu") == "module"
+    assert Path(seen["ninja"]).parent == Path(ninja.BIN_DIR)
+    assert os.environ["PATH"] == before
+    assert Path(native.toolchain()["ninja"]).parent == Path(ninja.BIN_DIR)

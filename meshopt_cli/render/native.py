@@ -133,6 +133,23 @@ def _ensure_cuda_home() -> None:
             return
 
 
+def _package_ninja_dir() -> str | None:
+    """The folder of the ``ninja`` package's own binary (a dependency), or None without it.
+
+    Builds run that one, not whichever ``ninja`` comes first on PATH: an activated virtual
+    environment puts the package's (1.13) first and a bare ``.venv/bin/meshopt`` finds the
+    system's (1.11), and the two disagree on the build log, so each rebuilt the kernels (about
+    25 s, silently) after the other had run."""
+    try:
+        import ninja
+    except ImportError:
+        return None
+    folder = getattr(ninja, "BIN_DIR", None)
+    if folder and any((pathlib.Path(folder) / name).is_file() for name in ("ninja", "ninja.exe")):
+        return str(folder)
+    return None
+
+
 def _built_library(build_dir: pathlib.Path, name: str) -> pathlib.Path | None:
     found = sorted(build_dir.glob(f"{name}*.so")) + sorted(build_dir.glob(f"{name}*.pyd"))
     return found[0] if found else None
@@ -156,6 +173,10 @@ def load(kind: str = "cpu", verbose: bool = False):
     default_arch = kind == "cuda" and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not _visible_gpus()
     if default_arch:
         os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCH_LIST
+    path = os.environ.get("PATH")
+    ninja_dir = _package_ninja_dir()
+    if ninja_dir:
+        os.environ["PATH"] = os.pathsep.join([ninja_dir, path] if path else [ninja_dir])
     try:
         module = cpp_extension.load(
             name=name,
@@ -169,6 +190,11 @@ def load(kind: str = "cpu", verbose: bool = False):
     finally:
         if default_arch:
             del os.environ["TORCH_CUDA_ARCH_LIST"]
+        if ninja_dir:
+            if path is None:
+                os.environ.pop("PATH", None)
+            else:
+                os.environ["PATH"] = path
     _loaded[kind] = module
     return module
 
@@ -421,7 +447,7 @@ def toolchain() -> dict:
     nvcc = pathlib.Path(cuda_home) / "bin" / "nvcc" if cuda_home else None
     return {
         "cxx": shutil.which(compiler) if isinstance(compiler, str) else None,
-        "ninja": shutil.which("ninja"),
+        "ninja": shutil.which("ninja", path=_package_ninja_dir()) or shutil.which("ninja"),
         "nvcc": str(nvcc) if nvcc is not None and nvcc.is_file() else shutil.which("nvcc"),
         "cuda_home": cuda_home,
     }
