@@ -182,3 +182,75 @@ def test_builds_run_the_ninja_package_whatever_comes_first_on_path(monkeypatch, 
     assert Path(seen["ninja"]).parent == Path(ninja.BIN_DIR)
     assert os.environ["PATH"] == before
     assert Path(native.toolchain()["ninja"]).parent == Path(ninja.BIN_DIR)
+
+
+class _RecordedTimer:
+    """threading.Timer's stand-in: records what it was given; ``fire`` runs it as the interval would."""
+
+    made = []
+
+    def __init__(self, interval, function, args=()):
+        self.interval, self.function, self.args = interval, function, args
+        self.started = self.cancelled = False
+        _RecordedTimer.made.append(self)
+
+    def start(self):
+        self.started = True
+
+    def cancel(self):
+        self.cancelled = True
+
+    def fire(self):
+        if self.started and not self.cancelled:
+            self.function(*self.args)
+
+
+@pytest.mark.parametrize("cached, build_runs", [(False, True), (True, True), (True, False)])
+def test_a_build_says_so_on_stderr_even_when_a_stale_cached_one_is_rebuilt(monkeypatch, fresh, cached, build_runs):
+    """Nothing cached: the line comes at once. Cached: loading takes a fraction of a second, so the
+    line comes only when the load outlasts REBUILD_NOTICE_SECONDS (ninja found it stale)."""
+    from torch.utils import cpp_extension
+
+    name = native.extension_name("cpu")
+    if cached:
+        (fresh / name).mkdir(parents=True)
+        (fresh / name / f"{name}.so").write_bytes(b"")
+    said = []
+    _RecordedTimer.made = []
+    monkeypatch.setattr(native, "_say", said.append)
+    monkeypatch.setattr(native.threading, "Timer", _RecordedTimer)
+
+    def fake_load(**kwargs):
+        if build_runs:
+            for timer in _RecordedTimer.made:
+                timer.fire()  # the build outlasts the interval
+        return "module"
+
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    assert native.load("cpu") == "module"
+    if not cached:
+        assert said == ["meshopt: building CPU kernels (first run only, about 30 s)..."] and not _RecordedTimer.made
+    else:
+        (timer,) = _RecordedTimer.made
+        assert timer.interval == native.REBUILD_NOTICE_SECONDS and timer.cancelled
+        assert said == (
+            ["meshopt: rebuilding CPU kernels (the cached build is out of date for this install, about 30 s)..."]
+            if build_runs
+            else []
+        )
+
+
+def test_a_cuda_build_without_a_visible_gpu_names_the_default_architectures_and_puts_the_variable_back(monkeypatch, fresh):
+    from torch.utils import cpp_extension
+
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    monkeypatch.setattr(native, "_visible_gpus", lambda: 0)
+    seen = {}
+
+    def fake_load(**kwargs):
+        seen["arch"] = os.environ.get("TORCH_CUDA_ARCH_LIST")
+        return "module"
+
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    assert native.load("cuda") == "module"
+    assert seen["arch"] == native.DEFAULT_CUDA_ARCH_LIST and "TORCH_CUDA_ARCH_LIST" not in os.environ

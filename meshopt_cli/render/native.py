@@ -22,6 +22,7 @@ reports without building anything)::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -29,6 +30,7 @@ import pathlib
 import platform
 import shutil
 import sys
+import threading
 import warnings
 from types import SimpleNamespace
 
@@ -41,6 +43,7 @@ CPU_SOURCES = ("rasterize_cpu.cpp",)
 # What a first build takes on 2 cores (measured: CPU 20-25 s, CUDA 70 s for one architecture, about
 # 3 minutes for the three of DEFAULT_CUDA_ARCH_LIST): said in the status line and in `meshopt info`.
 BUILD_TIME = {"cpu": "about 30 s", "cuda": "a few minutes"}
+REBUILD_NOTICE_SECONDS = 3.0  # a cached build still loading after this is being rebuilt
 CUDA_SOURCES = ("rasterize_cuda.cu",)
 HEADERS = ("rasterizer_math.h", "rasterizer_ops.h")
 # No FMA contraction: the forward pass must round exactly like the reference backend.
@@ -150,6 +153,54 @@ def _package_ninja_dir() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _build_environment(kind: str):
+    """The environment of one build, put back afterwards: the ``ninja`` package's binary first on
+    PATH (:func:`_package_ninja_dir`), and, for a CUDA build without a visible GPU, where torch
+    cannot pick the architectures itself, :data:`DEFAULT_CUDA_ARCH_LIST`."""
+    saved = {key: os.environ.get(key) for key in ("PATH", "TORCH_CUDA_ARCH_LIST")}
+    ninja_dir = _package_ninja_dir()
+    if ninja_dir:
+        os.environ["PATH"] = os.pathsep.join([ninja_dir, saved["PATH"]] if saved["PATH"] else [ninja_dir])
+    if kind == "cuda" and not saved["TORCH_CUDA_ARCH_LIST"] and not _visible_gpus():
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCH_LIST
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _build_notice(kind: str, cached: bool):
+    """One status line on stderr when a build runs: at once when nothing is cached, else after
+    :data:`REBUILD_NOTICE_SECONDS` (loading a cached build takes a fraction of that; longer means
+    ninja found it stale and is compiling)."""
+    duration = BUILD_TIME[kind]
+    if not cached:
+        _say(f"meshopt: building {kind.upper()} kernels (first run only, {duration})...")
+        yield
+        return
+    timer = threading.Timer(
+        REBUILD_NOTICE_SECONDS,
+        _say,
+        (f"meshopt: rebuilding {kind.upper()} kernels (the cached build is out of date for this install, {duration})...",),
+    )
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _built_library(build_dir: pathlib.Path, name: str) -> pathlib.Path | None:
     found = sorted(build_dir.glob(f"{name}*.so")) + sorted(build_dir.glob(f"{name}*.pyd"))
     return found[0] if found else None
@@ -165,19 +216,8 @@ def load(kind: str = "cpu", verbose: bool = False):
     name = extension_name(kind)
     directory = kernel_dir()
     build_dir = pathlib.Path(cpp_extension._get_build_directory(name, verbose=False))
-    if _built_library(build_dir, name) is None:
-        duration = BUILD_TIME[kind]
-        print(f"meshopt: building {kind.upper()} kernels (first run only, {duration})...", file=sys.stderr, flush=True)
     sources = [str(directory / s) for s in (CPU_SOURCES if kind == "cpu" else CUDA_SOURCES)]
-    # without a visible GPU torch cannot pick the architectures itself: name them for this build
-    default_arch = kind == "cuda" and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not _visible_gpus()
-    if default_arch:
-        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCH_LIST
-    path = os.environ.get("PATH")
-    ninja_dir = _package_ninja_dir()
-    if ninja_dir:
-        os.environ["PATH"] = os.pathsep.join([ninja_dir, path] if path else [ninja_dir])
-    try:
+    with _build_environment(kind), _build_notice(kind, cached=_built_library(build_dir, name) is not None):
         module = cpp_extension.load(
             name=name,
             sources=sources,
@@ -187,14 +227,6 @@ def load(kind: str = "cpu", verbose: bool = False):
             extra_ldflags=["-fopenmp"] if kind == "cpu" else None,
             verbose=verbose,
         )
-    finally:
-        if default_arch:
-            del os.environ["TORCH_CUDA_ARCH_LIST"]
-        if ninja_dir:
-            if path is None:
-                os.environ.pop("PATH", None)
-            else:
-                os.environ["PATH"] = path
     _loaded[kind] = module
     return module
 
